@@ -1,0 +1,100 @@
+//! Check definitions: `.sql` files under `checks_dir` with a `-- dqwatch` header, validated
+//! against the config into [`Check`]s. Reads files; never touches a warehouse.
+
+pub mod catalog;
+pub mod header;
+mod parse;
+pub mod schedule;
+
+use crate::config::Lifecycle;
+use crate::model::{Category, CheckId, Severity, Threshold};
+use std::path::PathBuf;
+
+pub use catalog::{Catalog, load, select};
+pub use parse::{parse_check, parse_threshold};
+pub use schedule::Schedule;
+
+/// How a check's rows become verdicts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Judge {
+    /// No metric: every returned row is a failure at this severity (the dbt convention).
+    RowsFail {
+        /// Severity of a breach.
+        severity: Severity,
+    },
+    /// A numeric column compared with threshold levels, worst first.
+    Thresholds {
+        /// The metric column.
+        metric: String,
+        /// Levels, sorted worst first; the first that holds wins.
+        levels: Vec<Threshold>,
+    },
+    /// A text column mapped to severities (`HIGH_RISK = "P1"`, `LOW = "pass"`).
+    SeverityMap {
+        /// The label column.
+        column: String,
+        /// An optional numeric column shown beside it.
+        metric: Option<String>,
+        /// Label → severity; `None` means the label passes.
+        map: Vec<(String, Option<Severity>)>,
+    },
+}
+
+/// What an empty result or a NULL metric means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnNoData {
+    /// A check error (the default: never a silent pass).
+    Error,
+    /// Fine: recorded as `no_data`.
+    Pass,
+    /// A breach at this severity.
+    Breach(Severity),
+}
+
+/// A validated check.
+#[derive(Debug, Clone)]
+pub struct Check {
+    /// Path under `checks_dir` without extension.
+    pub id: CheckId,
+    /// The file, as found under `checks_dir`.
+    pub path: PathBuf,
+    /// What the check guards, for people.
+    pub description: Option<String>,
+    /// The `[connections.NAME]` it runs on.
+    pub connection: String,
+    /// When the daemon runs it; `None` runs only with `dqwatch run`.
+    pub schedule: Option<Schedule>,
+    /// Incident category.
+    pub category: Category,
+    /// Always told about its incidents.
+    pub owners: Vec<String>,
+    /// Free-form labels for routes and `--select tag:x`.
+    pub tags: Vec<String>,
+    /// Impact modifiers (`revenue`, `customer-facing`, …).
+    pub impact: Vec<String>,
+    /// An http(s) link.
+    pub runbook: Option<String>,
+    /// Columns that split the check into one subject per distinct value.
+    pub keys: Vec<String>,
+    /// How rows are judged.
+    pub judge: Judge,
+    /// What no data means.
+    pub on_no_data: OnNoData,
+    /// Lifecycle counts, config defaults overridden by the header.
+    pub lifecycle: Lifecycle,
+    /// The query, verbatim.
+    pub sql: String,
+    /// 1-based line of the file where the query starts.
+    pub sql_line: usize,
+}
+
+impl Check {
+    /// The metric column, if the check has one.
+    pub fn metric(&self) -> Option<&str> {
+        match &self.judge {
+            Judge::RowsFail { .. } => None,
+            Judge::Thresholds { metric, .. } => Some(metric),
+            Judge::SeverityMap { metric, .. } => metric.as_deref(),
+        }
+    }
+}

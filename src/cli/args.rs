@@ -1,0 +1,92 @@
+//! Command-line arguments (clap). Flags are runtime choices; checks and routing live in files.
+
+use crate::model::Severity;
+use crate::report::Format;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// dqwatch: data quality checks written as SQL, turned into incidents.
+#[derive(Debug, Parser)]
+#[command(name = "dqwatch", version, about)]
+pub struct Args {
+    /// The config file (default: $DQWATCH_CONFIG, ./dqwatch.toml, ./config/dqwatch.toml).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Log format on stderr (level from RUST_LOG, default warn).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run checks once and exit by what they found (CI).
+    Run(RunArgs),
+    /// Check config and check files; with --connect, prepare every query on its warehouse.
+    Validate(ValidateArgs),
+    /// List checks with connection, schedule, next run, thresholds and tags.
+    List(ListArgs),
+    /// Print the exact SQL a check runs.
+    Render(RenderArgs),
+    /// Build the demo SQLite warehouse and run the demo checks.
+    Demo(RunArgs),
+}
+
+/// `dqwatch run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Only these checks: an id glob (`finance/*`), `tag:NAME` or `connection:NAME`. Repeatable.
+    #[arg(long, short = 's', value_name = "SELECTOR", value_delimiter = ',')]
+    pub select: Vec<String>,
+    /// Skip these checks (same syntax as --select). Repeatable.
+    #[arg(long, value_name = "SELECTOR", value_delimiter = ',')]
+    pub exclude: Vec<String>,
+    /// Exit 1 when a breach at this severity or worse is found.
+    #[arg(long, value_parser = parse_severity, default_value = "P1")]
+    pub fail_on: Severity,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Write the report to FILE (the text report still goes to stdout).
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// `dqwatch validate`.
+#[derive(Debug, clap::Args)]
+pub struct ValidateArgs {
+    /// Also prepare every query on its warehouse (without running it).
+    #[arg(long)]
+    pub connect: bool,
+}
+
+/// `dqwatch list`.
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// Only these checks (same syntax as run --select).
+    #[arg(long, short = 's', value_name = "SELECTOR", value_delimiter = ',')]
+    pub select: Vec<String>,
+}
+
+/// `dqwatch render`.
+#[derive(Debug, clap::Args)]
+pub struct RenderArgs {
+    /// The check id (`finance/revenue_reconciliation`).
+    pub id: String,
+}
+
+fn parse_severity(s: &str) -> Result<Severity, String> {
+    s.parse()
+}

@@ -1,0 +1,34 @@
+//! `dqwatch render ID`: the exact SQL a check runs, ready to paste into a SQL client.
+
+use super::args::RenderArgs;
+use super::exit::Exit;
+use super::load;
+use std::io::Write;
+use std::path::Path;
+
+/// Runs `dqwatch render`.
+pub fn cmd(config: Option<&Path>, args: RenderArgs) -> Exit {
+    let Some((_, catalog)) = load::all(config) else { return Exit::Invalid };
+    let id = args.id.trim_end_matches(".sql");
+    let Some(check) = catalog.checks.iter().find(|c| c.id.0 == id) else {
+        let close: Vec<&str> = catalog
+            .checks
+            .iter()
+            .map(|c| c.id.0.as_str())
+            .filter(|c| c.contains(id) || id.contains(c.rsplit('/').next().unwrap_or(c)))
+            .take(5)
+            .collect();
+        let hint = if close.is_empty() { "`dqwatch list` shows every check id".to_string() } else { format!("did you mean: {}", close.join(", ")) };
+        eprintln!("error: no check with id \"{id}\"\n  hint: {hint}");
+        return Exit::Invalid;
+    };
+    let mut out = std::io::stdout().lock();
+    let mut sql = check.sql.clone();
+    if !sql.ends_with('\n') {
+        sql.push('\n');
+    }
+    if out.write_all(sql.as_bytes()).is_err() {
+        return Exit::Invalid;
+    }
+    Exit::Clean
+}

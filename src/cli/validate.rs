@@ -1,0 +1,67 @@
+//! `dqwatch validate`: every problem in config and checks at once, one ✓/✗ line per stage;
+//! with `--connect`, each query is prepared on its warehouse without running it.
+
+use super::args::ValidateArgs;
+use super::exit::Exit;
+use super::load;
+use crate::checks;
+use crate::diag::Diagnostic;
+use crate::warehouse::Warehouses;
+use std::path::Path;
+
+/// Runs `dqwatch validate`.
+pub async fn cmd(config: Option<&Path>, args: ValidateArgs) -> Exit {
+    let cfg = match load::config(config) {
+        Ok(c) => c,
+        Err(diags) => {
+            load::print_diagnostics(&diags);
+            println!("✗ config");
+            return Exit::Invalid;
+        }
+    };
+    println!("✓ config     {} ({} connection{})", cfg.path.display(), cfg.connections.len(), plural(cfg.connections.len()));
+    let catalog = match checks::load(&cfg) {
+        Ok(c) => c,
+        Err(diags) => {
+            load::print_diagnostics(&diags);
+            println!("✗ checks     {} problem{} in {}", diags.len(), plural(diags.len()), cfg.checks_dir.display());
+            return Exit::Invalid;
+        }
+    };
+    println!("✓ checks     {} check{} in {}", catalog.checks.len(), plural(catalog.checks.len()), cfg.checks_dir.display());
+    if !args.connect {
+        return Exit::Clean;
+    }
+    let warehouses = Warehouses::new(&cfg);
+    let mut tasks = tokio::task::JoinSet::new();
+    for check in &catalog.checks {
+        let Some(w) = warehouses.get(&check.connection).cloned() else { continue };
+        let (sql, path, line) = (check.sql.clone(), check.path.clone(), check.sql_line);
+        let conn = check.connection.clone();
+        tasks.spawn(async move {
+            w.prepare(&sql).await.err().map(|e| {
+                Diagnostic::at(&path, line, 1, format!("query does not prepare on \"{conn}\": {e}"))
+                    .hint("run `dqwatch render ID` to see the SQL, and try it in your SQL client")
+            })
+        });
+    }
+    let mut diags: Vec<Diagnostic> = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        if let Ok(Some(d)) = r {
+            diags.push(d);
+        }
+    }
+    diags.sort_by(|a, b| a.path.cmp(&b.path));
+    if diags.is_empty() {
+        println!("✓ warehouse  {} quer{} prepared", catalog.checks.len(), if catalog.checks.len() == 1 { "y" } else { "ies" });
+        Exit::Clean
+    } else {
+        load::print_diagnostics(&diags);
+        println!("✗ warehouse  {} of {} queries do not prepare", diags.len(), catalog.checks.len());
+        Exit::Invalid
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}

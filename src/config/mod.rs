@@ -1,0 +1,258 @@
+//! `dqwatch.toml`: where it is, what it says, and whether it makes sense. Produces a
+//! validated [`Config`] or every problem found as [`Diagnostic`]s; reads no warehouse.
+
+mod raw;
+mod validate;
+pub mod values;
+
+use crate::diag::Diagnostic;
+use crate::model::{Category, Severity};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use values::{Secret, format_duration, parse_duration, redact_url};
+pub(crate) use validate::is_email;
+
+/// The environment variable that names the config file.
+pub const CONFIG_ENV: &str = "DQWATCH_CONFIG";
+/// Where the config is looked for when neither `--config` nor `$DQWATCH_CONFIG` names it.
+pub const DEFAULT_LOCATIONS: [&str; 2] = ["dqwatch.toml", "config/dqwatch.toml"];
+
+/// A validated config. Paths are absolute or relative to the working directory.
+#[derive(Debug)]
+pub struct Config {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// Where the checks are.
+    pub checks_dir: PathBuf,
+    /// A user's own rules, besides the built-in ones.
+    pub rules_dir: Option<PathBuf>,
+    /// The state store URL (`sqlite://…` or `postgres://…`).
+    pub state: Secret,
+    /// The handlebars templates.
+    pub templates_dir: PathBuf,
+    /// `[daemon]`.
+    pub daemon: Daemon,
+    /// `[connections.NAME]`, by name.
+    pub connections: BTreeMap<String, Connection>,
+    /// `[mail]`, if configured.
+    pub mail: Option<Mail>,
+    /// `[[routes]]`, in file order.
+    pub routes: Vec<Route>,
+    /// `[severity.Pn]`, for every severity (defaults filled in).
+    pub severities: BTreeMap<Severity, SeverityPolicy>,
+    /// `[impact.NAME]`, by name.
+    pub impacts: BTreeMap<String, Impact>,
+    /// `[incidents]`: lifecycle defaults a check header may override.
+    pub incidents: Lifecycle,
+}
+
+/// `[daemon]`.
+#[derive(Debug)]
+pub struct Daemon {
+    /// The zone cron expressions are read in.
+    pub timezone: chrono_tz::Tz,
+    /// Address of the HTTP server.
+    pub listen: String,
+    /// Run a slot missed while down once at start.
+    pub catch_up: bool,
+    /// Bearer token for changes over HTTP; empty means read-only.
+    pub api_token: Secret,
+}
+
+/// The warehouse database kind, from the URL scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// PostgreSQL.
+    Postgres,
+    /// MySQL or MariaDB.
+    Mysql,
+    /// SQLite.
+    Sqlite,
+}
+
+impl Dialect {
+    /// The name used for rule files (`postgres.sql`, `mysql.sql`, `sqlite.sql`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dialect::Postgres => "postgres",
+            Dialect::Mysql => "mysql",
+            Dialect::Sqlite => "sqlite",
+        }
+    }
+}
+
+/// `[connections.NAME]`.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    /// The name checks refer to.
+    pub name: String,
+    /// Which driver.
+    pub dialect: Dialect,
+    /// The URL, with a relative SQLite path resolved. May hold a password: never print it.
+    pub url: Secret,
+    /// The URL with its password replaced by `****`.
+    pub display_url: String,
+    /// Connections (and so checks) at once on this warehouse.
+    pub max_concurrency: usize,
+    /// Enforced by the database on every statement.
+    pub statement_timeout: Duration,
+    /// Rows read from one check's result at most.
+    pub max_rows: u64,
+}
+
+/// How mail leaves.
+#[derive(Debug, Clone)]
+pub enum Transport {
+    /// One `.eml` file per mail in a folder.
+    File {
+        /// The folder.
+        dir: PathBuf,
+    },
+    /// An SMTP relay.
+    Smtp {
+        /// Relay host.
+        host: String,
+        /// Relay port.
+        port: u16,
+        /// TLS mode.
+        tls: Tls,
+        /// Login user.
+        username: Option<String>,
+        /// Login password.
+        password: Secret,
+        /// Per-command timeout.
+        timeout: Duration,
+    },
+}
+
+/// SMTP TLS mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tls {
+    /// Plain connection upgraded by STARTTLS (required).
+    Starttls,
+    /// Implicit TLS.
+    Tls,
+    /// No TLS (loopback relays only).
+    None,
+}
+
+/// `[mail]`.
+#[derive(Debug, Clone)]
+pub struct Mail {
+    /// The From header.
+    pub from: String,
+    /// How mail leaves.
+    pub transport: Transport,
+}
+
+/// How often a route's mail goes out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Digest {
+    /// One mail per incident event.
+    Immediate,
+    /// One mail a day.
+    Daily,
+    /// One mail a week.
+    Weekly,
+}
+
+/// `[[routes]]`: incidents matching every given filter are told to `email`.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// Severities that match; empty matches all.
+    pub severity: Vec<Severity>,
+    /// Categories that match; empty matches all.
+    pub category: Vec<Category>,
+    /// A check with any of these tags matches; empty matches all.
+    pub tags: Vec<String>,
+    /// Recipients.
+    pub email: Vec<String>,
+    /// Immediate or digest.
+    pub digest: Digest,
+}
+
+/// When an escalation step stops applying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Until {
+    /// Stops once someone acknowledges.
+    Acknowledged,
+    /// Stops only at resolution.
+    Resolved,
+}
+
+/// One escalation step.
+#[derive(Debug, Clone)]
+pub struct EscalationStep {
+    /// Time since the incident opened.
+    pub after: Duration,
+    /// Who is told.
+    pub email: Vec<String>,
+    /// What stops it.
+    pub until: Until,
+}
+
+/// `[severity.Pn]`.
+#[derive(Debug, Clone)]
+pub struct SeverityPolicy {
+    /// What the level means.
+    pub description: String,
+    /// Expected response time.
+    pub respond_within: Option<Duration>,
+    /// Reminder interval while unacknowledged.
+    pub renotify_every: Option<Duration>,
+    /// Escalation chain.
+    pub escalation: Vec<EscalationStep>,
+}
+
+/// `[impact.NAME]`: a check tagged with this impact is at least `min_severity`.
+#[derive(Debug, Clone)]
+pub struct Impact {
+    /// Floor severity.
+    pub min_severity: Option<Severity>,
+    /// Extra recipients.
+    pub email: Vec<String>,
+}
+
+/// Incident lifecycle counts and windows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifecycle {
+    /// Consecutive breaching runs before an incident opens.
+    pub open_after: u32,
+    /// Consecutive passing runs before it resolves.
+    pub resolve_after: u32,
+    /// Consecutive check errors before a `check_failure` incident.
+    pub error_after: u32,
+    /// A breach this soon after resolving reopens the incident.
+    pub reopen_within: Duration,
+}
+
+impl Default for Lifecycle {
+    fn default() -> Self {
+        Self { open_after: 1, resolve_after: 1, error_after: 2, reopen_within: Duration::from_secs(86_400) }
+    }
+}
+
+/// Reads and validates the config at `path`, taking `${VAR}` values from `env`.
+pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, Vec<Diagnostic>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![Diagnostic::file(path, format!("cannot read config: {e}"))
+            .hint("pass --config PATH or set DQWATCH_CONFIG")]
+    })?;
+    validate::validate(path, &text, env)
+}
+
+/// Finds the config file: `--config`, else `$DQWATCH_CONFIG`, else the default locations.
+pub fn locate(flag: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<PathBuf, Diagnostic> {
+    if let Some(p) = flag {
+        return Ok(p.to_path_buf());
+    }
+    if let Some(p) = env(CONFIG_ENV).filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(p));
+    }
+    DEFAULT_LOCATIONS.iter().map(PathBuf::from).find(|p| p.is_file()).ok_or_else(|| {
+        Diagnostic::file(Path::new(DEFAULT_LOCATIONS[0]), "no config file found")
+            .hint("pass --config PATH, set DQWATCH_CONFIG, or create ./dqwatch.toml (the demo's is config/dqwatch.toml)")
+    })
+}

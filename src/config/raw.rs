@@ -1,0 +1,109 @@
+//! Serde shapes of `dqwatch.toml`, exactly as written. Private to `config`: the rest of the
+//! crate sees only the validated types in `config/mod.rs`.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use toml::Spanned;
+
+pub(super) type Str = Spanned<String>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    pub checks_dir: Option<Str>,
+    pub rules_dir: Option<Str>,
+    pub state: Option<Str>,
+    pub templates_dir: Option<Str>,
+    pub daemon: Option<RawDaemon>,
+    #[serde(default)]
+    pub connections: BTreeMap<String, Spanned<RawConnection>>,
+    pub mail: Option<RawMail>,
+    #[serde(default)]
+    pub routes: Vec<Spanned<RawRoute>>,
+    #[serde(default)]
+    pub severity: BTreeMap<String, Spanned<RawSeverity>>,
+    #[serde(default)]
+    pub impact: BTreeMap<String, Spanned<RawImpact>>,
+    pub incidents: Option<RawIncidents>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDaemon {
+    pub timezone: Option<Str>,
+    pub listen: Option<Str>,
+    pub catch_up: Option<bool>,
+    pub api_token: Option<Str>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConnection {
+    pub url: Str,
+    pub max_concurrency: Option<Spanned<i64>>,
+    pub statement_timeout: Option<Str>,
+    pub max_rows: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMail {
+    pub from: Str,
+    pub transport: Option<Str>,
+    pub dir: Option<Str>,
+    pub host: Option<Str>,
+    pub port: Option<Spanned<i64>>,
+    pub tls: Option<Str>,
+    pub username: Option<Str>,
+    pub password: Option<Str>,
+    pub timeout: Option<Str>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRoute {
+    #[serde(default)]
+    pub severity: Vec<Str>,
+    #[serde(default)]
+    pub category: Vec<Str>,
+    #[serde(default)]
+    pub tags: Vec<Str>,
+    #[serde(default)]
+    pub email: Vec<Str>,
+    pub digest: Option<Str>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSeverity {
+    pub description: Option<Str>,
+    pub respond_within: Option<Str>,
+    pub renotify_every: Option<Str>,
+    #[serde(default)]
+    pub escalation: Vec<Spanned<RawEscalationStep>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawEscalationStep {
+    pub after: Str,
+    pub email: Vec<Str>,
+    pub until: Option<Str>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawImpact {
+    pub min_severity: Option<Str>,
+    #[serde(default)]
+    pub email: Vec<Str>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawIncidents {
+    pub open_after: Option<Spanned<i64>>,
+    pub resolve_after: Option<Spanned<i64>>,
+    pub error_after: Option<Spanned<i64>>,
+    pub reopen_within: Option<Str>,
+}

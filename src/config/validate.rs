@@ -1,0 +1,480 @@
+//! Raw config → [`Config`]: interpolation, durations, severities, routes and paths, every
+//! problem collected with its line before anything is returned.
+
+use super::raw::{RawConfig, RawConnection, RawMail, RawSeverity, Str};
+use super::values::{interpolate, parse_duration};
+use super::*;
+use crate::diag::LineIndex;
+use std::ops::Range;
+use toml::Spanned;
+
+/// Collects diagnostics against one source file.
+pub(crate) struct Ctx<'a> {
+    pub path: &'a Path,
+    pub index: LineIndex<'a>,
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+    pub diags: Vec<Diagnostic>,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(path: &'a Path, text: &'a str, env: &'a dyn Fn(&str) -> Option<String>) -> Self {
+        Self { path, index: LineIndex::new(text), env, diags: Vec::new() }
+    }
+
+    pub fn error(&mut self, span: Range<usize>, message: impl Into<String>, hint: Option<String>) {
+        let (line, column) = self.index.line_col(span.start);
+        let mut d = Diagnostic::at(self.path, line, column, message);
+        d.hint = hint;
+        self.diags.push(d);
+    }
+
+    /// The string with `${VAR}` replaced; a missing variable is reported and gives `None`.
+    pub fn string(&mut self, s: &Str) -> Option<String> {
+        match interpolate(s.get_ref(), self.env) {
+            Ok(v) => Some(v),
+            Err(missing) => {
+                for name in missing {
+                    self.error(
+                        s.span(),
+                        format!("environment variable {name} is not set"),
+                        Some(format!("export {name}=…, or give a default: ${{{name}:-value}}")),
+                    );
+                }
+                None
+            }
+        }
+    }
+
+    pub fn duration(&mut self, s: &Str) -> Option<Duration> {
+        let text = self.string(s)?;
+        parse_duration(&text).map_err(|m| self.error(s.span(), m, None)).ok()
+    }
+
+    pub fn severity(&mut self, s: &Str) -> Option<Severity> {
+        s.get_ref().parse().map_err(|m| self.error(s.span(), m, None)).ok()
+    }
+
+    pub fn email(&mut self, s: &Str) -> Option<String> {
+        let v = self.string(s)?;
+        if is_email(&v) {
+            Some(v)
+        } else {
+            self.error(s.span(), format!("invalid email address \"{v}\""), Some("e.g. \"oncall@example.com\"".into()));
+            None
+        }
+    }
+
+    pub fn positive(&mut self, n: &Spanned<i64>, what: &str, max: i64) -> Option<i64> {
+        let v = *n.get_ref();
+        if (1..=max).contains(&v) {
+            Some(v)
+        } else {
+            self.error(n.span(), format!("{what} must be between 1 and {max}, found {v}"), None);
+            None
+        }
+    }
+}
+
+/// A plain `local@domain` check (display names such as `dq <a@b>` are accepted for `from`).
+pub(crate) fn is_email(s: &str) -> bool {
+    let addr = match (s.find('<'), s.rfind('>')) {
+        (Some(a), Some(b)) if a < b => &s[a + 1..b],
+        _ => s,
+    };
+    matches!(addr.split_once('@'), Some((l, d)) if !l.is_empty() && d.contains('.') && !addr.contains(char::is_whitespace))
+}
+
+/// Turns a toml error into a diagnostic at its span.
+pub(crate) fn toml_error(path: &Path, index: &LineIndex<'_>, err: &toml::de::Error, line_offset: usize, col_offset: usize) -> Diagnostic {
+    let (line, column) = err.span().map_or((1, 1), |s| index.line_col(s.start));
+    let message = err.message().trim().replace('\n', " ");
+    let hint = if message.starts_with("unknown field") {
+        Some("remove the key or fix its spelling".to_string())
+    } else {
+        None
+    };
+    let mut d = Diagnostic::at(path, line + line_offset, column + col_offset, message);
+    d.hint = hint;
+    d
+}
+
+pub(super) fn validate(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, Vec<Diagnostic>> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut ctx = Ctx::new(path, text, env);
+    let raw: RawConfig = toml::from_str(text).map_err(|e| vec![toml_error(path, &ctx.index, &e, 0, 0)])?;
+    let base = path.parent().map_or_else(PathBuf::new, Path::to_path_buf);
+    let rel = |p: String| if Path::new(&p).is_absolute() { PathBuf::from(p) } else { base.join(p) };
+
+    let checks_dir = raw.checks_dir.as_ref().and_then(|s| ctx.string(s)).map_or_else(|| base.join("checks"), rel);
+    let rules_dir = raw.rules_dir.as_ref().and_then(|s| ctx.string(s)).map(rel);
+    let templates_dir = raw.templates_dir.as_ref().and_then(|s| ctx.string(s)).map_or_else(|| base.join("templates"), rel);
+    let state = match raw.state.as_ref().and_then(|s| ctx.string(s).map(|v| (s.span(), v))) {
+        Some((span, url)) => resolve_state(&mut ctx, span, &url, &base),
+        None => format!("sqlite://{}", base.join(".dqwatch/state.db").display()),
+    };
+
+    let daemon = validate_daemon(&mut ctx, raw.daemon.as_ref());
+    let mut connections = BTreeMap::new();
+    for (name, conn) in &raw.connections {
+        if let Some(c) = validate_connection(&mut ctx, name, conn, &base) {
+            connections.insert(name.clone(), c);
+        }
+    }
+    let mail = raw.mail.as_ref().and_then(|m| validate_mail(&mut ctx, m, &base));
+    let routes = raw.routes.iter().filter_map(|r| validate_route(&mut ctx, r)).collect();
+
+    let mut severities = BTreeMap::new();
+    for (name, policy) in &raw.severity {
+        let Ok(sev) = name.parse::<Severity>() else {
+            ctx.error(policy.span(), format!("unknown severity [severity.{name}]"), Some("severities are P0, P1, P2 and P3".into()));
+            continue;
+        };
+        severities.insert(sev, validate_severity(&mut ctx, policy.get_ref(), sev));
+    }
+    for sev in Severity::ALL {
+        severities.entry(sev).or_insert_with(|| default_policy(sev));
+    }
+
+    let mut impacts = BTreeMap::new();
+    for (name, imp) in &raw.impact {
+        let min_severity = imp.get_ref().min_severity.as_ref().and_then(|s| ctx.severity(s));
+        let email = imp.get_ref().email.iter().filter_map(|e| ctx.email(e)).collect();
+        impacts.insert(name.clone(), Impact { min_severity, email });
+    }
+
+    let mut incidents = Lifecycle::default();
+    if let Some(inc) = &raw.incidents {
+        if let Some(n) = &inc.open_after {
+            incidents.open_after = ctx.positive(n, "open_after", 1000).map_or(1, |v| v as u32);
+        }
+        if let Some(n) = &inc.resolve_after {
+            incidents.resolve_after = ctx.positive(n, "resolve_after", 1000).map_or(1, |v| v as u32);
+        }
+        if let Some(n) = &inc.error_after {
+            incidents.error_after = ctx.positive(n, "error_after", 1000).map_or(2, |v| v as u32);
+        }
+        if let Some(d) = inc.reopen_within.as_ref().and_then(|s| ctx.duration(s)) {
+            incidents.reopen_within = d;
+        }
+    }
+
+    if ctx.diags.is_empty() {
+        Ok(Config {
+            path: path.to_path_buf(),
+            checks_dir,
+            rules_dir,
+            state: Secret::new(state),
+            templates_dir,
+            daemon,
+            connections,
+            mail,
+            routes,
+            severities,
+            impacts,
+            incidents,
+        })
+    } else {
+        Err(ctx.diags)
+    }
+}
+
+fn validate_daemon(ctx: &mut Ctx<'_>, raw: Option<&super::raw::RawDaemon>) -> Daemon {
+    let mut daemon = Daemon {
+        timezone: chrono_tz::UTC,
+        listen: "127.0.0.1:8477".into(),
+        catch_up: true,
+        api_token: Secret::default(),
+    };
+    let Some(raw) = raw else { return daemon };
+    if let Some(tz) = &raw.timezone {
+        match tz.get_ref().parse::<chrono_tz::Tz>() {
+            Ok(z) => daemon.timezone = z,
+            Err(_) => ctx.error(tz.span(), format!("unknown time zone \"{}\"", tz.get_ref()), Some("use an IANA name such as \"UTC\" or \"Europe/Berlin\"".into())),
+        }
+    }
+    if let Some(listen) = raw.listen.as_ref().and_then(|s| ctx.string(s).map(|v| (s.span(), v))) {
+        if listen.1.parse::<std::net::SocketAddr>().is_err() {
+            ctx.error(listen.0, format!("invalid listen address \"{}\"", listen.1), Some("e.g. \"127.0.0.1:8477\"".into()));
+        }
+        daemon.listen = listen.1;
+    }
+    daemon.catch_up = raw.catch_up.unwrap_or(true);
+    if let Some(token) = raw.api_token.as_ref().and_then(|s| ctx.string(s)) {
+        daemon.api_token = Secret::new(token);
+    }
+    daemon
+}
+
+/// Resolves a relative `sqlite://` path against the config folder.
+fn resolve_sqlite(url: &str, base: &Path) -> String {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+    let (file, query) = rest.split_once('?').map_or((rest, None), |(f, q)| (f, Some(q)));
+    let resolved = if file.is_empty() || file == ":memory:" || Path::new(file).is_absolute() {
+        file.to_string()
+    } else {
+        base.join(file).display().to_string()
+    };
+    match query {
+        Some(q) => format!("sqlite://{resolved}?{q}"),
+        None => format!("sqlite://{resolved}"),
+    }
+}
+
+fn dialect_of(url: &str) -> Option<Dialect> {
+    let scheme = url.split_once(':')?.0;
+    match scheme {
+        "postgres" | "postgresql" => Some(Dialect::Postgres),
+        "mysql" | "mariadb" => Some(Dialect::Mysql),
+        "sqlite" => Some(Dialect::Sqlite),
+        _ => None,
+    }
+}
+
+fn resolve_state(ctx: &mut Ctx<'_>, span: Range<usize>, url: &str, base: &Path) -> String {
+    match dialect_of(url) {
+        Some(Dialect::Sqlite) => resolve_sqlite(url, base),
+        Some(Dialect::Postgres) => url.to_string(),
+        _ => {
+            ctx.error(span, format!("unsupported state store \"{}\"", redact_url(url)), Some("use sqlite://PATH or postgres://…".into()));
+            String::new()
+        }
+    }
+}
+
+fn validate_connection(ctx: &mut Ctx<'_>, name: &str, raw: &Spanned<RawConnection>, base: &Path) -> Option<Connection> {
+    let c = raw.get_ref();
+    let url = ctx.string(&c.url);
+    let max_concurrency = c.max_concurrency.as_ref().map_or(Some(4), |n| ctx.positive(n, "max_concurrency", 1024));
+    let statement_timeout = c.statement_timeout.as_ref().map_or(Some(Duration::from_secs(60)), |s| ctx.duration(s));
+    let max_rows = c.max_rows.as_ref().map_or(Some(10_000), |n| ctx.positive(n, "max_rows", i64::MAX));
+    if statement_timeout.is_some_and(|t| t < Duration::from_millis(1)) {
+        ctx.error(c.statement_timeout.as_ref().map_or(raw.span(), Spanned::span), "statement_timeout must be at least 1ms", None);
+    }
+    let url = url?;
+    let Some(dialect) = dialect_of(&url) else {
+        let shown = if url.is_empty() { "an empty url".to_string() } else { format!("\"{}\"", redact_url(&url)) };
+        ctx.error(
+            c.url.span(),
+            format!("connection \"{name}\" has {shown}: the scheme is not supported"),
+            Some("use postgres://, mysql:// (also MariaDB) or sqlite://".into()),
+        );
+        return None;
+    };
+    let url = if dialect == Dialect::Sqlite { resolve_sqlite(&url, base) } else { url };
+    Some(Connection {
+        name: name.to_string(),
+        dialect,
+        display_url: redact_url(&url),
+        url: Secret::new(url),
+        max_concurrency: max_concurrency? as usize,
+        statement_timeout: statement_timeout?,
+        max_rows: max_rows? as u64,
+    })
+}
+
+fn validate_mail(ctx: &mut Ctx<'_>, m: &RawMail, base: &Path) -> Option<Mail> {
+    let from = ctx.email(&m.from);
+    let kind = m.transport.as_ref().map_or_else(|| "file".to_string(), |t| t.get_ref().clone());
+    let transport = match kind.as_str() {
+        "file" => {
+            let dir = m.dir.as_ref().and_then(|d| ctx.string(d)).unwrap_or_else(|| "outbox".into());
+            let dir = if Path::new(&dir).is_absolute() { PathBuf::from(dir) } else { base.join(dir) };
+            Transport::File { dir }
+        }
+        "smtp" => {
+            let Some(host_s) = &m.host else {
+                ctx.error(m.from.span(), "smtp transport needs a host", Some("add host = \"smtp.example.com\" to [mail]".into()));
+                return None;
+            };
+            let host = ctx.string(host_s)?;
+            let tls = match m.tls.as_ref().map(|t| t.get_ref().as_str()) {
+                None | Some("starttls") => Tls::Starttls,
+                Some("tls") => Tls::Tls,
+                Some("none") => Tls::None,
+                Some(other) => {
+                    let span = m.tls.as_ref().map_or(0..0, Spanned::span);
+                    ctx.error(span, format!("unknown tls mode \"{other}\""), Some("use \"starttls\", \"tls\" or \"none\"".into()));
+                    Tls::Starttls
+                }
+            };
+            let default_port = match tls {
+                Tls::Starttls => 587,
+                Tls::Tls => 465,
+                Tls::None => 25,
+            };
+            let port = m.port.as_ref().map_or(Some(default_port), |p| ctx.positive(p, "port", 65535));
+            let username = m.username.as_ref().and_then(|u| ctx.string(u)).filter(|u| !u.is_empty());
+            let password = m.password.as_ref().and_then(|p| ctx.string(p)).unwrap_or_default();
+            let timeout = m.timeout.as_ref().map_or(Some(Duration::from_secs(30)), |t| ctx.duration(t));
+            Transport::Smtp { host, port: port? as u16, tls, username, password: Secret::new(password), timeout: timeout? }
+        }
+        other => {
+            let span = m.transport.as_ref().map_or(0..0, Spanned::span);
+            ctx.error(span, format!("unknown mail transport \"{other}\""), Some("use \"file\" or \"smtp\"".into()));
+            return None;
+        }
+    };
+    Some(Mail { from: from?, transport })
+}
+
+fn validate_route(ctx: &mut Ctx<'_>, raw: &Spanned<super::raw::RawRoute>) -> Option<Route> {
+    let r = raw.get_ref();
+    let severity = r.severity.iter().filter_map(|s| ctx.severity(s)).collect();
+    let category = r
+        .category
+        .iter()
+        .filter_map(|c| c.get_ref().parse::<Category>().map_err(|m| ctx.error(c.span(), m, None)).ok())
+        .collect();
+    let email: Vec<String> = r.email.iter().filter_map(|e| ctx.email(e)).collect();
+    if r.email.is_empty() {
+        ctx.error(raw.span(), "route has no email recipients", Some("add email = [\"team@example.com\"]".into()));
+    }
+    let digest = match r.digest.as_ref().map(|d| (d.span(), d.get_ref().as_str())) {
+        None | Some((_, "immediate")) => Digest::Immediate,
+        Some((_, "daily")) => Digest::Daily,
+        Some((_, "weekly")) => Digest::Weekly,
+        Some((span, other)) => {
+            ctx.error(span, format!("unknown digest \"{other}\""), Some("use \"daily\" or \"weekly\", or leave it out for immediate mail".into()));
+            Digest::Immediate
+        }
+    };
+    Some(Route { severity, category, tags: r.tags.iter().map(|t| t.get_ref().clone()).collect(), email, digest })
+}
+
+fn validate_severity(ctx: &mut Ctx<'_>, raw: &RawSeverity, sev: Severity) -> SeverityPolicy {
+    let mut policy = default_policy(sev);
+    if let Some(d) = raw.description.as_ref().and_then(|s| ctx.string(s)) {
+        policy.description = d;
+    }
+    policy.respond_within = raw.respond_within.as_ref().and_then(|s| ctx.duration(s));
+    policy.renotify_every = raw.renotify_every.as_ref().and_then(|s| ctx.duration(s));
+    for step in &raw.escalation {
+        let s = step.get_ref();
+        let after = ctx.duration(&s.after);
+        let email = s.email.iter().filter_map(|e| ctx.email(e)).collect();
+        let until = match s.until.as_ref().map(|u| (u.span(), u.get_ref().as_str())) {
+            None | Some((_, "acknowledged")) => Until::Acknowledged,
+            Some((_, "resolved")) => Until::Resolved,
+            Some((span, other)) => {
+                ctx.error(span, format!("unknown until \"{other}\""), Some("use \"acknowledged\" or \"resolved\"".into()));
+                Until::Acknowledged
+            }
+        };
+        if let Some(after) = after {
+            policy.escalation.push(EscalationStep { after, email, until });
+        }
+    }
+    policy
+}
+
+fn default_policy(sev: Severity) -> SeverityPolicy {
+    let description = match sev {
+        Severity::P0 => "Critical: data unavailable or wrong where money or customers see it",
+        Severity::P1 => "High: important data is wrong or late",
+        Severity::P2 => "Medium: data quality is degraded",
+        Severity::P3 => "Low: worth a look",
+    };
+    SeverityPolicy { description: description.into(), respond_within: None, renotify_every: None, escalation: Vec::new() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use indoc::indoc;
+
+    fn env(name: &str) -> Option<String> {
+        (name == "PGPASS").then(|| "s3cret".to_string())
+    }
+
+    fn check(text: &str) -> Result<Config, Vec<Diagnostic>> {
+        validate(Path::new("cfg/dqwatch.toml"), text, &env)
+    }
+
+    fn errors(text: &str) -> Vec<String> {
+        check(text).unwrap_err().into_iter().map(|d| d.to_string()).collect()
+    }
+
+    #[test]
+    fn resolves_paths_and_defaults() {
+        let cfg = check(indoc! {r#"
+            checks_dir = "../checks"
+            [connections.wh]
+            url = "sqlite://../demo.db"
+            [connections.pg]
+            url = "postgres://u:${PGPASS}@h/db"
+            statement_timeout = "5s"
+        "#})
+        .unwrap();
+        assert_eq!(cfg.checks_dir, Path::new("cfg/../checks"));
+        assert_eq!(cfg.connections["wh"].url.expose(), "sqlite://cfg/../demo.db");
+        assert_eq!(cfg.connections["pg"].url.expose(), "postgres://u:s3cret@h/db");
+        assert_eq!(cfg.connections["pg"].display_url, "postgres://u:****@h/db");
+        assert_eq!(cfg.connections["pg"].statement_timeout, Duration::from_secs(5));
+        assert_eq!(cfg.connections["wh"].max_rows, 10_000);
+        assert_eq!(cfg.severities.len(), 4);
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_choices() {
+        let e = errors("[daemon]\ntimezone = \"UTC\"\ncatchup = true\n");
+        assert_eq!(e.len(), 1);
+        assert!(e[0].starts_with("cfg/dqwatch.toml:3:1: error: unknown field `catchup`"), "{}", e[0]);
+    }
+
+    #[test]
+    fn collects_every_problem() {
+        let e = errors(indoc! {r#"
+            [connections.a]
+            url = "${MISSING}"
+            statement_timeout = "soon"
+            [connections.b]
+            url = "oracle://x"
+            max_concurrency = 0
+            [daemon]
+            timezone = "Mars/Base"
+        "#});
+        assert_eq!(e.len(), 5, "{e:#?}");
+        assert!(e[0].contains("cfg/dqwatch.toml:2:7: error: environment variable MISSING is not set"));
+        assert!(e[1].contains(":3:21: error: invalid duration \"soon\""));
+        assert!(e.iter().any(|m| m.contains(":6:19: error: max_concurrency must be between 1 and 1024")));
+        assert!(e.iter().any(|m| m.contains(":5:7: error: connection \"b\" has \"oracle://x\"")));
+        assert!(e.iter().any(|m| m.contains(":8:12: error: unknown time zone \"Mars/Base\"")));
+    }
+
+    #[test]
+    fn mail_and_routes() {
+        let cfg = check(indoc! {r#"
+            [mail]
+            from = "dqwatch <dq@example.com>"
+            transport = "smtp"
+            host = "smtp.example.com"
+            tls = "tls"
+            password = "${PGPASS}"
+            [[routes]]
+            severity = ["P0", "P1"]
+            email = ["oncall@example.com"]
+            [severity.P0]
+            escalation = [{ after = "15m", email = ["b@example.com"], until = "resolved" }]
+        "#})
+        .unwrap();
+        let Some(Mail { transport: Transport::Smtp { port, password, .. }, .. }) = cfg.mail else { panic!() };
+        assert_eq!((port, password.expose()), (465, "s3cret"));
+        assert_eq!(cfg.routes[0].severity, vec![Severity::P0, Severity::P1]);
+        assert_eq!(cfg.severities[&Severity::P0].escalation[0].until, Until::Resolved);
+    }
+
+    #[test]
+    fn bad_routes() {
+        let e = errors("[[routes]]\nseverity = [\"P5\"]\nemail = [\"nobody\"]\ndigest = \"hourly\"\n");
+        assert_eq!(e.len(), 3, "{e:#?}");
+        assert!(e[0].contains(":2:13: error: unknown severity \"P5\""));
+        assert!(e[1].contains(":3:10: error: invalid email address \"nobody\""));
+        assert!(e[2].contains(":4:10: error: unknown digest \"hourly\""));
+    }
+
+    #[test]
+    fn syntax_error_has_a_line() {
+        let e = errors("checks_dir = \n");
+        assert!(e[0].starts_with("cfg/dqwatch.toml:1:"), "{}", e[0]);
+    }
+}

@@ -1,0 +1,5 @@
+//! The `dqwatch` binary: everything lives in the library; see `dqwatch::cli`.
+
+fn main() -> std::process::ExitCode {
+    dqwatch::cli::main()
+}

@@ -1,0 +1,426 @@
+//! The vocabulary every stage shares: check ids, severities, categories, values from a
+//! warehouse, observations and outcomes. Plain data, no I/O.
+
+use serde::Serialize;
+use std::fmt;
+use std::str::FromStr;
+
+/// A check's id: its path under `checks_dir` without the extension (`finance/revenue`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct CheckId(pub String);
+
+impl fmt::Display for CheckId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Incident severity. `P0` is the worst; the derived order sorts worst first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum Severity {
+    /// Critical.
+    P0,
+    /// High.
+    P1,
+    /// Medium.
+    P2,
+    /// Low.
+    P3,
+}
+
+impl Severity {
+    /// All severities, worst first.
+    pub const ALL: [Severity; 4] = [Severity::P0, Severity::P1, Severity::P2, Severity::P3];
+
+    /// True when `self` is as bad as `other` or worse (`P0.at_least(P1)`).
+    pub fn at_least(self, other: Severity) -> bool {
+        self <= other
+    }
+
+    /// The name as written in config files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::P0 => "P0",
+            Severity::P1 => "P1",
+            Severity::P2 => "P2",
+            Severity::P3 => "P3",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Severity {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Severity::ALL
+            .into_iter()
+            .find(|sev| sev.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("unknown severity \"{s}\" (expected P0, P1, P2 or P3)"))
+    }
+}
+
+/// What kind of problem an incident is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    /// Expected data is absent (a partition, a day).
+    MissingData,
+    /// Data that existed is gone.
+    DataLoss,
+    /// Data is late.
+    StaleData,
+    /// Two systems disagree.
+    Reconciliation,
+    /// The same data was loaded more than once.
+    DuplicateLoad,
+    /// Columns were dropped or retyped.
+    SchemaBreak,
+    /// A quality measure got worse.
+    QualityDegradation,
+    /// A pipeline is failing.
+    PipelineFailure,
+    /// The check itself cannot run.
+    CheckFailure,
+}
+
+impl Category {
+    /// All categories, in documentation order.
+    pub const ALL: [Category; 9] = [
+        Category::MissingData,
+        Category::DataLoss,
+        Category::StaleData,
+        Category::Reconciliation,
+        Category::DuplicateLoad,
+        Category::SchemaBreak,
+        Category::QualityDegradation,
+        Category::PipelineFailure,
+        Category::CheckFailure,
+    ];
+
+    /// The name as written in check headers.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::MissingData => "missing_data",
+            Category::DataLoss => "data_loss",
+            Category::StaleData => "stale_data",
+            Category::Reconciliation => "reconciliation",
+            Category::DuplicateLoad => "duplicate_load",
+            Category::SchemaBreak => "schema_break",
+            Category::QualityDegradation => "quality_degradation",
+            Category::PipelineFailure => "pipeline_failure",
+            Category::CheckFailure => "check_failure",
+        }
+    }
+}
+
+impl fmt::Display for Category {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Category {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Category::ALL.into_iter().find(|c| c.as_str() == s).ok_or_else(|| {
+            let names: Vec<_> = Category::ALL.iter().map(|c| c.as_str()).collect();
+            format!("unknown category \"{s}\" (expected one of: {})", names.join(", "))
+        })
+    }
+}
+
+/// One cell of a warehouse result, decoded into the few shapes dqwatch reasons about.
+/// Dates and timestamps arrive as ISO 8601 text.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Value {
+    /// SQL NULL.
+    Null,
+    /// A boolean.
+    Bool(bool),
+    /// An integer of any width that fits in 64 bits.
+    Int(i64),
+    /// A float, or a NUMERIC/DECIMAL converted to one.
+    Float(f64),
+    /// Text, or a date/time rendered as ISO 8601.
+    Text(String),
+    /// A type dqwatch does not read (the database's type name); a cast in the SQL fixes it.
+    Unsupported(String),
+}
+
+impl Value {
+    /// The value as a number, if it is one (booleans are not).
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Value::Int(i) => Some(*i as f64),
+            Value::Float(f) => Some(*f),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Value {
+    /// A stable rendering: keys built from it must not change between runs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Null => f.write_str("NULL"),
+            Value::Bool(b) => write!(f, "{b}"),
+            Value::Int(i) => write!(f, "{i}"),
+            Value::Float(x) => write!(f, "{}", format_number(*x)),
+            Value::Text(s) => f.write_str(s),
+            Value::Unsupported(t) => write!(f, "<{t}>"),
+        }
+    }
+}
+
+/// Renders a metric without float noise: integers without `.0`, others to at most 6 decimals.
+pub fn format_number(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        format!("{x:.0}")
+    } else {
+        let s = format!("{x:.6}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+/// A comparison a metric is held against (`> 100`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Op {
+    /// `>`
+    #[serde(rename = ">")]
+    Gt,
+    /// `>=`
+    #[serde(rename = ">=")]
+    Ge,
+    /// `<`
+    #[serde(rename = "<")]
+    Lt,
+    /// `<=`
+    #[serde(rename = "<=")]
+    Le,
+    /// `==`
+    #[serde(rename = "==")]
+    Eq,
+    /// `!=`
+    #[serde(rename = "!=")]
+    Ne,
+}
+
+impl Op {
+    /// The operator as written.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Gt => ">",
+            Op::Ge => ">=",
+            Op::Lt => "<",
+            Op::Le => "<=",
+            Op::Eq => "==",
+            Op::Ne => "!=",
+        }
+    }
+
+    /// Whether `value <op> limit` holds.
+    pub fn holds(self, value: f64, limit: f64) -> bool {
+        match self {
+            Op::Gt => value > limit,
+            Op::Ge => value >= limit,
+            Op::Lt => value < limit,
+            Op::Le => value <= limit,
+            Op::Eq => value == limit,
+            Op::Ne => value != limit,
+        }
+    }
+}
+
+/// One threshold level: a metric breaching `op limit` is at `severity`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Threshold {
+    /// The level a match gives.
+    pub severity: Severity,
+    /// The comparison.
+    pub op: Op,
+    /// The limit, in the metric's unit (durations are seconds).
+    pub limit: f64,
+    /// The text the user wrote (`"> 2h"`), for display.
+    pub text: String,
+}
+
+impl fmt::Display for Threshold {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.severity, self.text)
+    }
+}
+
+/// A check's subject: the values of its `keys` columns, `(column, value)` in header order.
+/// Empty for a check without keys.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct Key(pub Vec<(String, String)>);
+
+impl Key {
+    /// True for a check without keys.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (col, val)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{col}={val}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The verdict on one key.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Status {
+    /// Within thresholds.
+    Pass,
+    /// A threshold breach at `severity`.
+    Breach {
+        /// The worst matching level.
+        severity: Severity,
+    },
+    /// No metric for this key, and `on_no_data = "pass"` said that is fine.
+    NoData,
+}
+
+/// What one run of a check saw for one key.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Observation {
+    /// The subject.
+    pub key: Key,
+    /// The verdict.
+    #[serde(flatten)]
+    pub status: Status,
+    /// The metric, when the check has one and it was not NULL. For a check without a
+    /// metric, the number of rows returned for this key.
+    pub metric: Option<f64>,
+    /// The threshold that matched (breach) or the mildest one not reached (pass).
+    pub threshold: Option<Threshold>,
+    /// The label read from `severity_column`, if the check maps one.
+    pub label: Option<String>,
+    /// The worst row for this key, in the order of `Outcome::Evaluated::columns`.
+    pub row: Vec<Value>,
+}
+
+/// Rows read from a warehouse for one check, decoded.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ResultSet {
+    /// Column names, as the database reports them.
+    pub columns: Vec<String>,
+    /// Rows, each as long as `columns`.
+    pub rows: Vec<Vec<Value>>,
+    /// True when more rows existed than `max_rows` allowed reading.
+    pub capped: bool,
+}
+
+/// Why a check could not give a verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The warehouse could not be reached or refused the login.
+    Connection,
+    /// The database rejected or failed the query.
+    Query,
+    /// The statement timeout fired.
+    Timeout,
+    /// The result does not have the shape the header promised (missing or text metric).
+    Result,
+    /// No metric where one was expected, and `on_no_data = "error"`.
+    NoData,
+}
+
+impl ErrorKind {
+    /// The name used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Connection => "connection",
+            ErrorKind::Query => "query",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Result => "result",
+            ErrorKind::NoData => "no_data",
+        }
+    }
+}
+
+/// The result of evaluating one run of a check. A check that could not run is an
+/// `Error`, never a pass.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// The query ran and every row was judged.
+    Evaluated {
+        /// Result column names.
+        columns: Vec<String>,
+        /// One observation per distinct key, breaches first.
+        observations: Vec<Observation>,
+        /// Rows read from the warehouse.
+        rows: u64,
+        /// True when the result was cut at `max_rows`; later rows were not judged.
+        capped: bool,
+    },
+    /// The check could not give a verdict.
+    Error {
+        /// The class of failure.
+        kind: ErrorKind,
+        /// The database's (or dqwatch's) message, free of secrets.
+        message: String,
+    },
+}
+
+impl Outcome {
+    /// The worst breach severity, if any key breached.
+    pub fn worst(&self) -> Option<Severity> {
+        match self {
+            Outcome::Evaluated { observations, .. } => observations
+                .iter()
+                .filter_map(|o| match o.status {
+                    Status::Breach { severity } => Some(severity),
+                    _ => None,
+                })
+                .min(),
+            Outcome::Error { .. } => None,
+        }
+    }
+
+    /// True for a check error.
+    pub fn is_error(&self) -> bool {
+        matches!(self, Outcome::Error { .. })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn severity_order_is_worst_first() {
+        assert!(Severity::P0.at_least(Severity::P1));
+        assert!(Severity::P1.at_least(Severity::P1));
+        assert!(!Severity::P2.at_least(Severity::P1));
+        assert_eq!("p2".parse::<Severity>(), Ok(Severity::P2));
+        assert!("P4".parse::<Severity>().is_err());
+    }
+
+    #[test]
+    fn numbers_render_without_noise() {
+        assert_eq!(format_number(3.0), "3");
+        assert_eq!(format_number(0.1 + 0.2), "0.3");
+        assert_eq!(format_number(-2.5), "-2.5");
+        assert_eq!(Value::Float(1e20).to_string(), "100000000000000000000");
+        assert_eq!(Value::Unsupported("INTERVAL".into()).to_string(), "<INTERVAL>");
+    }
+}

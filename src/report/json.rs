@@ -1,0 +1,122 @@
+//! `--format json`: one document, described in README ("JSON report").
+
+use super::{Summary, Verdict, summarize, verdict};
+use crate::model::{ErrorKind, Outcome, Severity, Status};
+use crate::runner::RunReport;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+#[derive(Serialize)]
+struct Doc<'a> {
+    version: &'static str,
+    started_at: String,
+    duration_ms: u128,
+    fail_on: Severity,
+    status: &'static str,
+    summary: Summary,
+    checks: Vec<CheckDoc<'a>>,
+}
+
+#[derive(Serialize)]
+struct CheckDoc<'a> {
+    id: &'a str,
+    path: String,
+    connection: &'a str,
+    category: &'a str,
+    tags: &'a [String],
+    status: &'static str,
+    severity: Option<Severity>,
+    duration_ms: u128,
+    rows: u64,
+    capped: bool,
+    error: Option<ErrorDoc<'a>>,
+    observations: Vec<ObservationDoc<'a>>,
+}
+
+#[derive(Serialize)]
+struct ErrorDoc<'a> {
+    kind: ErrorKind,
+    message: &'a str,
+}
+
+#[derive(Serialize)]
+struct ObservationDoc<'a> {
+    key: BTreeMap<&'a str, &'a str>,
+    status: &'static str,
+    severity: Option<Severity>,
+    metric: Option<f64>,
+    threshold: Option<String>,
+    label: Option<&'a str>,
+}
+
+/// Renders the report as pretty JSON.
+pub fn render(report: &RunReport, fail_on: Severity) -> String {
+    let checks = report
+        .runs
+        .iter()
+        .map(|run| {
+            let mut doc = CheckDoc {
+                id: &run.check.id.0,
+                path: run.check.path.display().to_string(),
+                connection: &run.check.connection,
+                category: run.check.category.as_str(),
+                tags: &run.check.tags,
+                status: "pass",
+                severity: run.outcome.worst(),
+                duration_ms: run.duration.as_millis(),
+                rows: 0,
+                capped: false,
+                error: None,
+                observations: Vec::new(),
+            };
+            match &run.outcome {
+                Outcome::Error { kind, message } => {
+                    doc.status = "error";
+                    doc.error = Some(ErrorDoc { kind: *kind, message });
+                }
+                Outcome::Evaluated { observations, rows, capped, .. } => {
+                    doc.rows = *rows;
+                    doc.capped = *capped;
+                    if doc.severity.is_some() {
+                        doc.status = "breach";
+                    }
+                    doc.observations = observations
+                        .iter()
+                        .map(|o| ObservationDoc {
+                            key: o.key.0.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
+                            status: match o.status {
+                                Status::Pass => "pass",
+                                Status::Breach { .. } => "breach",
+                                Status::NoData => "no_data",
+                            },
+                            severity: match o.status {
+                                Status::Breach { severity } => Some(severity),
+                                _ => None,
+                            },
+                            metric: o.metric,
+                            threshold: o.threshold.as_ref().map(|t| t.to_string()),
+                            label: o.label.as_deref(),
+                        })
+                        .collect();
+                }
+            }
+            doc
+        })
+        .collect();
+    let doc = Doc {
+        version: env!("CARGO_PKG_VERSION"),
+        started_at: report.started_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        duration_ms: report.duration.as_millis(),
+        fail_on,
+        status: match verdict(report, fail_on) {
+            Verdict::Clean => "clean",
+            Verdict::Breach => "breach",
+            Verdict::CheckFailed => "check_failed",
+        },
+        summary: summarize(report),
+        checks,
+    };
+    let mut out = serde_json::to_string_pretty(&doc).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    out.push('\n');
+    out
+}

@@ -1,0 +1,116 @@
+//! A [`RunReport`] rendered for people and for CI: text, JSON, JUnit XML and GitHub
+//! workflow annotations, one file per format. Also the pass's verdict against `--fail-on`.
+
+pub mod github;
+pub mod json;
+pub mod junit;
+pub mod text;
+
+use crate::model::{Outcome, Severity, Status};
+use crate::runner::RunReport;
+use std::collections::BTreeMap;
+
+/// Output formats of `dqwatch run`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// A line per check and key, then a summary.
+    Text,
+    /// One JSON document (see README).
+    Json,
+    /// JUnit XML: a testcase per check.
+    Junit,
+    /// GitHub workflow annotations pointing at check files.
+    Github,
+}
+
+/// What a pass means for CI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Nothing at or above `--fail-on`, every check ran.
+    Clean,
+    /// Breaches at or above `--fail-on`.
+    Breach,
+    /// Nothing breached at or above `--fail-on`, but a check could not run.
+    CheckFailed,
+}
+
+/// Counts over a pass.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Summary {
+    /// Checks run.
+    pub checks: usize,
+    /// Checks without breach or error.
+    pub passed: usize,
+    /// Checks with at least one breaching key.
+    pub breached: usize,
+    /// Checks that could not run.
+    pub errors: usize,
+    /// Breaching keys by severity.
+    pub breaches: BTreeMap<Severity, usize>,
+}
+
+/// Counts checks and breaches.
+pub fn summarize(report: &RunReport) -> Summary {
+    let mut s = Summary { checks: report.runs.len(), ..Summary::default() };
+    for run in &report.runs {
+        match &run.outcome {
+            Outcome::Error { .. } => s.errors += 1,
+            Outcome::Evaluated { observations, .. } => {
+                let mut breached = false;
+                for o in observations {
+                    if let Status::Breach { severity } = o.status {
+                        *s.breaches.entry(severity).or_default() += 1;
+                        breached = true;
+                    }
+                }
+                if breached { s.breached += 1 } else { s.passed += 1 }
+            }
+        }
+    }
+    s
+}
+
+/// The verdict: breaches at or above `fail_on` win over check errors, which win over clean.
+pub fn verdict(report: &RunReport, fail_on: Severity) -> Verdict {
+    if report.breaches_at_least(fail_on) > 0 {
+        Verdict::Breach
+    } else if report.errors() > 0 {
+        Verdict::CheckFailed
+    } else {
+        Verdict::Clean
+    }
+}
+
+/// Renders `report` in `format`.
+pub fn render(report: &RunReport, format: Format, fail_on: Severity) -> String {
+    match format {
+        Format::Text => text::render(report, fail_on),
+        Format::Json => json::render(report, fail_on),
+        Format::Junit => junit::render(report),
+        Format::Github => github::render(report, fail_on),
+    }
+}
+
+/// `metric=value (threshold)` for a line of output, durations shown as durations.
+pub(crate) fn metric_text(run: &crate::runner::CheckRun, o: &crate::model::Observation) -> String {
+    let Some(name) = run.check.metric() else {
+        let n = o.metric.unwrap_or(0.0) as u64;
+        return format!("{n} row{}", if n == 1 { "" } else { "s" });
+    };
+    let seconds = o.threshold.as_ref().is_some_and(|t| t.text.trim_end().ends_with(['s', 'm', 'h', 'd', 'w']));
+    let value = match o.metric {
+        Some(v) if seconds => crate::config::format_duration(v),
+        Some(v) => crate::model::format_number(v),
+        None => "NULL".into(),
+    };
+    let mut out = format!("{name}={value}");
+    if let Some(label) = &o.label {
+        out = format!("{label} {out}");
+    }
+    if let Some(t) = &o.threshold {
+        out.push_str(" (");
+        out.push_str(&t.to_string());
+        out.push(')');
+    }
+    out
+}

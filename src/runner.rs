@@ -1,0 +1,112 @@
+//! One pass over a set of checks: fetch each on its warehouse (all connections in
+//! parallel, each within its `max_concurrency`), evaluate, and collect a [`RunReport`].
+//! A check that cannot run is an `Outcome::Error` in the report, never an `Err`.
+
+use crate::checks::Check;
+use crate::clock::Clock;
+use crate::evaluate::evaluate;
+use crate::model::{ErrorKind, Outcome, Severity};
+use crate::warehouse::Warehouses;
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::task::JoinSet;
+
+/// One check's result in a pass.
+#[derive(Debug, Clone)]
+pub struct CheckRun {
+    /// The check.
+    pub check: Arc<Check>,
+    /// What it found.
+    pub outcome: Outcome,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// How long fetch and evaluation took.
+    pub duration: Duration,
+}
+
+/// The result of one pass, checks in id order.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// When the pass started.
+    pub started_at: DateTime<Utc>,
+    /// Wall time of the whole pass.
+    pub duration: Duration,
+    /// One entry per check.
+    pub runs: Vec<CheckRun>,
+}
+
+impl RunReport {
+    /// Checks that could not run.
+    pub fn errors(&self) -> usize {
+        self.runs.iter().filter(|r| r.outcome.is_error()).count()
+    }
+
+    /// Breaching keys at `sev` or worse.
+    pub fn breaches_at_least(&self, sev: Severity) -> usize {
+        self.runs
+            .iter()
+            .filter_map(|r| match &r.outcome {
+                Outcome::Evaluated { observations, .. } => Some(observations),
+                Outcome::Error { .. } => None,
+            })
+            .flatten()
+            .filter(|o| matches!(o.status, crate::model::Status::Breach { severity } if severity.at_least(sev)))
+            .count()
+    }
+}
+
+/// Runs `checks` once. `on_done` is told of each check as it finishes (progress display).
+pub async fn run(
+    checks: Vec<Arc<Check>>,
+    warehouses: &Warehouses,
+    clock: &dyn Clock,
+    on_done: &(dyn Fn(&CheckRun) + Sync),
+) -> RunReport {
+    let started_at = clock.now();
+    let begin = Instant::now();
+    let mut tasks = JoinSet::new();
+    for (i, check) in checks.iter().enumerate() {
+        let check = Arc::clone(check);
+        let warehouse = warehouses.get(&check.connection).cloned();
+        let now = clock.now();
+        tasks.spawn(async move {
+            let t = Instant::now();
+            let outcome = match warehouse {
+                Some(w) => match w.fetch(&check.sql).await {
+                    Ok(rows) => evaluate(&check, &rows),
+                    Err(err) => Outcome::Error { kind: err.kind(), message: err.to_string() },
+                },
+                None => Outcome::Error {
+                    kind: ErrorKind::Connection,
+                    message: format!("connection \"{}\" is not configured", check.connection),
+                },
+            };
+            (i, CheckRun { check, outcome, started_at: now, duration: t.elapsed() })
+        });
+    }
+    let mut runs: Vec<Option<CheckRun>> = vec![None; checks.len()];
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((i, run)) => {
+                on_done(&run);
+                runs[i] = Some(run);
+            }
+            Err(e) => tracing::error!(error = %e, "Check task failed."),
+        }
+    }
+    // A task that panicked still gets a row: it is an error, not a silent gap.
+    let runs = runs
+        .into_iter()
+        .zip(checks)
+        .map(|(r, check)| {
+            r.unwrap_or_else(|| CheckRun {
+                check,
+                outcome: Outcome::Error { kind: ErrorKind::Query, message: "internal error while running the check".into() },
+                started_at,
+                duration: Duration::ZERO,
+            })
+        })
+        .collect();
+    RunReport { started_at, duration: begin.elapsed(), runs }
+}
