@@ -8,7 +8,7 @@ use crate::clock::{Clock, SystemClock};
 use std::path::Path;
 
 /// Runs `dqwatch list`.
-pub fn cmd(config: Option<&Path>, args: ListArgs) -> Exit {
+pub fn cmd(config: Option<&Path>, args: &ListArgs) -> Exit {
     let Some((cfg, catalog)) = load::all(config) else { return Exit::Invalid };
     let selected = match checks::select(&catalog.checks, &args.select, &[]) {
         Ok(s) => s,

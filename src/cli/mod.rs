@@ -36,8 +36,8 @@ async fn dispatch(args: Args) -> Exit {
     match args.command {
         Command::Run(a) => run::cmd(config, a).await,
         Command::Validate(a) => validate::cmd(config, a).await,
-        Command::List(a) => list::cmd(config, a),
-        Command::Render(a) => render::cmd(config, a),
+        Command::List(a) => list::cmd(config, &a),
+        Command::Render(a) => render::cmd(config, &a),
         Command::Demo(a) => demo::cmd(config, a).await,
     }
 }

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::Path;
 
 /// Runs `dqwatch render`.
-pub fn cmd(config: Option<&Path>, args: RenderArgs) -> Exit {
+pub fn cmd(config: Option<&Path>, args: &RenderArgs) -> Exit {
     let Some((_, catalog)) = load::all(config) else { return Exit::Invalid };
     let id = args.id.trim_end_matches(".sql");
     let Some(check) = catalog.checks.iter().find(|c| c.id.0 == id) else {

@@ -103,14 +103,14 @@ pub(super) fn validate(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<Str
     let mut ctx = Ctx::new(path, text, env);
     let raw: RawConfig = toml::from_str(text).map_err(|e| vec![toml_error(path, &ctx.index, &e, 0, 0)])?;
     let base = path.parent().map_or_else(PathBuf::new, Path::to_path_buf);
-    let rel = |p: String| if Path::new(&p).is_absolute() { PathBuf::from(p) } else { base.join(p) };
+    let rel = |p: String| normalize(&base.join(p));
 
     let checks_dir = raw.checks_dir.as_ref().and_then(|s| ctx.string(s)).map_or_else(|| base.join("checks"), rel);
     let rules_dir = raw.rules_dir.as_ref().and_then(|s| ctx.string(s)).map(rel);
     let templates_dir = raw.templates_dir.as_ref().and_then(|s| ctx.string(s)).map_or_else(|| base.join("templates"), rel);
     let state = match raw.state.as_ref().and_then(|s| ctx.string(s).map(|v| (s.span(), v))) {
         Some((span, url)) => resolve_state(&mut ctx, span, &url, &base),
-        None => format!("sqlite://{}", base.join(".dqwatch/state.db").display()),
+        None => format!("sqlite://{}", normalize(&base.join(".dqwatch/state.db")).display()),
     };
 
     let daemon = validate_daemon(&mut ctx, raw.daemon.as_ref());
@@ -174,6 +174,7 @@ pub(super) fn validate(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<Str
             incidents,
         })
     } else {
+        ctx.diags.sort_by_key(|d| (d.line, d.column));
         Err(ctx.diags)
     }
 }
@@ -205,6 +206,23 @@ fn validate_daemon(ctx: &mut Ctx<'_>, raw: Option<&super::raw::RawDaemon>) -> Da
     daemon
 }
 
+/// Removes `.` and `dir/..` pairs without touching the file system, so that paths shown to
+/// users (and in GitHub annotations) read `checks/a.sql`, not `config/../checks/a.sql`.
+pub(crate) fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out: Vec<Component<'_>> = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.last(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    if out.is_empty() { PathBuf::from(".") } else { out.iter().collect() }
+}
+
 /// Resolves a relative `sqlite://` path against the config folder.
 fn resolve_sqlite(url: &str, base: &Path) -> String {
     let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
@@ -212,7 +230,7 @@ fn resolve_sqlite(url: &str, base: &Path) -> String {
     let resolved = if file.is_empty() || file == ":memory:" || Path::new(file).is_absolute() {
         file.to_string()
     } else {
-        base.join(file).display().to_string()
+        normalize(&base.join(file)).display().to_string()
     };
     match query {
         Some(q) => format!("sqlite://{resolved}?{q}"),
@@ -278,7 +296,7 @@ fn validate_mail(ctx: &mut Ctx<'_>, m: &RawMail, base: &Path) -> Option<Mail> {
     let transport = match kind.as_str() {
         "file" => {
             let dir = m.dir.as_ref().and_then(|d| ctx.string(d)).unwrap_or_else(|| "outbox".into());
-            let dir = if Path::new(&dir).is_absolute() { PathBuf::from(dir) } else { base.join(dir) };
+            let dir = normalize(&base.join(dir));
             Transport::File { dir }
         }
         "smtp" => {
@@ -405,8 +423,8 @@ mod tests {
             statement_timeout = "5s"
         "#})
         .unwrap();
-        assert_eq!(cfg.checks_dir, Path::new("cfg/../checks"));
-        assert_eq!(cfg.connections["wh"].url.expose(), "sqlite://cfg/../demo.db");
+        assert_eq!(cfg.checks_dir, Path::new("checks"));
+        assert_eq!(cfg.connections["wh"].url.expose(), "sqlite://demo.db");
         assert_eq!(cfg.connections["pg"].url.expose(), "postgres://u:s3cret@h/db");
         assert_eq!(cfg.connections["pg"].display_url, "postgres://u:****@h/db");
         assert_eq!(cfg.connections["pg"].statement_timeout, Duration::from_secs(5));
@@ -434,11 +452,11 @@ mod tests {
             timezone = "Mars/Base"
         "#});
         assert_eq!(e.len(), 5, "{e:#?}");
-        assert!(e[0].contains("cfg/dqwatch.toml:2:7: error: environment variable MISSING is not set"));
+        assert!(e[0].contains("cfg/dqwatch.toml:2:7: error: environment variable MISSING is not set"), "{e:#?}");
         assert!(e[1].contains(":3:21: error: invalid duration \"soon\""));
-        assert!(e.iter().any(|m| m.contains(":6:19: error: max_concurrency must be between 1 and 1024")));
-        assert!(e.iter().any(|m| m.contains(":5:7: error: connection \"b\" has \"oracle://x\"")));
-        assert!(e.iter().any(|m| m.contains(":8:12: error: unknown time zone \"Mars/Base\"")));
+        assert!(e[2].contains(":5:7: error: connection \"b\" has \"oracle://x\""));
+        assert!(e[3].contains(":6:19: error: max_concurrency must be between 1 and 1024"));
+        assert!(e[4].contains(":8:12: error: unknown time zone \"Mars/Base\""));
     }
 
     #[test]
@@ -470,6 +488,14 @@ mod tests {
         assert!(e[0].contains(":2:13: error: unknown severity \"P5\""));
         assert!(e[1].contains(":3:10: error: invalid email address \"nobody\""));
         assert!(e[2].contains(":4:10: error: unknown digest \"hourly\""));
+    }
+
+    #[test]
+    fn normalizes_paths() {
+        assert_eq!(normalize(Path::new("config/../checks/a.sql")), Path::new("checks/a.sql"));
+        assert_eq!(normalize(Path::new("../x/./y")), Path::new("../x/y"));
+        assert_eq!(normalize(Path::new("/a/b/../c")), Path::new("/a/c"));
+        assert_eq!(normalize(Path::new("a/..")), Path::new("."));
     }
 
     #[test]

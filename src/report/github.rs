@@ -5,6 +5,7 @@ use super::text::summary;
 use super::metric_text;
 use crate::model::{Outcome, Severity, Status};
 use crate::runner::RunReport;
+use std::fmt::Write as _;
 
 /// Escapes a workflow-command message (GitHub's rules for `%`, CR and LF).
 fn escape(s: &str) -> String {
@@ -25,7 +26,8 @@ pub fn render(report: &RunReport, fail_on: Severity) -> String {
         let title = escape_prop(&format!("dqwatch {}", run.check.id));
         match &run.outcome {
             Outcome::Error { kind, message } => {
-                out.push_str(&format!("::error file={file},line=1,title={title}::{}\n", escape(&format!("check could not run ({}): {message}", kind.as_str()))));
+                let msg = format!("check could not run ({}): {message}", kind.as_str());
+                let _ = writeln!(out, "::error file={file},line=1,title={title}::{}", escape(&msg));
             }
             Outcome::Evaluated { observations, .. } => {
                 for o in observations {
@@ -33,7 +35,7 @@ pub fn render(report: &RunReport, fail_on: Severity) -> String {
                     let level = if severity.at_least(fail_on) { "error" } else { "warning" };
                     let key = if o.key.is_empty() { String::new() } else { format!("[{}] ", o.key) };
                     let msg = format!("{severity} {key}{}", metric_text(run, o));
-                    out.push_str(&format!("::{level} file={file},line={},title={title}::{}\n", run.check.sql_line, escape(&msg)));
+                    let _ = writeln!(out, "::{level} file={file},line={},title={title}::{}", run.check.sql_line, escape(&msg));
                 }
             }
         }
