@@ -22,12 +22,24 @@ pub struct Diagnostic {
 impl Diagnostic {
     /// A diagnostic about a whole file (no line).
     pub fn file(path: &Path, message: impl Into<String>) -> Self {
-        Self { path: path.to_path_buf(), line: 0, column: 0, message: message.into(), hint: None }
+        Self {
+            path: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            message: message.into(),
+            hint: None,
+        }
     }
 
     /// A diagnostic at a 1-based line and column.
     pub fn at(path: &Path, line: usize, column: usize, message: impl Into<String>) -> Self {
-        Self { path: path.to_path_buf(), line, column, message: message.into(), hint: None }
+        Self {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message: message.into(),
+            hint: None,
+        }
     }
 
     /// Adds a hint: what the user should do.
@@ -75,7 +87,10 @@ impl<'a> LineIndex<'a> {
         let offset = offset.min(self.text.len());
         let line = self.starts.partition_point(|&s| s <= offset).max(1);
         let start = self.starts[line - 1];
-        let column = self.text.get(start..offset).map_or(1, |s| s.chars().count() + 1);
+        let column = self
+            .text
+            .get(start..offset)
+            .map_or(1, |s| s.chars().count() + 1);
         (line, column)
     }
 }
@@ -96,8 +111,15 @@ mod tests {
 
     #[test]
     fn display_has_location_and_hint() {
-        let d = Diagnostic::at(Path::new("checks/a.sql"), 4, 17, "invalid cron").hint("use 5 fields");
-        assert_eq!(d.to_string(), "checks/a.sql:4:17: error: invalid cron\n  hint: use 5 fields");
-        assert_eq!(Diagnostic::file(Path::new("x"), "m").to_string(), "x: error: m");
+        let d =
+            Diagnostic::at(Path::new("checks/a.sql"), 4, 17, "invalid cron").hint("use 5 fields");
+        assert_eq!(
+            d.to_string(),
+            "checks/a.sql:4:17: error: invalid cron\n  hint: use 5 fields"
+        );
+        assert_eq!(
+            Diagnostic::file(Path::new("x"), "m").to_string(),
+            "x: error: m"
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! value. A result that cannot be judged is an `Outcome::Error`, never a pass.
 
 use crate::checks::{Check, Judge, OnNoData};
-use crate::model::{ErrorKind, Key, Observation, Outcome, ResultSet, Severity, Status, Value};
+use crate::model::{ErrorKind, Key, Observation, Outcome, ResultSet, Status, Value};
 use std::collections::HashMap;
 
 /// Judges one check's rows.
@@ -29,14 +29,30 @@ pub fn evaluate(check: &Check, rs: &ResultSet) -> Outcome {
 type Judged = Result<Vec<Observation>, (ErrorKind, String)>;
 
 fn column(rs: &ResultSet, name: &str, role: &str) -> Result<usize, (ErrorKind, String)> {
-    rs.columns.iter().position(|c| c.eq_ignore_ascii_case(name)).ok_or_else(|| {
-        (ErrorKind::Result, format!("the result has no column \"{name}\" ({role}); its columns are: {}", rs.columns.join(", ")))
-    })
+    rs.columns
+        .iter()
+        .position(|c| c.eq_ignore_ascii_case(name))
+        .ok_or_else(|| {
+            (
+                ErrorKind::Result,
+                format!(
+                    "the result has no column \"{name}\" ({role}); its columns are: {}",
+                    rs.columns.join(", ")
+                ),
+            )
+        })
 }
 
 fn judge_rows(check: &Check, rs: &ResultSet) -> Judged {
-    let key_cols = check.keys.iter().map(|k| column(rs, k, "a key")).collect::<Result<Vec<_>, _>>()?;
-    let metric_col = check.metric().map(|m| column(rs, m, "the metric")).transpose()?;
+    let key_cols = check
+        .keys
+        .iter()
+        .map(|k| column(rs, k, "a key"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let metric_col = check
+        .metric()
+        .map(|m| column(rs, m, "the metric"))
+        .transpose()?;
     let label_col = match &check.judge {
         Judge::SeverityMap { column: c, .. } => Some(column(rs, c, "the severity_column")?),
         _ => None,
@@ -44,54 +60,87 @@ fn judge_rows(check: &Check, rs: &ResultSet) -> Judged {
 
     if rs.rows.is_empty() {
         return Ok(match (&check.judge, check.keys.is_empty()) {
-            (Judge::RowsFail { .. }, true) => vec![observation(Key::default(), Status::Pass, Some(0.0), Vec::new())],
+            (Judge::RowsFail { .. }, true) => {
+                let mut o = observation(Key::default(), Status::Pass, Some(0.0), Vec::new());
+                o.sample.clear();
+                vec![o]
+            }
             (Judge::RowsFail { .. }, false) => Vec::new(),
-            _ => vec![no_data(check, Key::default(), Vec::new(), "the query returned no rows")?],
+            _ => vec![no_data(
+                check,
+                Key::default(),
+                Vec::new(),
+                "the query returned no rows",
+            )?],
         });
     }
 
     let mut by_key: HashMap<Key, usize> = HashMap::new();
     let mut out: Vec<Observation> = Vec::new();
     for (n, row) in rs.rows.iter().enumerate() {
-        let key = Key(
-            key_cols
-                .iter()
-                .zip(&check.keys)
-                .map(|(&i, name)| (name.clone(), row[i].to_string()))
-                .collect(),
-        );
+        let key = Key(key_cols
+            .iter()
+            .zip(&check.keys)
+            .map(|(&i, name)| (name.clone(), row[i].to_string()))
+            .collect());
         let obs = match &check.judge {
-            Judge::RowsFail { severity } => {
-                observation(key, Status::Breach { severity: *severity }, Some(1.0), row.clone())
-            }
+            Judge::RowsFail { severity } => observation(
+                key,
+                Status::Breach {
+                    severity: *severity,
+                },
+                Some(1.0),
+                row.clone(),
+            ),
             Judge::Thresholds { metric, levels } => {
                 let i = metric_col.unwrap_or_default();
                 match number(&row[i], metric, n)? {
-                    None => no_data(check, key, row.clone(), &format!("metric \"{metric}\" is NULL"))?,
+                    None => no_data(
+                        check,
+                        key,
+                        row.clone(),
+                        &format!("metric \"{metric}\" is NULL"),
+                    )?,
                     Some(value) => {
                         let hit = levels.iter().find(|l| l.op.holds(value, l.limit));
-                        let status = hit.map_or(Status::Pass, |l| Status::Breach { severity: l.severity });
+                        let status = hit.map_or(Status::Pass, |l| Status::Breach {
+                            severity: l.severity,
+                        });
                         let mut o = observation(key, status, Some(value), row.clone());
                         o.threshold = hit.or(levels.last()).cloned();
                         o
                     }
                 }
             }
-            Judge::SeverityMap { column: col, metric, map } => {
+            Judge::SeverityMap {
+                column: col,
+                metric,
+                map,
+            } => {
                 let label = &row[label_col.unwrap_or_default()];
                 let value = match (metric_col, metric) {
                     (Some(i), Some(m)) => number(&row[i], m, n)?,
                     _ => None,
                 };
                 if *label == Value::Null {
-                    no_data(check, key, row.clone(), &format!("severity_column \"{col}\" is NULL"))?
+                    no_data(
+                        check,
+                        key,
+                        row.clone(),
+                        &format!("severity_column \"{col}\" is NULL"),
+                    )?
                 } else {
                     let text = label.to_string();
-                    let Some((_, sev)) = map.iter().find(|(l, _)| l.eq_ignore_ascii_case(&text)) else {
+                    let Some((_, sev)) = map.iter().find(|(l, _)| l.eq_ignore_ascii_case(&text))
+                    else {
                         let known: Vec<&str> = map.iter().map(|(l, _)| l.as_str()).collect();
                         return Err((
                             ErrorKind::Result,
-                            format!("label \"{text}\" in column \"{col}\" (row {}) is not in [severity_map] (mapped: {}); map it to a severity or \"pass\"", n + 1, known.join(", ")),
+                            format!(
+                                "label \"{text}\" in column \"{col}\" (row {}) is not in [severity_map] (mapped: {}); map it to a severity or \"pass\"",
+                                n + 1,
+                                known.join(", ")
+                            ),
                         ));
                     };
                     let status = sev.map_or(Status::Pass, |severity| Status::Breach { severity });
@@ -101,21 +150,47 @@ fn judge_rows(check: &Check, rs: &ResultSet) -> Judged {
                 }
             }
         };
-        merge(&mut by_key, &mut out, obs, matches!(check.judge, Judge::RowsFail { .. }));
+        merge(
+            &mut by_key,
+            &mut out,
+            obs,
+            matches!(check.judge, Judge::RowsFail { .. }),
+        );
     }
     Ok(out)
 }
 
 fn observation(key: Key, status: Status, metric: Option<f64>, row: Vec<Value>) -> Observation {
-    Observation { key, status, metric, threshold: None, label: None, row }
+    Observation {
+        key,
+        status,
+        metric,
+        threshold: None,
+        label: None,
+        sample: vec![row],
+    }
 }
 
 /// Applies `on_no_data` to a key without a metric.
-fn no_data(check: &Check, key: Key, row: Vec<Value>, why: &str) -> Result<Observation, (ErrorKind, String)> {
+fn no_data(
+    check: &Check,
+    key: Key,
+    row: Vec<Value>,
+    why: &str,
+) -> Result<Observation, (ErrorKind, String)> {
     match check.on_no_data {
         OnNoData::Error => {
-            let at = if key.is_empty() { String::new() } else { format!(" for {key}") };
-            Err((ErrorKind::NoData, format!("{why}{at}; a metric was expected (set on_no_data = \"pass\" or a severity if that is expected)")))
+            let at = if key.is_empty() {
+                String::new()
+            } else {
+                format!(" for {key}")
+            };
+            Err((
+                ErrorKind::NoData,
+                format!(
+                    "{why}{at}; a metric was expected (set on_no_data = \"pass\" or a severity if that is expected)"
+                ),
+            ))
         }
         OnNoData::Pass => Ok(observation(key, Status::NoData, None, row)),
         OnNoData::Breach(severity) => Ok(observation(key, Status::Breach { severity }, None, row)),
@@ -124,20 +199,36 @@ fn no_data(check: &Check, key: Key, row: Vec<Value>, why: &str) -> Result<Observ
 
 /// A metric cell as a number; NULL is `None`; text, booleans and NaN are errors.
 fn number(v: &Value, metric: &str, row: usize) -> Result<Option<f64>, (ErrorKind, String)> {
-    let err = |what: String| Err((ErrorKind::Result, format!("metric \"{metric}\" in row {} {what}", row + 1)));
+    let err = |what: String| {
+        Err((
+            ErrorKind::Result,
+            format!("metric \"{metric}\" in row {} {what}", row + 1),
+        ))
+    };
     match v {
         Value::Null => Ok(None),
         Value::Int(i) => Ok(Some(*i as f64)),
         Value::Float(f) if f.is_nan() => err("is NaN, which no threshold can judge".into()),
         Value::Float(f) => Ok(Some(*f)),
-        Value::Text(t) => err(format!("is text (\"{}\"), not a number; cast it in the SQL", truncate(t))),
-        Value::Bool(b) => err(format!("is a boolean ({b}), not a number; use CASE WHEN … THEN 1 ELSE 0 END")),
-        Value::Unsupported(t) => err(format!("has type {t}, which dqwatch does not read; cast it to a number in the SQL")),
+        Value::Text(t) => err(format!(
+            "is text (\"{}\"), not a number; cast it in the SQL",
+            truncate(t)
+        )),
+        Value::Bool(b) => err(format!(
+            "is a boolean ({b}), not a number; use CASE WHEN … THEN 1 ELSE 0 END"
+        )),
+        Value::Unsupported(t) => err(format!(
+            "has type {t}, which dqwatch does not read; cast it to a number in the SQL"
+        )),
     }
 }
 
 fn truncate(s: &str) -> String {
-    if s.chars().count() > 40 { format!("{}…", s.chars().take(40).collect::<String>()) } else { s.to_string() }
+    if s.chars().count() > 40 {
+        format!("{}…", s.chars().take(40).collect::<String>())
+    } else {
+        s.to_string()
+    }
 }
 
 fn rank(s: &Status) -> u8 {
@@ -149,7 +240,12 @@ fn rank(s: &Status) -> u8 {
 }
 
 /// Keeps one observation per key: the worst. Rows-fail checks count their rows instead.
-fn merge(by_key: &mut HashMap<Key, usize>, out: &mut Vec<Observation>, obs: Observation, count_rows: bool) {
+fn merge(
+    by_key: &mut HashMap<Key, usize>,
+    out: &mut Vec<Observation>,
+    obs: Observation,
+    count_rows: bool,
+) {
     match by_key.get(&obs.key) {
         None => {
             by_key.insert(obs.key.clone(), out.len());
@@ -159,8 +255,13 @@ fn merge(by_key: &mut HashMap<Key, usize>, out: &mut Vec<Observation>, obs: Obse
             let prev = &mut out[i];
             if count_rows {
                 prev.metric = Some(prev.metric.unwrap_or(0.0) + 1.0);
+                if prev.sample.len() < crate::model::SAMPLE_ROWS {
+                    prev.sample.extend(obs.sample);
+                }
             } else if rank(&obs.status) < rank(&prev.status)
-                || (rank(&obs.status) == rank(&prev.status) && obs.metric > prev.metric && matches!(obs.status, Status::Pass))
+                || (rank(&obs.status) == rank(&prev.status)
+                    && obs.metric > prev.metric
+                    && matches!(obs.status, Status::Pass))
             {
                 *prev = obs;
             }
@@ -168,19 +269,13 @@ fn merge(by_key: &mut HashMap<Key, usize>, out: &mut Vec<Observation>, obs: Obse
     }
 }
 
-/// The severity a check error is reported at in CI: errors are not breaches, but
-/// `--fail-on` treats them by exit code 3.
-pub fn worst(outcomes: &[&Outcome]) -> Option<Severity> {
-    outcomes.iter().filter_map(|o| o.worst()).min()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::checks::parse_threshold;
     use crate::config::Lifecycle;
-    use crate::model::{CheckId, Category};
-    use Severity::*;
+    use crate::model::Severity::{self, *};
+    use crate::model::{Category, CheckId};
 
     fn check(keys: &[&str], judge: Judge, on_no_data: OnNoData) -> Check {
         Check {
@@ -204,42 +299,81 @@ mod tests {
     }
 
     fn thresholds(levels: &[(Severity, &str)]) -> Judge {
-        Judge::Thresholds { metric: "gap".into(), levels: levels.iter().map(|(s, t)| parse_threshold(*s, t).unwrap()).collect() }
+        Judge::Thresholds {
+            metric: "gap".into(),
+            levels: levels
+                .iter()
+                .map(|(s, t)| parse_threshold(*s, t).unwrap())
+                .collect(),
+        }
     }
 
     fn rs(columns: &[&str], rows: Vec<Vec<Value>>) -> ResultSet {
-        ResultSet { columns: columns.iter().map(|c| c.to_string()).collect(), rows, capped: false }
+        ResultSet {
+            columns: columns.iter().map(|c| c.to_string()).collect(),
+            rows,
+            capped: false,
+        }
     }
 
     fn statuses(o: &Outcome) -> Vec<(String, Status)> {
-        let Outcome::Evaluated { observations, .. } = o else { panic!("{o:?}") };
-        observations.iter().map(|o| (o.key.to_string(), o.status.clone())).collect()
+        let Outcome::Evaluated { observations, .. } = o else {
+            panic!("{o:?}")
+        };
+        observations
+            .iter()
+            .map(|o| (o.key.to_string(), o.status.clone()))
+            .collect()
     }
 
     fn error(o: &Outcome) -> (ErrorKind, &str) {
-        let Outcome::Error { kind, message } = o else { panic!("{o:?}") };
+        let Outcome::Error { kind, message } = o else {
+            panic!("{o:?}")
+        };
         (*kind, message)
     }
 
     #[test]
     fn worst_matching_level_wins_per_key() {
-        let c = check(&["day"], thresholds(&[(P0, "> 10000"), (P2, "> 100")]), OnNoData::Error);
-        let out = evaluate(&c, &rs(&["day", "GAP"], vec![
-            vec![Value::Text("d1".into()), Value::Int(50)],
-            vec![Value::Text("d2".into()), Value::Float(500.5)],
-            vec![Value::Text("d3".into()), Value::Int(20_000)],
-        ]));
-        assert_eq!(statuses(&out), vec![
-            ("day=d3".into(), Status::Breach { severity: P0 }),
-            ("day=d2".into(), Status::Breach { severity: P2 }),
-            ("day=d1".into(), Status::Pass),
-        ]);
+        let c = check(
+            &["day"],
+            thresholds(&[(P0, "> 10000"), (P2, "> 100")]),
+            OnNoData::Error,
+        );
+        let out = evaluate(
+            &c,
+            &rs(
+                &["day", "GAP"],
+                vec![
+                    vec![Value::Text("d1".into()), Value::Int(50)],
+                    vec![Value::Text("d2".into()), Value::Float(500.5)],
+                    vec![Value::Text("d3".into()), Value::Int(20_000)],
+                ],
+            ),
+        );
+        assert_eq!(
+            statuses(&out),
+            vec![
+                ("day=d3".into(), Status::Breach { severity: P0 }),
+                ("day=d2".into(), Status::Breach { severity: P2 }),
+                ("day=d1".into(), Status::Pass),
+            ]
+        );
         assert_eq!(out.worst(), Some(P0));
     }
 
     #[test]
     fn each_operator() {
-        for (t, v, breach) in [("> 1", 2, true), ("> 1", 1, false), (">= 1", 1, true), ("< 1", 0, true), ("<= 1", 2, false), ("== 3", 3, true), ("!= 3", 3, false), ("!= 3", 4, true)] {
+        for (t, v, breach) in [
+            ("> 1", 2, true),
+            ("> 1", 1, false),
+            (">= 1", 1, true),
+            ("< 1", 0, true),
+            ("<= 1", 2, false),
+            ("== 3", 3, true),
+            ("!= 3", 3, false),
+            ("!= 3", 4, true),
+        ] {
             let c = check(&[], thresholds(&[(P1, t)]), OnNoData::Error);
             let out = evaluate(&c, &rs(&["gap"], vec![vec![Value::Int(v)]]));
             assert_eq!(out.worst().is_some(), breach, "{t} with {v}");
@@ -249,55 +383,134 @@ mod tests {
     #[test]
     fn rows_returned_are_failures() {
         let c = check(&["id"], Judge::RowsFail { severity: P1 }, OnNoData::Error);
-        let out = evaluate(&c, &rs(&["id"], vec![vec![Value::Int(1)], vec![Value::Int(1)], vec![Value::Int(2)]]));
-        let Outcome::Evaluated { observations, rows, .. } = &out else { panic!() };
+        let out = evaluate(
+            &c,
+            &rs(
+                &["id"],
+                vec![
+                    vec![Value::Int(1)],
+                    vec![Value::Int(1)],
+                    vec![Value::Int(2)],
+                ],
+            ),
+        );
+        let Outcome::Evaluated {
+            observations, rows, ..
+        } = &out
+        else {
+            panic!()
+        };
         assert_eq!(*rows, 3);
         assert_eq!(observations.len(), 2);
         assert_eq!(observations[0].metric, Some(2.0));
+        assert_eq!(observations[0].sample.len(), 2);
         assert_eq!(out.worst(), Some(P1));
-        let none = evaluate(&check(&[], Judge::RowsFail { severity: P1 }, OnNoData::Error), &rs(&["id"], vec![]));
+        let none = evaluate(
+            &check(&[], Judge::RowsFail { severity: P1 }, OnNoData::Error),
+            &rs(&["id"], vec![]),
+        );
         assert_eq!(statuses(&none), vec![(String::new(), Status::Pass)]);
     }
 
     #[test]
     fn no_data_is_never_a_silent_pass() {
         let c = check(&[], thresholds(&[(P1, "> 1")]), OnNoData::Error);
-        assert_eq!(error(&evaluate(&c, &rs(&["gap"], vec![]))).0, ErrorKind::NoData);
-        assert_eq!(error(&evaluate(&c, &rs(&["gap"], vec![vec![Value::Null]]))).0, ErrorKind::NoData);
+        assert_eq!(
+            error(&evaluate(&c, &rs(&["gap"], vec![]))).0,
+            ErrorKind::NoData
+        );
+        assert_eq!(
+            error(&evaluate(&c, &rs(&["gap"], vec![vec![Value::Null]]))).0,
+            ErrorKind::NoData
+        );
         let c = check(&[], thresholds(&[(P1, "> 1")]), OnNoData::Pass);
-        assert_eq!(statuses(&evaluate(&c, &rs(&["gap"], vec![]))), vec![(String::new(), Status::NoData)]);
+        assert_eq!(
+            statuses(&evaluate(&c, &rs(&["gap"], vec![]))),
+            vec![(String::new(), Status::NoData)]
+        );
         let c = check(&[], thresholds(&[(P1, "> 1")]), OnNoData::Breach(P3));
-        assert_eq!(evaluate(&c, &rs(&["gap"], vec![vec![Value::Null]])).worst(), Some(P3));
+        assert_eq!(
+            evaluate(&c, &rs(&["gap"], vec![vec![Value::Null]])).worst(),
+            Some(P3)
+        );
     }
 
     #[test]
     fn bad_metrics_are_errors() {
         let c = check(&[], thresholds(&[(P1, "> 1")]), OnNoData::Pass);
-        for v in [Value::Text("12".into()), Value::Bool(true), Value::Float(f64::NAN), Value::Unsupported("INTERVAL".into())] {
+        for v in [
+            Value::Text("12".into()),
+            Value::Bool(true),
+            Value::Float(f64::NAN),
+            Value::Unsupported("INTERVAL".into()),
+        ] {
             let out = evaluate(&c, &rs(&["gap"], vec![vec![v.clone()]]));
             assert_eq!(error(&out).0, ErrorKind::Result, "{v:?}");
         }
         let out = evaluate(&c, &rs(&["other"], vec![vec![Value::Int(1)]]));
-        assert_eq!(error(&out), (ErrorKind::Result, "the result has no column \"gap\" (the metric); its columns are: other"));
+        assert_eq!(
+            error(&out),
+            (
+                ErrorKind::Result,
+                "the result has no column \"gap\" (the metric); its columns are: other"
+            )
+        );
     }
 
     #[test]
     fn severity_map() {
-        let judge = Judge::SeverityMap { column: "risk".into(), metric: None, map: vec![("HIGH".into(), Some(P1)), ("LOW".into(), None)] };
+        let judge = Judge::SeverityMap {
+            column: "risk".into(),
+            metric: None,
+            map: vec![("HIGH".into(), Some(P1)), ("LOW".into(), None)],
+        };
         let c = check(&["ds"], judge, OnNoData::Error);
-        let out = evaluate(&c, &rs(&["ds", "risk"], vec![
-            vec![Value::Text("a".into()), Value::Text("low".into())],
-            vec![Value::Text("b".into()), Value::Text("HIGH".into())],
-        ]));
-        assert_eq!(statuses(&out), vec![("ds=b".into(), Status::Breach { severity: P1 }), ("ds=a".into(), Status::Pass)]);
-        let out = evaluate(&c, &rs(&["ds", "risk"], vec![vec![Value::Text("a".into()), Value::Text("HIHG".into())]]));
+        let out = evaluate(
+            &c,
+            &rs(
+                &["ds", "risk"],
+                vec![
+                    vec![Value::Text("a".into()), Value::Text("low".into())],
+                    vec![Value::Text("b".into()), Value::Text("HIGH".into())],
+                ],
+            ),
+        );
+        assert_eq!(
+            statuses(&out),
+            vec![
+                ("ds=b".into(), Status::Breach { severity: P1 }),
+                ("ds=a".into(), Status::Pass)
+            ]
+        );
+        let out = evaluate(
+            &c,
+            &rs(
+                &["ds", "risk"],
+                vec![vec![Value::Text("a".into()), Value::Text("HIHG".into())]],
+            ),
+        );
         assert!(error(&out).1.contains("label \"HIHG\""));
     }
 
     #[test]
     fn keys_of_any_type_are_stable_strings() {
-        let c = check(&["d", "n", "x"], thresholds(&[(P1, "> 1")]), OnNoData::Error);
-        let out = evaluate(&c, &rs(&["d", "n", "x", "gap"], vec![vec![Value::Text("2026-11-20".into()), Value::Int(7), Value::Float(1.5), Value::Int(5)]]));
+        let c = check(
+            &["d", "n", "x"],
+            thresholds(&[(P1, "> 1")]),
+            OnNoData::Error,
+        );
+        let out = evaluate(
+            &c,
+            &rs(
+                &["d", "n", "x", "gap"],
+                vec![vec![
+                    Value::Text("2026-11-20".into()),
+                    Value::Int(7),
+                    Value::Float(1.5),
+                    Value::Int(5),
+                ]],
+            ),
+        );
         assert_eq!(statuses(&out)[0].0, "d=2026-11-20, n=7, x=1.5");
     }
 
@@ -306,7 +519,9 @@ mod tests {
         let c = check(&[], Judge::RowsFail { severity: P2 }, OnNoData::Error);
         let mut r = rs(&["id"], vec![vec![Value::Int(1)]]);
         r.capped = true;
-        let Outcome::Evaluated { capped, .. } = evaluate(&c, &r) else { panic!() };
+        let Outcome::Evaluated { capped, .. } = evaluate(&c, &r) else {
+            panic!()
+        };
         assert!(capped);
     }
 }

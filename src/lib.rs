@@ -13,13 +13,18 @@
 //!  report: text, JSON, JUnit, GitHub annotations; exit code for CI
 //! ```
 
-pub mod model;
-pub mod diag;
-pub mod clock;
-pub mod config;
 pub mod checks;
-pub mod evaluate;
-pub mod warehouse;
-pub mod runner;
-pub mod report;
 pub mod cli;
+pub mod clock;
+pub mod compose;
+pub mod config;
+pub mod diag;
+pub mod evaluate;
+pub mod incidents;
+pub mod mail;
+pub mod model;
+pub mod outbox;
+pub mod report;
+pub mod runner;
+pub mod store;
+pub mod warehouse;

@@ -128,10 +128,16 @@ impl fmt::Display for Category {
 impl FromStr for Category {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Category::ALL.into_iter().find(|c| c.as_str() == s).ok_or_else(|| {
-            let names: Vec<_> = Category::ALL.iter().map(|c| c.as_str()).collect();
-            format!("unknown category \"{s}\" (expected one of: {})", names.join(", "))
-        })
+        Category::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = Category::ALL.iter().map(|c| c.as_str()).collect();
+                format!(
+                    "unknown category \"{s}\" (expected one of: {})",
+                    names.join(", ")
+                )
+            })
     }
 }
 
@@ -282,6 +288,9 @@ impl fmt::Display for Key {
     }
 }
 
+/// Rows kept per key as a sample for tickets.
+pub const SAMPLE_ROWS: usize = 10;
+
 /// The verdict on one key.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
@@ -312,8 +321,10 @@ pub struct Observation {
     pub threshold: Option<Threshold>,
     /// The label read from `severity_column`, if the check maps one.
     pub label: Option<String>,
-    /// The worst row for this key, in the order of `Outcome::Evaluated::columns`.
-    pub row: Vec<Value>,
+    /// Sample rows for this key (the worst row; for row-failure checks up to
+    /// [`SAMPLE_ROWS`] of them), in the order of `Outcome::Evaluated::columns`.
+    #[serde(skip)]
+    pub sample: Vec<Vec<Value>>,
 }
 
 /// Rows read from a warehouse for one check, decoded.
@@ -402,6 +413,74 @@ impl Outcome {
     }
 }
 
+/// Where an incident is in its lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentState {
+    /// Breaching, but fewer than `open_after` runs so far; nobody is told yet.
+    Pending,
+    /// Open and unacknowledged.
+    Open,
+    /// Someone is on it.
+    Acknowledged,
+    /// Over.
+    Resolved,
+}
+
+impl IncidentState {
+    /// The name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IncidentState::Pending => "pending",
+            IncidentState::Open => "open",
+            IncidentState::Acknowledged => "acknowledged",
+            IncidentState::Resolved => "resolved",
+        }
+    }
+
+    /// True while the incident is not resolved.
+    pub fn is_active(self) -> bool {
+        self != IncidentState::Resolved
+    }
+}
+
+impl fmt::Display for IncidentState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for IncidentState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "pending" => Ok(IncidentState::Pending),
+            "open" => Ok(IncidentState::Open),
+            "acknowledged" => Ok(IncidentState::Acknowledged),
+            "resolved" => Ok(IncidentState::Resolved),
+            other => Err(format!("unknown incident state \"{other}\"")),
+        }
+    }
+}
+
+/// A rendered email, ready for the outbox. Compose makes it, the store keeps it, a
+/// transport sends it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Mail {
+    /// Recipients.
+    pub to: Vec<String>,
+    /// Subject line.
+    pub subject: String,
+    /// Plain-text part.
+    pub text: String,
+    /// HTML part.
+    pub html: String,
+    /// `Message-ID`, with angle brackets; stable per incident event.
+    pub message_id: String,
+    /// The thread's first `Message-ID`, for every mail after the first.
+    pub in_reply_to: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -421,6 +500,9 @@ mod tests {
         assert_eq!(format_number(0.1 + 0.2), "0.3");
         assert_eq!(format_number(-2.5), "-2.5");
         assert_eq!(Value::Float(1e20).to_string(), "100000000000000000000");
-        assert_eq!(Value::Unsupported("INTERVAL".into()).to_string(), "<INTERVAL>");
+        assert_eq!(
+            Value::Unsupported("INTERVAL".into()).to_string(),
+            "<INTERVAL>"
+        );
     }
 }

@@ -22,8 +22,12 @@ pub fn load(config: &Config) -> Result<Catalog, Vec<Diagnostic>> {
     let mut files = Vec::new();
     let mut diags = Vec::new();
     if !root.is_dir() {
-        return Err(vec![Diagnostic::file(root, "checks_dir is not a folder")
-            .hint(format!("create it, or point checks_dir in {} at your checks", config.path.display()))]);
+        return Err(vec![
+            Diagnostic::file(root, "checks_dir is not a folder").hint(format!(
+                "create it, or point checks_dir in {} at your checks",
+                config.path.display()
+            )),
+        ]);
     }
     walk(root, &mut files, &mut diags);
     files.sort();
@@ -31,10 +35,19 @@ pub fn load(config: &Config) -> Result<Catalog, Vec<Diagnostic>> {
     let mut checks: Vec<Check> = Vec::with_capacity(texts.len());
     let count = texts.len();
     for (path, text) in texts {
-        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or_default().to_string();
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or_default()
+            .to_string();
         if ext == "toml" {
-            diags.push(Diagnostic::file(&path, "rule checks (.toml) are not supported by this version")
-                .hint("write the check as a .sql file with a `-- dqwatch` header"));
+            diags.push(
+                Diagnostic::file(
+                    &path,
+                    "rule checks (.toml) are not supported by this version",
+                )
+                .hint("write the check as a .sql file with a `-- dqwatch` header"),
+            );
             continue;
         }
         let text = match text {
@@ -53,26 +66,59 @@ pub fn load(config: &Config) -> Result<Catalog, Vec<Diagnostic>> {
     checks.sort_by(|a, b| a.id.cmp(&b.id));
     for pair in checks.windows(2) {
         if pair[0].id == pair[1].id {
-            diags.push(Diagnostic::file(&pair[1].path, format!("duplicate check id \"{}\"", pair[1].id))
-                .hint(format!("{} has the same id; rename one of them", pair[0].path.display())));
+            diags.push(
+                Diagnostic::file(
+                    &pair[1].path,
+                    format!("duplicate check id \"{}\"", pair[1].id),
+                )
+                .hint(format!(
+                    "{} has the same id; rename one of them",
+                    pair[0].path.display()
+                )),
+            );
         }
     }
-    if diags.is_empty() { Ok(Catalog { checks, files: count }) } else { Err(diags) }
+    if diags.is_empty() {
+        Ok(Catalog {
+            checks,
+            files: count,
+        })
+    } else {
+        diags.sort_by(|a, b| (&a.path, a.line, a.column).cmp(&(&b.path, b.line, b.column)));
+        Err(diags)
+    }
 }
 
 /// Reads files on a few threads: validating 10,000 checks is mostly file I/O.
 fn read_all(files: Vec<PathBuf>) -> Vec<(PathBuf, std::io::Result<String>)> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
     if files.len() < 256 || threads == 1 {
-        return files.into_iter().map(|p| { let t = std::fs::read_to_string(&p); (p, t) }).collect();
+        return files
+            .into_iter()
+            .map(|p| {
+                let t = std::fs::read_to_string(&p);
+                (p, t)
+            })
+            .collect();
     }
     let chunk = files.len().div_ceil(threads);
     std::thread::scope(|s| {
         let handles: Vec<_> = files
             .chunks(chunk)
-            .map(|part| s.spawn(move || part.iter().map(|p| (p.clone(), std::fs::read_to_string(p))).collect::<Vec<_>>()))
+            .map(|part| {
+                s.spawn(move || {
+                    part.iter()
+                        .map(|p| (p.clone(), std::fs::read_to_string(p)))
+                        .collect::<Vec<_>>()
+                })
+            })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
     })
 }
 
@@ -93,7 +139,10 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, diags: &mut Vec<Diagnostic>) {
         let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
         if is_dir {
             walk(&path, files, diags);
-        } else if matches!(path.extension().and_then(|e| e.to_str()), Some("sql" | "toml")) {
+        } else if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("sql" | "toml")
+        ) {
             files.push(path);
         }
     }
@@ -102,14 +151,21 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, diags: &mut Vec<Diagnostic>) {
 /// The id of a check file: its path under the root, `/`-separated, without extension.
 fn id_of(root: &Path, path: &Path) -> CheckId {
     let rel = path.strip_prefix(root).unwrap_or(path).with_extension("");
-    let parts: Vec<String> = rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+    let parts: Vec<String> = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
     CheckId(parts.join("/"))
 }
 
 /// Keeps the checks matched by any of `select` (all when empty) and by none of `exclude`.
 /// A selector is `tag:NAME`, `connection:NAME` or an id glob (`*` any text, `?` one character).
 /// A selector that matches no check is an error: a typo must not run nothing and pass.
-pub fn select<'a>(checks: &'a [Check], select: &[String], exclude: &[String]) -> Result<Vec<&'a Check>, String> {
+pub fn select<'a>(
+    checks: &'a [Check],
+    select: &[String],
+    exclude: &[String],
+) -> Result<Vec<&'a Check>, String> {
     for s in select.iter().chain(exclude) {
         if !checks.iter().any(|c| matches(c, s)) {
             return Err(format!("selector \"{s}\" matches no check"));
@@ -172,7 +228,13 @@ mod tests {
 
     #[test]
     fn ids_come_from_paths() {
-        assert_eq!(id_of(Path::new("checks"), Path::new("checks/finance/revenue.sql")).0, "finance/revenue");
-        assert_eq!(id_of(Path::new("/x/checks"), Path::new("/x/checks/a.sql")).0, "a");
+        assert_eq!(
+            id_of(Path::new("checks"), Path::new("checks/finance/revenue.sql")).0,
+            "finance/revenue"
+        );
+        assert_eq!(
+            id_of(Path::new("/x/checks"), Path::new("/x/checks/a.sql")).0,
+            "a"
+        );
     }
 }

@@ -41,7 +41,9 @@ pub fn split(text: &str) -> Option<Header> {
     let mut count = 1;
     for line in lines {
         let bare = line.trim_end_matches(['\n', '\r']);
-        let Some(rest) = bare.strip_prefix("--") else { break };
+        let Some(rest) = bare.strip_prefix("--") else {
+            break;
+        };
         let (body, removed) = match rest.strip_prefix([' ', '\t']) {
             Some(b) => (b, 3),
             None => (rest, 2),
@@ -52,7 +54,13 @@ pub fn split(text: &str) -> Option<Header> {
         consumed += line.len();
         count += 1;
     }
-    Some(Header { toml, first_line: 2, strip, query: text[consumed..].to_string(), query_line: count + 1 })
+    Some(Header {
+        toml,
+        first_line: 2,
+        strip,
+        query: text[consumed..].to_string(),
+        query_line: count + 1,
+    })
 }
 
 #[cfg(test)]
@@ -73,7 +81,10 @@ mod tests {
         .unwrap();
         assert_eq!(h.toml, "metric = \"gap\"\n[thresholds]\nP0 = \"> 1\"\n");
         assert_eq!(h.strip, vec![3, 2, 3]);
-        assert_eq!(h.query, "SELECT 1 AS gap\n-- a comment in the query stays\n");
+        assert_eq!(
+            h.query,
+            "SELECT 1 AS gap\n-- a comment in the query stays\n"
+        );
         assert_eq!(h.query_line, 5);
         assert_eq!(h.file_position(3, 6), (4, 9));
     }

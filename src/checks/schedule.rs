@@ -23,14 +23,24 @@ pub struct ScheduleError {
     pub hint: String,
 }
 
-const FIELD_NAMES: [&str; 6] = ["second", "minute", "hour", "day-of-month", "month", "day-of-week"];
+const FIELD_NAMES: [&str; 6] = [
+    "second",
+    "minute",
+    "hour",
+    "day-of-month",
+    "month",
+    "day-of-week",
+];
 const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
 const HINT: &str = "5 fields: minute hour day-of-month month day-of-week, e.g. \"*/15 * * * *\" runs every 15 minutes";
 
 impl Schedule {
     /// Parses a Unix cron expression.
     pub fn parse(text: &str) -> Result<Schedule, ScheduleError> {
-        let err = |message: String| ScheduleError { message, hint: HINT.to_string() };
+        let err = |message: String| ScheduleError {
+            message,
+            hint: HINT.to_string(),
+        };
         let expanded = match text.trim() {
             "@yearly" | "@annually" => "0 0 1 1 *",
             "@monthly" => "0 0 1 * *",
@@ -38,7 +48,9 @@ impl Schedule {
             "@daily" | "@midnight" => "0 0 * * *",
             "@hourly" => "0 * * * *",
             other if other.starts_with('@') => {
-                return Err(err(format!("invalid cron \"{text}\": unknown shorthand {other}")));
+                return Err(err(format!(
+                    "invalid cron \"{text}\": unknown shorthand {other}"
+                )));
             }
             other => other,
         };
@@ -46,20 +58,34 @@ impl Schedule {
         match fields.len() {
             5 => fields.insert(0, "0"),
             6 => {}
-            n => return Err(err(format!("invalid cron \"{text}\": expected 5 or 6 fields, found {n}"))),
+            n => {
+                return Err(err(format!(
+                    "invalid cron \"{text}\": expected 5 or 6 fields, found {n}"
+                )));
+            }
         }
-        let dow = unix_weekdays(fields[5])
-            .map_err(|m| err(format!("invalid cron \"{text}\": day-of-week field \"{}\": {m}", fields[5])))?;
+        let dow = unix_weekdays(fields[5]).map_err(|m| {
+            err(format!(
+                "invalid cron \"{text}\": day-of-week field \"{}\": {m}",
+                fields[5]
+            ))
+        })?;
         // Check each field alone so that the message can name the bad one.
         for (i, field) in fields.iter().enumerate().take(5) {
             let mut probe = ["0", "*", "*", "*", "*", "*"];
             probe[i] = field;
             if cron::Schedule::from_str(&probe.join(" ")).is_err() {
-                return Err(err(format!("invalid cron \"{text}\": {} field \"{field}\" is not valid", FIELD_NAMES[i])));
+                return Err(err(format!(
+                    "invalid cron \"{text}\": {} field \"{field}\" is not valid",
+                    FIELD_NAMES[i]
+                )));
             }
         }
         let build = |dom: &str, dow: &str| {
-            let expr = format!("{} {} {} {} {} {}", fields[0], fields[1], fields[2], dom, fields[4], dow);
+            let expr = format!(
+                "{} {} {} {} {} {}",
+                fields[0], fields[1], fields[2], dom, fields[4], dow
+            );
             cron::Schedule::from_str(&expr).map_err(|_| err(format!("invalid cron \"{text}\"")))
         };
         // Vixie cron: when both day fields are restricted (neither starts with `*`), a day
@@ -69,7 +95,10 @@ impl Schedule {
         } else {
             vec![build(fields[3], &dow)?]
         };
-        Ok(Schedule { text: text.trim().to_string(), parts })
+        Ok(Schedule {
+            text: text.trim().to_string(),
+            parts,
+        })
     }
 
     /// The expression as written.
@@ -83,7 +112,10 @@ impl Schedule {
         let local = after.with_timezone(&tz);
         self.parts
             .iter()
-            .filter_map(|p| p.after(&local).find(|t| t.naive_local() != local.naive_local()))
+            .filter_map(|p| {
+                p.after(&local)
+                    .find(|t| t.naive_local() != local.naive_local())
+            })
             .min()
             .map(|t| t.with_timezone(&Utc))
     }
@@ -97,7 +129,13 @@ fn unix_weekdays(field: &str) -> Result<String, String> {
     let mut days = [false; 7];
     for item in field.split(',') {
         let (range, step) = match item.split_once('/') {
-            Some((r, s)) => (r, s.parse::<usize>().ok().filter(|&s| s > 0).ok_or("a step must be a positive number")?),
+            Some((r, s)) => (
+                r,
+                s.parse::<usize>()
+                    .ok()
+                    .filter(|&s| s > 0)
+                    .ok_or("a step must be a positive number")?,
+            ),
             None => (item, 1),
         };
         let (lo, hi) = match range {
@@ -122,7 +160,11 @@ fn unix_weekdays(field: &str) -> Result<String, String> {
 /// A weekday as 0–7 (7 = Sunday again) or a three-letter name.
 fn weekday(s: &str) -> Result<usize, String> {
     if let Ok(n) = s.parse::<usize>() {
-        return if n <= 7 { Ok(n) } else { Err(format!("{n} is not a weekday (0-7, 0 and 7 = Sunday)")) };
+        return if n <= 7 {
+            Ok(n)
+        } else {
+            Err(format!("{n} is not a weekday (0-7, 0 and 7 = Sunday)"))
+        };
     }
     DAYS.iter()
         .position(|d| d.eq_ignore_ascii_case(s))
@@ -153,7 +195,12 @@ mod tests {
     #[test]
     fn five_fields_fire_on_the_minute() {
         let t = fires("*/15 * * * *", monday(), 3);
-        assert_eq!(t.iter().map(|t| (t.minute(), t.second())).collect::<Vec<_>>(), vec![(15, 0), (30, 0), (45, 0)]);
+        assert_eq!(
+            t.iter()
+                .map(|t| (t.minute(), t.second()))
+                .collect::<Vec<_>>(),
+            vec![(15, 0), (30, 0), (45, 0)]
+        );
     }
 
     #[test]
@@ -170,7 +217,10 @@ mod tests {
     #[test_case("0 9 * * sat,SUN", &[Weekday::Sat, Weekday::Sun])]
     #[test_case("0 9 * * Mon-Fri/2", &[Weekday::Mon, Weekday::Wed, Weekday::Fri])]
     fn unix_weekday_numbers(expr: &str, want: &[Weekday]) {
-        let mut got: Vec<Weekday> = fires(expr, monday(), 7).iter().map(|t| t.weekday()).collect();
+        let mut got: Vec<Weekday> = fires(expr, monday(), 7)
+            .iter()
+            .map(|t| t.weekday())
+            .collect();
         got.sort_by_key(Weekday::num_days_from_monday);
         got.dedup();
         let mut want = want.to_vec();
@@ -183,18 +233,27 @@ mod tests {
         // The 1st of the month or any Monday (Vixie cron), not only Mondays that are the 1st.
         let t = fires("0 0 1 * 1", monday(), 3);
         let days: Vec<(u32, Weekday)> = t.iter().map(|t| (t.day(), t.weekday())).collect();
-        assert_eq!(days, vec![(30, Weekday::Mon), (1, Weekday::Tue), (7, Weekday::Mon)]);
+        assert_eq!(
+            days,
+            vec![(30, Weekday::Mon), (1, Weekday::Tue), (7, Weekday::Mon)]
+        );
     }
 
     #[test]
     fn star_step_in_dom_still_ands() {
         let t = fires("0 0 */2 * 1", monday(), 2);
-        assert!(t.iter().all(|t| t.weekday() == Weekday::Mon && t.day() % 2 == 1));
+        assert!(
+            t.iter()
+                .all(|t| t.weekday() == Weekday::Mon && t.day() % 2 == 1)
+        );
     }
 
     #[test]
     fn shorthands() {
-        assert_eq!(fires("@hourly", monday(), 1)[0], monday() + chrono::Duration::hours(1));
+        assert_eq!(
+            fires("@hourly", monday(), 1)[0],
+            monday() + chrono::Duration::hours(1)
+        );
         assert_eq!(fires("@weekly", monday(), 1)[0].weekday(), Weekday::Sun);
     }
 
@@ -213,7 +272,9 @@ mod tests {
     fn spring_forward_skips_the_missing_time() {
         let tz: Tz = "Europe/Berlin".parse().unwrap();
         let s = Schedule::parse("30 2 * * *").unwrap();
-        let t = s.next_after(tz, Utc.with_ymd_and_hms(2026, 3, 28, 12, 0, 0).unwrap()).unwrap();
+        let t = s
+            .next_after(tz, Utc.with_ymd_and_hms(2026, 3, 28, 12, 0, 0).unwrap())
+            .unwrap();
         assert_eq!(t.with_timezone(&tz).day(), 30);
     }
 

@@ -42,6 +42,140 @@ pub enum Command {
     Render(RenderArgs),
     /// Build the demo SQLite warehouse and run the demo checks.
     Demo(RunArgs),
+    /// Incidents by hand: list, show, ack, resolve, note, stats, postmortem.
+    #[command(subcommand)]
+    Incidents(IncidentsCommand),
+    /// The mail outbox: list, retry a dead mail, deliver what is due.
+    #[command(subcommand)]
+    Outbox(OutboxCommand),
+}
+
+/// `dqwatch incidents …`.
+#[derive(Debug, Subcommand)]
+pub enum IncidentsCommand {
+    /// List incidents.
+    List {
+        /// Which: active (pending, open, acknowledged), open, acknowledged, resolved, pending, all.
+        #[arg(long, value_enum, default_value_t = StateFilter::Active)]
+        state: StateFilter,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = TextOrJson::Text)]
+        format: TextOrJson,
+    },
+    /// Show an incident and its whole timeline.
+    Show {
+        /// Incident id.
+        id: i64,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = TextOrJson::Text)]
+        format: TextOrJson,
+    },
+    /// Acknowledge an open incident (stops escalation).
+    Ack {
+        /// Incident id.
+        id: i64,
+        /// Who acknowledges.
+        #[arg(long)]
+        by: String,
+        /// A note for the timeline.
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Resolve an incident by hand.
+    Resolve {
+        /// Incident id.
+        id: i64,
+        /// Who resolves.
+        #[arg(long)]
+        by: String,
+        /// Why (goes on the timeline and into the resolution mail).
+        #[arg(long)]
+        note: String,
+    },
+    /// Add a note to an incident's timeline.
+    Note {
+        /// Incident id.
+        id: i64,
+        /// The note.
+        text: String,
+        /// Who writes it.
+        #[arg(long, env = "USER", default_value = "someone")]
+        by: String,
+    },
+    /// Counts, time to detect, acknowledge and resolve, escalation and repeat rates.
+    Stats {
+        /// Window, e.g. 7d or 24h.
+        #[arg(long, default_value = "30d")]
+        since: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = TextOrJson::Text)]
+        format: TextOrJson,
+    },
+    /// Render the postmortem template (Markdown) of an incident.
+    Postmortem {
+        /// Incident id.
+        id: i64,
+    },
+}
+
+/// `dqwatch outbox …`.
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// List outbox mails.
+    List {
+        /// Which: pending, sent, dead, all.
+        #[arg(long, value_enum, default_value_t = OutboxFilter::All)]
+        state: OutboxFilter,
+        /// At most this many, newest first.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Put a dead (or pending) mail back in line and deliver it now.
+    Retry {
+        /// Outbox id.
+        id: i64,
+    },
+    /// Deliver every pending mail now.
+    Deliver,
+}
+
+/// `incidents list --state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StateFilter {
+    /// Pending, open or acknowledged.
+    Active,
+    /// Open.
+    Open,
+    /// Acknowledged.
+    Acknowledged,
+    /// Resolved.
+    Resolved,
+    /// Pending.
+    Pending,
+    /// Everything.
+    All,
+}
+
+/// `outbox list --state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutboxFilter {
+    /// Waiting.
+    Pending,
+    /// Delivered.
+    Sent,
+    /// Dead letters.
+    Dead,
+    /// Everything.
+    All,
+}
+
+/// Text or JSON output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TextOrJson {
+    /// For people.
+    Text,
+    /// For programs.
+    Json,
 }
 
 /// `dqwatch run`.
@@ -62,6 +196,9 @@ pub struct RunArgs {
     /// Write the report to FILE (the text report still goes to stdout).
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Only run and report: no state store, no incidents, no mail (a CI gate).
+    #[arg(long)]
+    pub no_incidents: bool,
 }
 
 /// `dqwatch validate`.

@@ -24,18 +24,38 @@ pub async fn cmd(config: Option<&Path>, args: RunArgs) -> Exit {
             return Exit::Invalid;
         }
     };
-    let Some(conn) = cfg.connections.get(DEMO_CONNECTION).filter(|c| c.dialect == Dialect::Sqlite) else {
-        eprintln!("error: the demo needs a sqlite connection named \"{DEMO_CONNECTION}\" in {}\n  hint: run the demo with config/dqwatch.toml", cfg.path.display());
+    let Some(conn) = cfg
+        .connections
+        .get(DEMO_CONNECTION)
+        .filter(|c| c.dialect == Dialect::Sqlite)
+    else {
+        eprintln!(
+            "error: the demo needs a sqlite connection named \"{DEMO_CONNECTION}\" in {}\n  hint: run the demo with config/dqwatch.toml",
+            cfg.path.display()
+        );
         return Exit::Invalid;
     };
     let url = conn.url.expose();
-    let file = PathBuf::from(url.trim_start_matches("sqlite://").split('?').next().unwrap_or_default());
+    let file = PathBuf::from(
+        url.trim_start_matches("sqlite://")
+            .split('?')
+            .next()
+            .unwrap_or_default(),
+    );
     if let Err(e) = build(&file).await {
-        eprintln!("error: failed to build the demo warehouse at {}: {e}", file.display());
+        eprintln!(
+            "error: failed to build the demo warehouse at {}: {e}",
+            file.display()
+        );
         return Exit::CheckFailed;
     }
-    println!("Built the demo warehouse {} (dates relative to today).\n", file.display());
-    let Some((cfg, catalog)) = load::all(config) else { return Exit::Invalid };
+    println!(
+        "Built the demo warehouse {} (dates relative to today).\n",
+        file.display()
+    );
+    let Some((cfg, catalog)) = load::all(config) else {
+        return Exit::Invalid;
+    };
     run::execute(&cfg, &catalog, &args).await
 }
 
@@ -44,7 +64,8 @@ async fn build(file: &Path) -> Result<(), Box<dyn std::error::Error>> {
         std::fs::create_dir_all(dir)?;
     }
     let _ = std::fs::remove_file(file);
-    let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", file.display()))?.create_if_missing(true);
+    let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", file.display()))?
+        .create_if_missing(true);
     let mut conn = opts.connect().await?;
     sqlx::raw_sql(DEMO_SQL).execute(&mut conn).await?;
     conn.close().await?;

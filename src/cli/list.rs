@@ -9,7 +9,9 @@ use std::path::Path;
 
 /// Runs `dqwatch list`.
 pub fn cmd(config: Option<&Path>, args: &ListArgs) -> Exit {
-    let Some((cfg, catalog)) = load::all(config) else { return Exit::Invalid };
+    let Some((cfg, catalog)) = load::all(config) else {
+        return Exit::Invalid;
+    };
     let selected = match checks::select(&catalog.checks, &args.select, &[]) {
         Ok(s) => s,
         Err(msg) => {
@@ -31,18 +33,34 @@ pub fn cmd(config: Option<&Path>, args: &ListArgs) -> Exit {
         let (schedule, next) = match &c.schedule {
             Some(s) => (
                 s.as_str().to_string(),
-                s.next_after(tz, now).map_or("-".into(), |t| t.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S").to_string()),
+                s.next_after(tz, now).map_or("-".into(), |t| {
+                    t.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S").to_string()
+                }),
             ),
             None => ("-".into(), "run only".into()),
         };
         let thresholds = match &c.judge {
             Judge::RowsFail { severity } => format!("{severity} any row"),
             Judge::Thresholds { metric, levels } => {
-                format!("{metric}: {}", levels.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))
+                format!(
+                    "{metric}: {}",
+                    levels
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
             }
             Judge::SeverityMap { column, .. } => format!("{column}: severity_map"),
         };
-        rows.push([c.id.to_string(), c.connection.clone(), schedule, next, thresholds, c.tags.join(", ")]);
+        rows.push([
+            c.id.to_string(),
+            c.connection.clone(),
+            schedule,
+            next,
+            thresholds,
+            c.tags.join(", "),
+        ]);
     }
     let mut widths = [0usize; 6];
     for row in &rows {
@@ -51,7 +69,11 @@ pub fn cmd(config: Option<&Path>, args: &ListArgs) -> Exit {
         }
     }
     for row in &rows {
-        let cells: Vec<String> = row.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let cells: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
         println!("{}", cells.join("  ").trim_end());
     }
     Exit::Clean

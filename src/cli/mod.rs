@@ -4,10 +4,13 @@
 mod args;
 mod demo;
 mod exit;
+mod incidents;
 mod list;
 mod load;
+mod outbox;
 mod render;
 mod run;
+mod state;
 mod validate;
 
 pub use args::{Args, Command, LogFormat};
@@ -20,7 +23,10 @@ use std::process::ExitCode;
 pub fn main() -> ExitCode {
     let args = Args::parse();
     init_logging(args.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: failed to start the async runtime: {e}");
@@ -39,13 +45,17 @@ async fn dispatch(args: Args) -> Exit {
         Command::List(a) => list::cmd(config, &a),
         Command::Render(a) => render::cmd(config, &a),
         Command::Demo(a) => demo::cmd(config, a).await,
+        Command::Incidents(c) => incidents::cmd(config, c).await,
+        Command::Outbox(c) => outbox::cmd(config, c).await,
     }
 }
 
 fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),

@@ -8,7 +8,9 @@ use std::path::Path;
 
 /// Runs `dqwatch render`.
 pub fn cmd(config: Option<&Path>, args: &RenderArgs) -> Exit {
-    let Some((_, catalog)) = load::all(config) else { return Exit::Invalid };
+    let Some((_, catalog)) = load::all(config) else {
+        return Exit::Invalid;
+    };
     let id = args.id.trim_end_matches(".sql");
     let Some(check) = catalog.checks.iter().find(|c| c.id.0 == id) else {
         let close: Vec<&str> = catalog
@@ -18,7 +20,11 @@ pub fn cmd(config: Option<&Path>, args: &RenderArgs) -> Exit {
             .filter(|c| c.contains(id) || id.contains(c.rsplit('/').next().unwrap_or(c)))
             .take(5)
             .collect();
-        let hint = if close.is_empty() { "`dqwatch list` shows every check id".to_string() } else { format!("did you mean: {}", close.join(", ")) };
+        let hint = if close.is_empty() {
+            "`dqwatch list` shows every check id".to_string()
+        } else {
+            format!("did you mean: {}", close.join(", "))
+        };
         eprintln!("error: no check with id \"{id}\"\n  hint: {hint}");
         return Exit::Invalid;
     };

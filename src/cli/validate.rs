@@ -5,6 +5,7 @@ use super::args::ValidateArgs;
 use super::exit::Exit;
 use super::load;
 use crate::checks;
+use crate::compose::{Composer, Templates};
 use crate::diag::Diagnostic;
 use crate::warehouse::Warehouses;
 use std::path::Path;
@@ -19,29 +20,75 @@ pub async fn cmd(config: Option<&Path>, args: ValidateArgs) -> Exit {
             return Exit::Invalid;
         }
     };
-    println!("✓ config     {} ({} connection{})", cfg.path.display(), cfg.connections.len(), plural(cfg.connections.len()));
+    println!(
+        "✓ config     {} ({} connection{})",
+        cfg.path.display(),
+        cfg.connections.len(),
+        plural(cfg.connections.len())
+    );
     let catalog = match checks::load(&cfg) {
         Ok(c) => c,
         Err(diags) => {
             load::print_diagnostics(&diags);
-            println!("✗ checks     {} problem{} in {}", diags.len(), plural(diags.len()), cfg.checks_dir.display());
+            println!(
+                "✗ checks     {} problem{} in {}",
+                diags.len(),
+                plural(diags.len()),
+                cfg.checks_dir.display()
+            );
             return Exit::Invalid;
         }
     };
-    println!("✓ checks     {} check{} in {}", catalog.checks.len(), plural(catalog.checks.len()), cfg.checks_dir.display());
+    println!(
+        "✓ checks     {} check{} in {}",
+        catalog.checks.len(),
+        plural(catalog.checks.len()),
+        cfg.checks_dir.display()
+    );
+    let templates = match Templates::load(&cfg.templates_dir) {
+        Ok(t) => t,
+        Err(diags) => {
+            load::print_diagnostics(&diags);
+            println!(
+                "✗ templates  {} problem{} in {}",
+                diags.len(),
+                plural(diags.len()),
+                cfg.templates_dir.display()
+            );
+            return Exit::Invalid;
+        }
+    };
+    // Render every template against an example incident: a missing variable is caught
+    // here, not in the middle of an incident.
+    if let Err(message) = Composer::new(&cfg, templates).self_test() {
+        eprintln!(
+            "{}: error: {message}\n  hint: templates see the fields listed in README (Templates)",
+            cfg.templates_dir.display()
+        );
+        println!("✗ templates  {}", cfg.templates_dir.display());
+        return Exit::Invalid;
+    }
+    println!("✓ templates  {}", cfg.templates_dir.display());
     if !args.connect {
         return Exit::Clean;
     }
     let warehouses = Warehouses::new(&cfg);
     let mut tasks = tokio::task::JoinSet::new();
     for check in &catalog.checks {
-        let Some(w) = warehouses.get(&check.connection).cloned() else { continue };
+        let Some(w) = warehouses.get(&check.connection).cloned() else {
+            continue;
+        };
         let (sql, path, line) = (check.sql.clone(), check.path.clone(), check.sql_line);
         let conn = check.connection.clone();
         tasks.spawn(async move {
             w.prepare(&sql).await.err().map(|e| {
-                Diagnostic::at(&path, line, 1, format!("query does not prepare on \"{conn}\": {e}"))
-                    .hint("run `dqwatch render ID` to see the SQL, and try it in your SQL client")
+                Diagnostic::at(
+                    &path,
+                    line,
+                    1,
+                    format!("query does not prepare on \"{conn}\": {e}"),
+                )
+                .hint("run `dqwatch render ID` to see the SQL, and try it in your SQL client")
             })
         });
     }
@@ -53,11 +100,23 @@ pub async fn cmd(config: Option<&Path>, args: ValidateArgs) -> Exit {
     }
     diags.sort_by(|a, b| a.path.cmp(&b.path));
     if diags.is_empty() {
-        println!("✓ warehouse  {} quer{} prepared", catalog.checks.len(), if catalog.checks.len() == 1 { "y" } else { "ies" });
+        println!(
+            "✓ warehouse  {} quer{} prepared",
+            catalog.checks.len(),
+            if catalog.checks.len() == 1 {
+                "y"
+            } else {
+                "ies"
+            }
+        );
         Exit::Clean
     } else {
         load::print_diagnostics(&diags);
-        println!("✗ warehouse  {} of {} queries do not prepare", diags.len(), catalog.checks.len());
+        println!(
+            "✗ warehouse  {} of {} queries do not prepare",
+            diags.len(),
+            catalog.checks.len()
+        );
         Exit::Invalid
     }
 }

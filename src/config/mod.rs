@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use values::{Secret, format_duration, parse_duration, redact_url};
 pub(crate) use validate::is_email;
+pub use values::{Secret, format_duration, parse_duration, redact_url};
 
 /// The environment variable that names the config file.
 pub const CONFIG_ENV: &str = "DQWATCH_CONFIG";
@@ -230,21 +230,31 @@ pub struct Lifecycle {
 
 impl Default for Lifecycle {
     fn default() -> Self {
-        Self { open_after: 1, resolve_after: 1, error_after: 2, reopen_within: Duration::from_secs(86_400) }
+        Self {
+            open_after: 1,
+            resolve_after: 1,
+            error_after: 2,
+            reopen_within: Duration::from_secs(86_400),
+        }
     }
 }
 
 /// Reads and validates the config at `path`, taking `${VAR}` values from `env`.
 pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, Vec<Diagnostic>> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        vec![Diagnostic::file(path, format!("cannot read config: {e}"))
-            .hint("pass --config PATH or set DQWATCH_CONFIG")]
+        vec![
+            Diagnostic::file(path, format!("cannot read config: {e}"))
+                .hint("pass --config PATH or set DQWATCH_CONFIG"),
+        ]
     })?;
     validate::validate(path, &text, env)
 }
 
 /// Finds the config file: `--config`, else `$DQWATCH_CONFIG`, else the default locations.
-pub fn locate(flag: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<PathBuf, Diagnostic> {
+pub fn locate(
+    flag: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<PathBuf, Diagnostic> {
     if let Some(p) = flag {
         return Ok(p.to_path_buf());
     }

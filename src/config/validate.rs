@@ -18,7 +18,12 @@ pub(crate) struct Ctx<'a> {
 
 impl<'a> Ctx<'a> {
     pub fn new(path: &'a Path, text: &'a str, env: &'a dyn Fn(&str) -> Option<String>) -> Self {
-        Self { path, index: LineIndex::new(text), env, diags: Vec::new() }
+        Self {
+            path,
+            index: LineIndex::new(text),
+            env,
+            diags: Vec::new(),
+        }
     }
 
     pub fn error(&mut self, span: Range<usize>, message: impl Into<String>, hint: Option<String>) {
@@ -37,7 +42,9 @@ impl<'a> Ctx<'a> {
                     self.error(
                         s.span(),
                         format!("environment variable {name} is not set"),
-                        Some(format!("export {name}=…, or give a default: ${{{name}:-value}}")),
+                        Some(format!(
+                            "export {name}=…, or give a default: ${{{name}:-value}}"
+                        )),
                     );
                 }
                 None
@@ -47,11 +54,16 @@ impl<'a> Ctx<'a> {
 
     pub fn duration(&mut self, s: &Str) -> Option<Duration> {
         let text = self.string(s)?;
-        parse_duration(&text).map_err(|m| self.error(s.span(), m, None)).ok()
+        parse_duration(&text)
+            .map_err(|m| self.error(s.span(), m, None))
+            .ok()
     }
 
     pub fn severity(&mut self, s: &Str) -> Option<Severity> {
-        s.get_ref().parse().map_err(|m| self.error(s.span(), m, None)).ok()
+        s.get_ref()
+            .parse()
+            .map_err(|m| self.error(s.span(), m, None))
+            .ok()
     }
 
     pub fn email(&mut self, s: &Str) -> Option<String> {
@@ -59,7 +71,11 @@ impl<'a> Ctx<'a> {
         if is_email(&v) {
             Some(v)
         } else {
-            self.error(s.span(), format!("invalid email address \"{v}\""), Some("e.g. \"oncall@example.com\"".into()));
+            self.error(
+                s.span(),
+                format!("invalid email address \"{v}\""),
+                Some("e.g. \"oncall@example.com\"".into()),
+            );
             None
         }
     }
@@ -69,7 +85,11 @@ impl<'a> Ctx<'a> {
         if (1..=max).contains(&v) {
             Some(v)
         } else {
-            self.error(n.span(), format!("{what} must be between 1 and {max}, found {v}"), None);
+            self.error(
+                n.span(),
+                format!("{what} must be between 1 and {max}, found {v}"),
+                None,
+            );
             None
         }
     }
@@ -85,7 +105,13 @@ pub(crate) fn is_email(s: &str) -> bool {
 }
 
 /// Turns a toml error into a diagnostic at its span.
-pub(crate) fn toml_error(path: &Path, index: &LineIndex<'_>, err: &toml::de::Error, line_offset: usize, col_offset: usize) -> Diagnostic {
+pub(crate) fn toml_error(
+    path: &Path,
+    index: &LineIndex<'_>,
+    err: &toml::de::Error,
+    line_offset: usize,
+    col_offset: usize,
+) -> Diagnostic {
     let (line, column) = err.span().map_or((1, 1), |s| index.line_col(s.start));
     let message = err.message().trim().replace('\n', " ");
     let hint = if message.starts_with("unknown field") {
@@ -98,19 +124,39 @@ pub(crate) fn toml_error(path: &Path, index: &LineIndex<'_>, err: &toml::de::Err
     d
 }
 
-pub(super) fn validate(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, Vec<Diagnostic>> {
+pub(super) fn validate(
+    path: &Path,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, Vec<Diagnostic>> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut ctx = Ctx::new(path, text, env);
-    let raw: RawConfig = toml::from_str(text).map_err(|e| vec![toml_error(path, &ctx.index, &e, 0, 0)])?;
+    let raw: RawConfig =
+        toml::from_str(text).map_err(|e| vec![toml_error(path, &ctx.index, &e, 0, 0)])?;
     let base = path.parent().map_or_else(PathBuf::new, Path::to_path_buf);
     let rel = |p: String| normalize(&base.join(p));
 
-    let checks_dir = raw.checks_dir.as_ref().and_then(|s| ctx.string(s)).map_or_else(|| base.join("checks"), rel);
+    let checks_dir = raw
+        .checks_dir
+        .as_ref()
+        .and_then(|s| ctx.string(s))
+        .map_or_else(|| base.join("checks"), rel);
     let rules_dir = raw.rules_dir.as_ref().and_then(|s| ctx.string(s)).map(rel);
-    let templates_dir = raw.templates_dir.as_ref().and_then(|s| ctx.string(s)).map_or_else(|| base.join("templates"), rel);
-    let state = match raw.state.as_ref().and_then(|s| ctx.string(s).map(|v| (s.span(), v))) {
+    let templates_dir = raw
+        .templates_dir
+        .as_ref()
+        .and_then(|s| ctx.string(s))
+        .map_or_else(|| base.join("templates"), rel);
+    let state = match raw
+        .state
+        .as_ref()
+        .and_then(|s| ctx.string(s).map(|v| (s.span(), v)))
+    {
         Some((span, url)) => resolve_state(&mut ctx, span, &url, &base),
-        None => format!("sqlite://{}", normalize(&base.join(".dqwatch/state.db")).display()),
+        None => format!(
+            "sqlite://{}",
+            normalize(&base.join(".dqwatch/state.db")).display()
+        ),
     };
 
     let daemon = validate_daemon(&mut ctx, raw.daemon.as_ref());
@@ -120,13 +166,24 @@ pub(super) fn validate(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<Str
             connections.insert(name.clone(), c);
         }
     }
-    let mail = raw.mail.as_ref().and_then(|m| validate_mail(&mut ctx, m, &base));
-    let routes = raw.routes.iter().filter_map(|r| validate_route(&mut ctx, r)).collect();
+    let mail = raw
+        .mail
+        .as_ref()
+        .and_then(|m| validate_mail(&mut ctx, m, &base));
+    let routes = raw
+        .routes
+        .iter()
+        .filter_map(|r| validate_route(&mut ctx, r))
+        .collect();
 
     let mut severities = BTreeMap::new();
     for (name, policy) in &raw.severity {
         let Ok(sev) = name.parse::<Severity>() else {
-            ctx.error(policy.span(), format!("unknown severity [severity.{name}]"), Some("severities are P0, P1, P2 and P3".into()));
+            ctx.error(
+                policy.span(),
+                format!("unknown severity [severity.{name}]"),
+                Some("severities are P0, P1, P2 and P3".into()),
+            );
             continue;
         };
         severities.insert(sev, validate_severity(&mut ctx, policy.get_ref(), sev));
@@ -137,9 +194,24 @@ pub(super) fn validate(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<Str
 
     let mut impacts = BTreeMap::new();
     for (name, imp) in &raw.impact {
-        let min_severity = imp.get_ref().min_severity.as_ref().and_then(|s| ctx.severity(s));
-        let email = imp.get_ref().email.iter().filter_map(|e| ctx.email(e)).collect();
-        impacts.insert(name.clone(), Impact { min_severity, email });
+        let min_severity = imp
+            .get_ref()
+            .min_severity
+            .as_ref()
+            .and_then(|s| ctx.severity(s));
+        let email = imp
+            .get_ref()
+            .email
+            .iter()
+            .filter_map(|e| ctx.email(e))
+            .collect();
+        impacts.insert(
+            name.clone(),
+            Impact {
+                min_severity,
+                email,
+            },
+        );
     }
 
     let mut incidents = Lifecycle::default();
@@ -148,7 +220,9 @@ pub(super) fn validate(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<Str
             incidents.open_after = ctx.positive(n, "open_after", 1000).map_or(1, |v| v as u32);
         }
         if let Some(n) = &inc.resolve_after {
-            incidents.resolve_after = ctx.positive(n, "resolve_after", 1000).map_or(1, |v| v as u32);
+            incidents.resolve_after = ctx
+                .positive(n, "resolve_after", 1000)
+                .map_or(1, |v| v as u32);
         }
         if let Some(n) = &inc.error_after {
             incidents.error_after = ctx.positive(n, "error_after", 1000).map_or(2, |v| v as u32);
@@ -190,12 +264,24 @@ fn validate_daemon(ctx: &mut Ctx<'_>, raw: Option<&super::raw::RawDaemon>) -> Da
     if let Some(tz) = &raw.timezone {
         match tz.get_ref().parse::<chrono_tz::Tz>() {
             Ok(z) => daemon.timezone = z,
-            Err(_) => ctx.error(tz.span(), format!("unknown time zone \"{}\"", tz.get_ref()), Some("use an IANA name such as \"UTC\" or \"Europe/Berlin\"".into())),
+            Err(_) => ctx.error(
+                tz.span(),
+                format!("unknown time zone \"{}\"", tz.get_ref()),
+                Some("use an IANA name such as \"UTC\" or \"Europe/Berlin\"".into()),
+            ),
         }
     }
-    if let Some(listen) = raw.listen.as_ref().and_then(|s| ctx.string(s).map(|v| (s.span(), v))) {
+    if let Some(listen) = raw
+        .listen
+        .as_ref()
+        .and_then(|s| ctx.string(s).map(|v| (s.span(), v)))
+    {
         if listen.1.parse::<std::net::SocketAddr>().is_err() {
-            ctx.error(listen.0, format!("invalid listen address \"{}\"", listen.1), Some("e.g. \"127.0.0.1:8477\"".into()));
+            ctx.error(
+                listen.0,
+                format!("invalid listen address \"{}\"", listen.1),
+                Some("e.g. \"127.0.0.1:8477\"".into()),
+            );
         }
         daemon.listen = listen.1;
     }
@@ -220,13 +306,22 @@ pub(crate) fn normalize(path: &Path) -> PathBuf {
             other => out.push(other),
         }
     }
-    if out.is_empty() { PathBuf::from(".") } else { out.iter().collect() }
+    if out.is_empty() {
+        PathBuf::from(".")
+    } else {
+        out.iter().collect()
+    }
 }
 
 /// Resolves a relative `sqlite://` path against the config folder.
 fn resolve_sqlite(url: &str, base: &Path) -> String {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
-    let (file, query) = rest.split_once('?').map_or((rest, None), |(f, q)| (f, Some(q)));
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    let (file, query) = rest
+        .split_once('?')
+        .map_or((rest, None), |(f, q)| (f, Some(q)));
     let resolved = if file.is_empty() || file == ":memory:" || Path::new(file).is_absolute() {
         file.to_string()
     } else {
@@ -253,24 +348,52 @@ fn resolve_state(ctx: &mut Ctx<'_>, span: Range<usize>, url: &str, base: &Path) 
         Some(Dialect::Sqlite) => resolve_sqlite(url, base),
         Some(Dialect::Postgres) => url.to_string(),
         _ => {
-            ctx.error(span, format!("unsupported state store \"{}\"", redact_url(url)), Some("use sqlite://PATH or postgres://…".into()));
+            ctx.error(
+                span,
+                format!("unsupported state store \"{}\"", redact_url(url)),
+                Some("use sqlite://PATH or postgres://…".into()),
+            );
             String::new()
         }
     }
 }
 
-fn validate_connection(ctx: &mut Ctx<'_>, name: &str, raw: &Spanned<RawConnection>, base: &Path) -> Option<Connection> {
+fn validate_connection(
+    ctx: &mut Ctx<'_>,
+    name: &str,
+    raw: &Spanned<RawConnection>,
+    base: &Path,
+) -> Option<Connection> {
     let c = raw.get_ref();
     let url = ctx.string(&c.url);
-    let max_concurrency = c.max_concurrency.as_ref().map_or(Some(4), |n| ctx.positive(n, "max_concurrency", 1024));
-    let statement_timeout = c.statement_timeout.as_ref().map_or(Some(Duration::from_secs(60)), |s| ctx.duration(s));
-    let max_rows = c.max_rows.as_ref().map_or(Some(10_000), |n| ctx.positive(n, "max_rows", i64::MAX));
+    let max_concurrency = c
+        .max_concurrency
+        .as_ref()
+        .map_or(Some(4), |n| ctx.positive(n, "max_concurrency", 1024));
+    let statement_timeout = c
+        .statement_timeout
+        .as_ref()
+        .map_or(Some(Duration::from_secs(60)), |s| ctx.duration(s));
+    let max_rows = c
+        .max_rows
+        .as_ref()
+        .map_or(Some(10_000), |n| ctx.positive(n, "max_rows", i64::MAX));
     if statement_timeout.is_some_and(|t| t < Duration::from_millis(1)) {
-        ctx.error(c.statement_timeout.as_ref().map_or(raw.span(), Spanned::span), "statement_timeout must be at least 1ms", None);
+        ctx.error(
+            c.statement_timeout
+                .as_ref()
+                .map_or(raw.span(), Spanned::span),
+            "statement_timeout must be at least 1ms",
+            None,
+        );
     }
     let url = url?;
     let Some(dialect) = dialect_of(&url) else {
-        let shown = if url.is_empty() { "an empty url".to_string() } else { format!("\"{}\"", redact_url(&url)) };
+        let shown = if url.is_empty() {
+            "an empty url".to_string()
+        } else {
+            format!("\"{}\"", redact_url(&url))
+        };
         ctx.error(
             c.url.span(),
             format!("connection \"{name}\" has {shown}: the scheme is not supported"),
@@ -278,7 +401,11 @@ fn validate_connection(ctx: &mut Ctx<'_>, name: &str, raw: &Spanned<RawConnectio
         );
         return None;
     };
-    let url = if dialect == Dialect::Sqlite { resolve_sqlite(&url, base) } else { url };
+    let url = if dialect == Dialect::Sqlite {
+        resolve_sqlite(&url, base)
+    } else {
+        url
+    };
     Some(Connection {
         name: name.to_string(),
         dialect,
@@ -292,16 +419,27 @@ fn validate_connection(ctx: &mut Ctx<'_>, name: &str, raw: &Spanned<RawConnectio
 
 fn validate_mail(ctx: &mut Ctx<'_>, m: &RawMail, base: &Path) -> Option<Mail> {
     let from = ctx.email(&m.from);
-    let kind = m.transport.as_ref().map_or_else(|| "file".to_string(), |t| t.get_ref().clone());
+    let kind = m
+        .transport
+        .as_ref()
+        .map_or_else(|| "file".to_string(), |t| t.get_ref().clone());
     let transport = match kind.as_str() {
         "file" => {
-            let dir = m.dir.as_ref().and_then(|d| ctx.string(d)).unwrap_or_else(|| "outbox".into());
+            let dir = m
+                .dir
+                .as_ref()
+                .and_then(|d| ctx.string(d))
+                .unwrap_or_else(|| "outbox".into());
             let dir = normalize(&base.join(dir));
             Transport::File { dir }
         }
         "smtp" => {
             let Some(host_s) = &m.host else {
-                ctx.error(m.from.span(), "smtp transport needs a host", Some("add host = \"smtp.example.com\" to [mail]".into()));
+                ctx.error(
+                    m.from.span(),
+                    "smtp transport needs a host",
+                    Some("add host = \"smtp.example.com\" to [mail]".into()),
+                );
                 return None;
             };
             let host = ctx.string(host_s)?;
@@ -311,7 +449,11 @@ fn validate_mail(ctx: &mut Ctx<'_>, m: &RawMail, base: &Path) -> Option<Mail> {
                 Some("none") => Tls::None,
                 Some(other) => {
                     let span = m.tls.as_ref().map_or(0..0, Spanned::span);
-                    ctx.error(span, format!("unknown tls mode \"{other}\""), Some("use \"starttls\", \"tls\" or \"none\"".into()));
+                    ctx.error(
+                        span,
+                        format!("unknown tls mode \"{other}\""),
+                        Some("use \"starttls\", \"tls\" or \"none\"".into()),
+                    );
                     Tls::Starttls
                 }
             };
@@ -320,19 +462,47 @@ fn validate_mail(ctx: &mut Ctx<'_>, m: &RawMail, base: &Path) -> Option<Mail> {
                 Tls::Tls => 465,
                 Tls::None => 25,
             };
-            let port = m.port.as_ref().map_or(Some(default_port), |p| ctx.positive(p, "port", 65535));
-            let username = m.username.as_ref().and_then(|u| ctx.string(u)).filter(|u| !u.is_empty());
-            let password = m.password.as_ref().and_then(|p| ctx.string(p)).unwrap_or_default();
-            let timeout = m.timeout.as_ref().map_or(Some(Duration::from_secs(30)), |t| ctx.duration(t));
-            Transport::Smtp { host, port: port? as u16, tls, username, password: Secret::new(password), timeout: timeout? }
+            let port = m
+                .port
+                .as_ref()
+                .map_or(Some(default_port), |p| ctx.positive(p, "port", 65535));
+            let username = m
+                .username
+                .as_ref()
+                .and_then(|u| ctx.string(u))
+                .filter(|u| !u.is_empty());
+            let password = m
+                .password
+                .as_ref()
+                .and_then(|p| ctx.string(p))
+                .unwrap_or_default();
+            let timeout = m
+                .timeout
+                .as_ref()
+                .map_or(Some(Duration::from_secs(30)), |t| ctx.duration(t));
+            Transport::Smtp {
+                host,
+                port: port? as u16,
+                tls,
+                username,
+                password: Secret::new(password),
+                timeout: timeout?,
+            }
         }
         other => {
             let span = m.transport.as_ref().map_or(0..0, Spanned::span);
-            ctx.error(span, format!("unknown mail transport \"{other}\""), Some("use \"file\" or \"smtp\"".into()));
+            ctx.error(
+                span,
+                format!("unknown mail transport \"{other}\""),
+                Some("use \"file\" or \"smtp\"".into()),
+            );
             return None;
         }
     };
-    Some(Mail { from: from?, transport })
+    Some(Mail {
+        from: from?,
+        transport,
+    })
 }
 
 fn validate_route(ctx: &mut Ctx<'_>, raw: &Spanned<super::raw::RawRoute>) -> Option<Route> {
@@ -341,22 +511,41 @@ fn validate_route(ctx: &mut Ctx<'_>, raw: &Spanned<super::raw::RawRoute>) -> Opt
     let category = r
         .category
         .iter()
-        .filter_map(|c| c.get_ref().parse::<Category>().map_err(|m| ctx.error(c.span(), m, None)).ok())
+        .filter_map(|c| {
+            c.get_ref()
+                .parse::<Category>()
+                .map_err(|m| ctx.error(c.span(), m, None))
+                .ok()
+        })
         .collect();
     let email: Vec<String> = r.email.iter().filter_map(|e| ctx.email(e)).collect();
     if r.email.is_empty() {
-        ctx.error(raw.span(), "route has no email recipients", Some("add email = [\"team@example.com\"]".into()));
+        ctx.error(
+            raw.span(),
+            "route has no email recipients",
+            Some("add email = [\"team@example.com\"]".into()),
+        );
     }
     let digest = match r.digest.as_ref().map(|d| (d.span(), d.get_ref().as_str())) {
         None | Some((_, "immediate")) => Digest::Immediate,
         Some((_, "daily")) => Digest::Daily,
         Some((_, "weekly")) => Digest::Weekly,
         Some((span, other)) => {
-            ctx.error(span, format!("unknown digest \"{other}\""), Some("use \"daily\" or \"weekly\", or leave it out for immediate mail".into()));
+            ctx.error(
+                span,
+                format!("unknown digest \"{other}\""),
+                Some("use \"daily\" or \"weekly\", or leave it out for immediate mail".into()),
+            );
             Digest::Immediate
         }
     };
-    Some(Route { severity, category, tags: r.tags.iter().map(|t| t.get_ref().clone()).collect(), email, digest })
+    Some(Route {
+        severity,
+        category,
+        tags: r.tags.iter().map(|t| t.get_ref().clone()).collect(),
+        email,
+        digest,
+    })
 }
 
 fn validate_severity(ctx: &mut Ctx<'_>, raw: &RawSeverity, sev: Severity) -> SeverityPolicy {
@@ -374,12 +563,20 @@ fn validate_severity(ctx: &mut Ctx<'_>, raw: &RawSeverity, sev: Severity) -> Sev
             None | Some((_, "acknowledged")) => Until::Acknowledged,
             Some((_, "resolved")) => Until::Resolved,
             Some((span, other)) => {
-                ctx.error(span, format!("unknown until \"{other}\""), Some("use \"acknowledged\" or \"resolved\"".into()));
+                ctx.error(
+                    span,
+                    format!("unknown until \"{other}\""),
+                    Some("use \"acknowledged\" or \"resolved\"".into()),
+                );
                 Until::Acknowledged
             }
         };
         if let Some(after) = after {
-            policy.escalation.push(EscalationStep { after, email, until });
+            policy.escalation.push(EscalationStep {
+                after,
+                email,
+                until,
+            });
         }
     }
     policy
@@ -392,7 +589,12 @@ fn default_policy(sev: Severity) -> SeverityPolicy {
         Severity::P2 => "Medium: data quality is degraded",
         Severity::P3 => "Low: worth a look",
     };
-    SeverityPolicy { description: description.into(), respond_within: None, renotify_every: None, escalation: Vec::new() }
+    SeverityPolicy {
+        description: description.into(),
+        respond_within: None,
+        renotify_every: None,
+        escalation: Vec::new(),
+    }
 }
 
 #[cfg(test)]
@@ -409,7 +611,11 @@ mod tests {
     }
 
     fn errors(text: &str) -> Vec<String> {
-        check(text).unwrap_err().into_iter().map(|d| d.to_string()).collect()
+        check(text)
+            .unwrap_err()
+            .into_iter()
+            .map(|d| d.to_string())
+            .collect()
     }
 
     #[test]
@@ -425,9 +631,15 @@ mod tests {
         .unwrap();
         assert_eq!(cfg.checks_dir, Path::new("checks"));
         assert_eq!(cfg.connections["wh"].url.expose(), "sqlite://demo.db");
-        assert_eq!(cfg.connections["pg"].url.expose(), "postgres://u:s3cret@h/db");
+        assert_eq!(
+            cfg.connections["pg"].url.expose(),
+            "postgres://u:s3cret@h/db"
+        );
         assert_eq!(cfg.connections["pg"].display_url, "postgres://u:****@h/db");
-        assert_eq!(cfg.connections["pg"].statement_timeout, Duration::from_secs(5));
+        assert_eq!(
+            cfg.connections["pg"].statement_timeout,
+            Duration::from_secs(5)
+        );
         assert_eq!(cfg.connections["wh"].max_rows, 10_000);
         assert_eq!(cfg.severities.len(), 4);
     }
@@ -436,7 +648,11 @@ mod tests {
     fn unknown_key_names_line_and_choices() {
         let e = errors("[daemon]\ntimezone = \"UTC\"\ncatchup = true\n");
         assert_eq!(e.len(), 1);
-        assert!(e[0].starts_with("cfg/dqwatch.toml:3:1: error: unknown field `catchup`"), "{}", e[0]);
+        assert!(
+            e[0].starts_with("cfg/dqwatch.toml:3:1: error: unknown field `catchup`"),
+            "{}",
+            e[0]
+        );
     }
 
     #[test]
@@ -452,7 +668,10 @@ mod tests {
             timezone = "Mars/Base"
         "#});
         assert_eq!(e.len(), 5, "{e:#?}");
-        assert!(e[0].contains("cfg/dqwatch.toml:2:7: error: environment variable MISSING is not set"), "{e:#?}");
+        assert!(
+            e[0].contains("cfg/dqwatch.toml:2:7: error: environment variable MISSING is not set"),
+            "{e:#?}"
+        );
         assert!(e[1].contains(":3:21: error: invalid duration \"soon\""));
         assert!(e[2].contains(":5:7: error: connection \"b\" has \"oracle://x\""));
         assert!(e[3].contains(":6:19: error: max_concurrency must be between 1 and 1024"));
@@ -475,15 +694,25 @@ mod tests {
             escalation = [{ after = "15m", email = ["b@example.com"], until = "resolved" }]
         "#})
         .unwrap();
-        let Some(Mail { transport: Transport::Smtp { port, password, .. }, .. }) = cfg.mail else { panic!() };
+        let Some(Mail {
+            transport: Transport::Smtp { port, password, .. },
+            ..
+        }) = cfg.mail
+        else {
+            panic!()
+        };
         assert_eq!((port, password.expose()), (465, "s3cret"));
         assert_eq!(cfg.routes[0].severity, vec![Severity::P0, Severity::P1]);
-        assert_eq!(cfg.severities[&Severity::P0].escalation[0].until, Until::Resolved);
+        assert_eq!(
+            cfg.severities[&Severity::P0].escalation[0].until,
+            Until::Resolved
+        );
     }
 
     #[test]
     fn bad_routes() {
-        let e = errors("[[routes]]\nseverity = [\"P5\"]\nemail = [\"nobody\"]\ndigest = \"hourly\"\n");
+        let e =
+            errors("[[routes]]\nseverity = [\"P5\"]\nemail = [\"nobody\"]\ndigest = \"hourly\"\n");
         assert_eq!(e.len(), 3, "{e:#?}");
         assert!(e[0].contains(":2:13: error: unknown severity \"P5\""));
         assert!(e[1].contains(":3:10: error: invalid email address \"nobody\""));
@@ -492,7 +721,10 @@ mod tests {
 
     #[test]
     fn normalizes_paths() {
-        assert_eq!(normalize(Path::new("config/../checks/a.sql")), Path::new("checks/a.sql"));
+        assert_eq!(
+            normalize(Path::new("config/../checks/a.sql")),
+            Path::new("checks/a.sql")
+        );
         assert_eq!(normalize(Path::new("../x/./y")), Path::new("../x/y"));
         assert_eq!(normalize(Path::new("/a/b/../c")), Path::new("/a/c"));
         assert_eq!(normalize(Path::new("a/..")), Path::new("."));

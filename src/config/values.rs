@@ -7,17 +7,25 @@ use std::time::Duration;
 /// Parses `"500ms"`, `"60s"`, `"15m"`, `"2h"`, `"1d"`, `"1w"` or a sequence (`"1h30m"`).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let s = text.trim();
-    let bad = || format!("invalid duration \"{text}\": expected a number and a unit, e.g. \"90s\", \"15m\", \"2h\", \"1d\"");
+    let bad = || {
+        format!(
+            "invalid duration \"{text}\": expected a number and a unit, e.g. \"90s\", \"15m\", \"2h\", \"1d\""
+        )
+    };
     if s.is_empty() {
         return Err(bad());
     }
     let mut total = 0.0_f64;
     let mut rest = s;
     while !rest.is_empty() {
-        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
         let number: f64 = rest[..num_end].parse().map_err(|_| bad())?;
         rest = &rest[num_end..];
-        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let seconds = match rest[..unit_end].trim() {
             "ms" => 0.001,
             "s" => 1.0,
@@ -53,7 +61,10 @@ pub fn format_duration(seconds: f64) -> String {
 
 /// Replaces `${VAR}` and `${VAR:-default}` in `text` from `env`. `$$` is a literal `$`.
 /// Returns the names of every variable that is unset and has no default.
-pub fn interpolate(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, Vec<String>> {
+pub fn interpolate(
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, Vec<String>> {
     let mut out = String::with_capacity(text.len());
     let mut missing = Vec::new();
     let mut rest = text;
@@ -74,7 +85,10 @@ pub fn interpolate(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<S
                 Some((n, d)) => (n, Some(d)),
                 None => (expr, None),
             };
-            match (env(name).filter(|v| !v.is_empty() || default.is_none()), default) {
+            match (
+                env(name).filter(|v| !v.is_empty() || default.is_none()),
+                default,
+            ) {
                 (Some(v), _) => out.push_str(&v),
                 (None, Some(d)) => out.push_str(d),
                 (None, None) => missing.push(name.to_string()),
@@ -86,7 +100,11 @@ pub fn interpolate(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<S
         }
     }
     out.push_str(rest);
-    if missing.is_empty() { Ok(out) } else { Err(missing) }
+    if missing.is_empty() {
+        Ok(out)
+    } else {
+        Err(missing)
+    }
 }
 
 /// A value that must never be printed: `Debug` and `Display` show `****`.
@@ -127,7 +145,9 @@ pub fn redact_url(url: &str) -> String {
     let mut out = url.to_string();
     if let Some(scheme_end) = out.find("://") {
         let auth_start = scheme_end + 3;
-        let auth_end = out[auth_start..].find(['/', '?']).map_or(out.len(), |i| auth_start + i);
+        let auth_end = out[auth_start..]
+            .find(['/', '?'])
+            .map_or(out.len(), |i| auth_start + i);
         if let Some(at) = out[auth_start..auth_end].rfind('@') {
             let userinfo = &out[auth_start..auth_start + at];
             if let Some(colon) = userinfo.find(':') {
@@ -171,7 +191,11 @@ mod tests {
     #[test_case("15 minutes")]
     #[test_case("-5m")]
     fn bad_durations(text: &str) {
-        assert!(parse_duration(text).unwrap_err().contains("invalid duration"));
+        assert!(
+            parse_duration(text)
+                .unwrap_err()
+                .contains("invalid duration")
+        );
     }
 
     #[test]
@@ -198,23 +222,35 @@ mod tests {
         assert_eq!(interpolate("${EMPTY:-fallback}", &env).unwrap(), "fallback");
         assert_eq!(interpolate("${EMPTY}", &env).unwrap(), "");
         assert_eq!(interpolate("${NOPE:-}", &env).unwrap(), "");
-        assert_eq!(interpolate("cost $$5 and $x", &env).unwrap(), "cost $5 and $x");
+        assert_eq!(
+            interpolate("cost $$5 and $x", &env).unwrap(),
+            "cost $5 and $x"
+        );
         // A value is inserted as it is, never interpolated again.
         assert_eq!(interpolate("${TRICKY}", &env).unwrap(), "a\"b\nc${HOST}");
     }
 
     #[test]
     fn reports_every_missing_variable() {
-        assert_eq!(interpolate("${A}/${HOST}/${B}", &env).unwrap_err(), vec!["A", "B"]);
+        assert_eq!(
+            interpolate("${A}/${HOST}/${B}", &env).unwrap_err(),
+            vec!["A", "B"]
+        );
     }
 
     #[test]
     fn secrets_never_print() {
         let s = Secret::new("hunter2".into());
         assert_eq!(format!("{s} {s:?}"), "**** ****");
-        assert_eq!(redact_url("postgres://u:hunter2@h:5432/db"), "postgres://u:****@h:5432/db");
+        assert_eq!(
+            redact_url("postgres://u:hunter2@h:5432/db"),
+            "postgres://u:****@h:5432/db"
+        );
         assert_eq!(redact_url("mysql://u@h/db"), "mysql://u@h/db");
-        assert_eq!(redact_url("postgres://h/db?user=u&password=pw"), "postgres://h/db?user=u&password=****");
+        assert_eq!(
+            redact_url("postgres://h/db?user=u&password=pw"),
+            "postgres://h/db?user=u&password=****"
+        );
         assert_eq!(redact_url("sqlite://a.db"), "sqlite://a.db");
     }
 }

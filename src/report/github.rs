@@ -1,15 +1,17 @@
 //! `--format github`: workflow commands that annotate the check file on the pull request
 //! (`::error file=…,line=…::`), then the text summary.
 
-use super::text::summary;
 use super::metric_text;
+use super::text::summary;
 use crate::model::{Outcome, Severity, Status};
 use crate::runner::RunReport;
 use std::fmt::Write as _;
 
 /// Escapes a workflow-command message (GitHub's rules for `%`, CR and LF).
 fn escape(s: &str) -> String {
-    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
 }
 
 /// Escapes a workflow-command property value (also `:` and `,`).
@@ -27,15 +29,34 @@ pub fn render(report: &RunReport, fail_on: Severity) -> String {
         match &run.outcome {
             Outcome::Error { kind, message } => {
                 let msg = format!("check could not run ({}): {message}", kind.as_str());
-                let _ = writeln!(out, "::error file={file},line=1,title={title}::{}", escape(&msg));
+                let _ = writeln!(
+                    out,
+                    "::error file={file},line=1,title={title}::{}",
+                    escape(&msg)
+                );
             }
             Outcome::Evaluated { observations, .. } => {
                 for o in observations {
-                    let Status::Breach { severity } = o.status else { continue };
-                    let level = if severity.at_least(fail_on) { "error" } else { "warning" };
-                    let key = if o.key.is_empty() { String::new() } else { format!("[{}] ", o.key) };
+                    let Status::Breach { severity } = o.status else {
+                        continue;
+                    };
+                    let level = if severity.at_least(fail_on) {
+                        "error"
+                    } else {
+                        "warning"
+                    };
+                    let key = if o.key.is_empty() {
+                        String::new()
+                    } else {
+                        format!("[{}] ", o.key)
+                    };
                     let msg = format!("{severity} {key}{}", metric_text(run, o));
-                    let _ = writeln!(out, "::{level} file={file},line={},title={title}::{}", run.check.sql_line, escape(&msg));
+                    let _ = writeln!(
+                        out,
+                        "::{level} file={file},line={},title={title}::{}",
+                        run.check.sql_line,
+                        escape(&msg)
+                    );
                 }
             }
         }

@@ -72,9 +72,17 @@ pub fn render(report: &RunReport, fail_on: Severity) -> String {
             match &run.outcome {
                 Outcome::Error { kind, message } => {
                     doc.status = "error";
-                    doc.error = Some(ErrorDoc { kind: *kind, message });
+                    doc.error = Some(ErrorDoc {
+                        kind: *kind,
+                        message,
+                    });
                 }
-                Outcome::Evaluated { observations, rows, capped, .. } => {
+                Outcome::Evaluated {
+                    observations,
+                    rows,
+                    capped,
+                    ..
+                } => {
                     doc.rows = *rows;
                     doc.capped = *capped;
                     if doc.severity.is_some() {
@@ -83,7 +91,12 @@ pub fn render(report: &RunReport, fail_on: Severity) -> String {
                     doc.observations = observations
                         .iter()
                         .map(|o| ObservationDoc {
-                            key: o.key.0.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
+                            key: o
+                                .key
+                                .0
+                                .iter()
+                                .map(|(k, v)| (k.as_str(), v.as_str()))
+                                .collect(),
                             status: match o.status {
                                 Status::Pass => "pass",
                                 Status::Breach { .. } => "breach",
@@ -105,7 +118,9 @@ pub fn render(report: &RunReport, fail_on: Severity) -> String {
         .collect();
     let doc = Doc {
         version: env!("CARGO_PKG_VERSION"),
-        started_at: report.started_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        started_at: report
+            .started_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         duration_ms: report.duration.as_millis(),
         fail_on,
         status: match verdict(report, fail_on) {
@@ -116,7 +131,8 @@ pub fn render(report: &RunReport, fail_on: Severity) -> String {
         summary: summarize(report),
         checks,
     };
-    let mut out = serde_json::to_string_pretty(&doc).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    let mut out =
+        serde_json::to_string_pretty(&doc).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
     out.push('\n');
     out
 }

@@ -51,7 +51,10 @@ pub struct Summary {
 
 /// Counts checks and breaches.
 pub fn summarize(report: &RunReport) -> Summary {
-    let mut s = Summary { checks: report.runs.len(), ..Summary::default() };
+    let mut s = Summary {
+        checks: report.runs.len(),
+        ..Summary::default()
+    };
     for run in &report.runs {
         match &run.outcome {
             Outcome::Error { .. } => s.errors += 1,
@@ -63,7 +66,11 @@ pub fn summarize(report: &RunReport) -> Summary {
                         breached = true;
                     }
                 }
-                if breached { s.breached += 1 } else { s.passed += 1 }
+                if breached {
+                    s.breached += 1
+                } else {
+                    s.passed += 1
+                }
             }
         }
     }
@@ -97,7 +104,10 @@ pub(crate) fn metric_text(run: &crate::runner::CheckRun, o: &crate::model::Obser
         let n = o.metric.unwrap_or(0.0) as u64;
         return format!("{n} row{}", if n == 1 { "" } else { "s" });
     };
-    let seconds = o.threshold.as_ref().is_some_and(|t| t.text.trim_end().ends_with(['s', 'm', 'h', 'd', 'w']));
+    let seconds = o
+        .threshold
+        .as_ref()
+        .is_some_and(|t| t.text.trim_end().ends_with(['s', 'm', 'h', 'd', 'w']));
     let value = match o.metric {
         Some(v) if seconds => crate::config::format_duration(v),
         Some(v) => crate::model::format_number(v),

@@ -36,21 +36,35 @@ pub(super) fn pg(row: &PgRow) -> Vec<Value> {
                 "INT2" => or_unsupported(row.try_get::<i16, _>(i), &ty, |v| Value::Int(v.into())),
                 "INT4" => or_unsupported(row.try_get::<i32, _>(i), &ty, |v| Value::Int(v.into())),
                 "INT8" => or_unsupported(row.try_get::<i64, _>(i), &ty, Value::Int),
-                "FLOAT4" => or_unsupported(row.try_get::<f32, _>(i), &ty, |v| Value::Float(v.into())),
+                "FLOAT4" => {
+                    or_unsupported(row.try_get::<f32, _>(i), &ty, |v| Value::Float(v.into()))
+                }
                 "FLOAT8" => or_unsupported(row.try_get::<f64, _>(i), &ty, Value::Float),
                 "NUMERIC" => numeric(row.try_get::<BigDecimal, _>(i), &ty),
                 "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "CHAR" | "\"CHAR\"" | "UNKNOWN" => {
                     or_unsupported(row.try_get::<String, _>(i), &ty, Value::Text)
                 }
-                "DATE" => or_unsupported(row.try_get::<chrono::NaiveDate, _>(i), &ty, |d| Value::Text(d.to_string())),
-                "TIMESTAMP" => or_unsupported(row.try_get::<chrono::NaiveDateTime, _>(i), &ty, |d| {
-                    Value::Text(d.format("%Y-%m-%dT%H:%M:%S%.f").to_string())
+                "DATE" => or_unsupported(row.try_get::<chrono::NaiveDate, _>(i), &ty, |d| {
+                    Value::Text(d.to_string())
                 }),
-                "TIMESTAMPTZ" => or_unsupported(row.try_get::<chrono::DateTime<chrono::Utc>, _>(i), &ty, |d| {
-                    Value::Text(d.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+                "TIMESTAMP" => {
+                    or_unsupported(row.try_get::<chrono::NaiveDateTime, _>(i), &ty, |d| {
+                        Value::Text(d.format("%Y-%m-%dT%H:%M:%S%.f").to_string())
+                    })
+                }
+                "TIMESTAMPTZ" => or_unsupported(
+                    row.try_get::<chrono::DateTime<chrono::Utc>, _>(i),
+                    &ty,
+                    |d| Value::Text(d.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
+                ),
+                "TIME" => or_unsupported(row.try_get::<chrono::NaiveTime, _>(i), &ty, |d| {
+                    Value::Text(d.to_string())
                 }),
-                "TIME" => or_unsupported(row.try_get::<chrono::NaiveTime, _>(i), &ty, |d| Value::Text(d.to_string())),
-                "JSON" | "JSONB" => or_unsupported(row.try_get::<serde_json::Value, _>(i), &ty, |v| Value::Text(v.to_string())),
+                "JSON" | "JSONB" => {
+                    or_unsupported(row.try_get::<serde_json::Value, _>(i), &ty, |v| {
+                        Value::Text(v.to_string())
+                    })
+                }
                 _ => Value::Unsupported(ty),
             }
         })
@@ -72,17 +86,28 @@ pub(super) fn mysql(row: &MySqlRow) -> Vec<Value> {
                 "BOOLEAN" | "TINYINT" | "SMALLINT" | "MEDIUMINT" | "INT" | "BIGINT" | "YEAR" => {
                     or_unsupported(row.try_get::<i64, _>(i), &ty, Value::Int)
                 }
-                "TINYINT UNSIGNED" | "SMALLINT UNSIGNED" | "MEDIUMINT UNSIGNED" | "INT UNSIGNED" | "BIGINT UNSIGNED" => {
-                    or_unsupported(row.try_get::<u64, _>(i), &ty, |v| i64::try_from(v).map_or(Value::Float(v as f64), Value::Int))
+                "TINYINT UNSIGNED" | "SMALLINT UNSIGNED" | "MEDIUMINT UNSIGNED"
+                | "INT UNSIGNED" | "BIGINT UNSIGNED" => {
+                    or_unsupported(row.try_get::<u64, _>(i), &ty, |v| {
+                        i64::try_from(v).map_or(Value::Float(v as f64), Value::Int)
+                    })
                 }
-                "FLOAT" => or_unsupported(row.try_get::<f32, _>(i), &ty, |v| Value::Float(v.into())),
+                "FLOAT" => {
+                    or_unsupported(row.try_get::<f32, _>(i), &ty, |v| Value::Float(v.into()))
+                }
                 "DOUBLE" => or_unsupported(row.try_get::<f64, _>(i), &ty, Value::Float),
                 "DECIMAL" => numeric(row.try_get::<BigDecimal, _>(i), &ty),
-                "DATE" => or_unsupported(row.try_get::<chrono::NaiveDate, _>(i), &ty, |d| Value::Text(d.to_string())),
-                "DATETIME" | "TIMESTAMP" => or_unsupported(row.try_get::<chrono::NaiveDateTime, _>(i), &ty, |d| {
-                    Value::Text(d.format("%Y-%m-%dT%H:%M:%S%.f").to_string())
+                "DATE" => or_unsupported(row.try_get::<chrono::NaiveDate, _>(i), &ty, |d| {
+                    Value::Text(d.to_string())
                 }),
-                "TIME" => or_unsupported(row.try_get::<chrono::NaiveTime, _>(i), &ty, |d| Value::Text(d.to_string())),
+                "DATETIME" | "TIMESTAMP" => {
+                    or_unsupported(row.try_get::<chrono::NaiveDateTime, _>(i), &ty, |d| {
+                        Value::Text(d.format("%Y-%m-%dT%H:%M:%S%.f").to_string())
+                    })
+                }
+                "TIME" => or_unsupported(row.try_get::<chrono::NaiveTime, _>(i), &ty, |d| {
+                    Value::Text(d.to_string())
+                }),
                 _ => match row.try_get::<String, _>(i) {
                     Ok(s) => Value::Text(s),
                     // Binary collations report text as VARBINARY/BLOB.

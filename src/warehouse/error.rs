@@ -22,7 +22,9 @@ pub enum WarehouseError {
         message: String,
     },
     /// The statement timeout fired.
-    #[error("statement timed out after {after:?} (statement_timeout of connection \"{connection}\")")]
+    #[error(
+        "statement timed out after {after:?} (statement_timeout of connection \"{connection}\")"
+    )]
     Timeout {
         /// The connection's name.
         connection: String,
@@ -74,10 +76,16 @@ pub(super) fn describe(err: &sqlx::Error) -> String {
 
 /// True when a database error is a statement timeout.
 pub(super) fn is_timeout(err: &sqlx::Error) -> bool {
-    let Some(db) = err.as_database_error() else { return false };
+    let Some(db) = err.as_database_error() else {
+        return false;
+    };
     let code = db.code().unwrap_or_default();
     let msg = db.message();
     // Postgres query_canceled; MariaDB 1969 (max_statement_time); MySQL 3024 (max_execution_time);
     // SQLite SQLITE_INTERRUPT from our progress handler.
-    code == "57014" || code == "70100" || msg.contains("max_statement_time") || msg.contains("maximum statement execution time") || msg == "interrupted"
+    code == "57014"
+        || code == "70100"
+        || msg.contains("max_statement_time")
+        || msg.contains("maximum statement execution time")
+        || msg == "interrupted"
 }

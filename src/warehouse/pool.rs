@@ -33,7 +33,13 @@ pub struct Warehouses(BTreeMap<String, Arc<Warehouse>>);
 impl Warehouses {
     /// A pool per `[connections.NAME]`.
     pub fn new(config: &Config) -> Self {
-        Self(config.connections.iter().map(|(n, c)| (n.clone(), Arc::new(Warehouse::new(c.clone())))).collect())
+        Self(
+            config
+                .connections
+                .iter()
+                .map(|(n, c)| (n.clone(), Arc::new(Warehouse::new(c.clone()))))
+                .collect(),
+        )
     }
 
     /// The pool of a connection.
@@ -53,7 +59,11 @@ impl Warehouse {
     /// A pool for `conn`, opening at most `max_concurrency` connections.
     pub fn new(conn: Connection) -> Self {
         let permits = Semaphore::new(conn.max_concurrency);
-        Self { conn, idle: Mutex::new(Vec::new()), permits }
+        Self {
+            conn,
+            idle: Mutex::new(Vec::new()),
+            permits,
+        }
     }
 
     /// The connection's config.
@@ -63,7 +73,11 @@ impl Warehouse {
 
     /// Runs `sql` in a read-only transaction and reads at most `max_rows` rows.
     pub async fn fetch(&self, sql: &str) -> Result<ResultSet, WarehouseError> {
-        let _permit = self.permits.acquire().await.map_err(|_| self.query_error("pool closed"))?;
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| self.query_error("pool closed"))?;
         let mut conn = self.checkout().await?;
         let limit = self.conn.statement_timeout + CLIENT_GRACE;
         match tokio::time::timeout(limit, run(&mut conn, sql, &self.conn)).await {
@@ -92,7 +106,11 @@ impl Warehouse {
 
     /// Prepares `sql` without running it and returns its column names.
     pub async fn prepare(&self, sql: &str) -> Result<Vec<String>, WarehouseError> {
-        let _permit = self.permits.acquire().await.map_err(|_| self.query_error("pool closed"))?;
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| self.query_error("pool closed"))?;
         let mut conn = self.checkout().await?;
         let sql = AssertSqlSafe(sql.to_string()).into_sql_str();
         let columns = match &mut conn {
@@ -110,25 +128,39 @@ impl Warehouse {
     }
 
     fn query_error(&self, message: &str) -> WarehouseError {
-        WarehouseError::Query { message: message.to_string() }
+        WarehouseError::Query {
+            message: message.to_string(),
+        }
     }
 
     fn timeout(&self) -> WarehouseError {
-        WarehouseError::Timeout { connection: self.conn.name.clone(), after: self.conn.statement_timeout }
+        WarehouseError::Timeout {
+            connection: self.conn.name.clone(),
+            after: self.conn.statement_timeout,
+        }
     }
 
     fn checkin(&self, conn: Conn) {
-        self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(conn);
+        self.idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(conn);
     }
 
     async fn checkout(&self) -> Result<Conn, WarehouseError> {
-        let idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
+        let idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop();
         match idle {
             Some(c) => Ok(c),
-            None => connect(&self.conn).await.map_err(|e| WarehouseError::Connect {
-                url: self.conn.display_url.clone(),
-                message: describe(&e),
-            }),
+            None => connect(&self.conn)
+                .await
+                .map_err(|e| WarehouseError::Connect {
+                    url: self.conn.display_url.clone(),
+                    message: describe(&e),
+                }),
         }
     }
 }
@@ -145,7 +177,10 @@ async fn connect(conn: &Connection) -> Result<Conn, sqlx::Error> {
         Dialect::Postgres => {
             let opts = PgConnectOptions::from_str(url)?
                 .application_name("dqwatch")
-                .options([("statement_timeout", format!("{ms}")), ("default_transaction_read_only", "on".into())])
+                .options([
+                    ("statement_timeout", format!("{ms}")),
+                    ("default_transaction_read_only", "on".into()),
+                ])
                 .disable_statement_logging();
             Ok(Conn::Pg(opts.connect().await?))
         }
@@ -155,8 +190,16 @@ async fn connect(conn: &Connection) -> Result<Conn, sqlx::Error> {
             // MariaDB counts seconds in max_statement_time; MySQL counts milliseconds in
             // max_execution_time (SELECT only).
             let secs = ms as f64 / 1000.0;
-            if c.execute(AssertSqlSafe(format!("SET SESSION max_statement_time = {secs}"))).await.is_err() {
-                c.execute(AssertSqlSafe(format!("SET SESSION max_execution_time = {ms}"))).await?;
+            if c.execute(AssertSqlSafe(format!(
+                "SET SESSION max_statement_time = {secs}"
+            )))
+            .await
+            .is_err()
+            {
+                c.execute(AssertSqlSafe(format!(
+                    "SET SESSION max_execution_time = {ms}"
+                )))
+                .await?;
             }
             Ok(Conn::My(c))
         }
@@ -183,7 +226,9 @@ macro_rules! stream_rows {
     ($c:expr, $sql:expr, $max:expr, $decode:path) => {{
         let mut rs = ResultSet::default();
         {
-            let mut stream = sqlx::query(AssertSqlSafe($sql.to_string())).persistent(false).fetch(&mut *$c);
+            let mut stream = sqlx::query(AssertSqlSafe($sql.to_string()))
+                .persistent(false)
+                .fetch(&mut *$c);
             while let Some(row) = stream.try_next().await? {
                 if rs.columns.is_empty() {
                     rs.columns = names(row.columns());
@@ -197,7 +242,11 @@ macro_rules! stream_rows {
         }
         if rs.rows.is_empty() {
             // No row tells the columns; the prepared statement does.
-            rs.columns = names($c.prepare(AssertSqlSafe($sql.to_string()).into_sql_str()).await?.columns());
+            rs.columns = names(
+                $c.prepare(AssertSqlSafe($sql.to_string()).into_sql_str())
+                    .await?
+                    .columns(),
+            );
         }
         rs
     }};
@@ -226,7 +275,9 @@ async fn run(conn: &mut Conn, sql: &str, cfg: &Connection) -> Result<ResultSet, 
             // SQLite has no server to enforce a timeout: its progress handler interrupts the
             // statement once the deadline passes.
             let deadline = Instant::now() + cfg.statement_timeout;
-            c.lock_handle().await?.set_progress_handler(10_000, move || Instant::now() < deadline);
+            c.lock_handle()
+                .await?
+                .set_progress_handler(10_000, move || Instant::now() < deadline);
             c.execute("BEGIN").await?;
             let rs = stream_rows!(c, sql, max, decode::sqlite);
             if !rs.capped {

@@ -1,0 +1,319 @@
+//! `dqwatch incidents …`: the incident lifecycle by hand. Acknowledging and resolving go
+//! through the same record path as a run, so they land on the timeline and mail people.
+
+use super::args::{IncidentsCommand, StateFilter, TextOrJson};
+use super::exit::Exit;
+use super::load;
+use super::state::{self, State};
+use crate::checks;
+use crate::clock::{Clock, SystemClock};
+use crate::compose::CheckInfo;
+use crate::config::{Config, format_duration, parse_duration};
+use crate::incidents::{Change, Incident, reconcile, stats};
+use crate::runner::check_info;
+use crate::store::format_time;
+use std::collections::HashMap;
+use std::path::Path;
+
+/// Runs `dqwatch incidents …`.
+pub async fn cmd(config: Option<&Path>, command: IncidentsCommand) -> Exit {
+    let cfg = match load::config(config) {
+        Ok(c) => c,
+        Err(d) => {
+            load::print_diagnostics(&d);
+            return Exit::Invalid;
+        }
+    };
+    let st = match state::open(&cfg).await {
+        Ok(s) => s,
+        Err(e) => return e,
+    };
+    let clock = SystemClock;
+    let result = match command {
+        IncidentsCommand::List { state, format } => list(&st, state, format).await,
+        IncidentsCommand::Show { id, format } => show(&st, id, format).await,
+        IncidentsCommand::Ack { id, by, note } => {
+            change(&cfg, &st, id, &clock, |inc, now| {
+                reconcile::acknowledge(inc, &by, note.clone(), now)
+            })
+            .await
+        }
+        IncidentsCommand::Resolve { id, by, note } => {
+            change(&cfg, &st, id, &clock, |inc, now| {
+                reconcile::resolve(inc, &by, Some(note.clone()), now)
+            })
+            .await
+        }
+        IncidentsCommand::Note { id, text, by } => {
+            change(&cfg, &st, id, &clock, |inc, now| {
+                Ok(reconcile::note(inc, &by, text.clone(), now))
+            })
+            .await
+        }
+        IncidentsCommand::Stats { since, format } => stats_cmd(&st, &since, format, &clock).await,
+        IncidentsCommand::Postmortem { id } => postmortem(&cfg, &st, id).await,
+    };
+    st.store.close().await;
+    match result {
+        Ok(exit) => exit,
+        Err(message) => {
+            eprintln!("error: {message}");
+            Exit::CheckFailed
+        }
+    }
+}
+
+type Res = Result<Exit, String>;
+
+fn checks_info(cfg: &Config) -> HashMap<String, CheckInfo> {
+    checks::load(cfg)
+        .map(|c| {
+            c.checks
+                .iter()
+                .map(|c| (c.id.0.clone(), check_info(c)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn find(
+    st: &State,
+    id: i64,
+) -> Result<Option<(Incident, Vec<crate::incidents::Event>)>, String> {
+    st.store.incident(id).await.map_err(|e| e.chain())
+}
+
+fn not_found(id: i64) -> Res {
+    eprintln!(
+        "error: no incident {id}\n  hint: `dqwatch incidents list --state all` shows every incident"
+    );
+    Ok(Exit::Invalid)
+}
+
+async fn list(st: &State, filter: StateFilter, format: TextOrJson) -> Res {
+    let states: &[&str] = match filter {
+        StateFilter::Active => &["pending", "open", "acknowledged"],
+        StateFilter::Open => &["open"],
+        StateFilter::Acknowledged => &["acknowledged"],
+        StateFilter::Resolved => &["resolved"],
+        StateFilter::Pending => &["pending"],
+        StateFilter::All => &[],
+    };
+    let list = st.store.incidents(states).await.map_err(|e| e.chain())?;
+    if format == TextOrJson::Json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&list).map_err(|e| e.to_string())?
+        );
+        return Ok(Exit::Clean);
+    }
+    if list.is_empty() {
+        println!("no incidents");
+        return Ok(Exit::Clean);
+    }
+    println!(
+        "{:>5}  {:<12}  {:<3}  {:<19}  {:<20}  TITLE",
+        "ID", "STATE", "SEV", "CATEGORY", "OPENED"
+    );
+    for i in &list {
+        let opened = i.opened_at.map_or_else(
+            || "-".to_string(),
+            |t| t.format("%Y-%m-%d %H:%M").to_string(),
+        );
+        println!(
+            "{:>5}  {:<12}  {:<3}  {:<19}  {:<20}  {}",
+            i.id,
+            i.state.as_str(),
+            i.severity.as_str(),
+            i.category.as_str(),
+            opened,
+            i.title
+        );
+    }
+    Ok(Exit::Clean)
+}
+
+async fn show(st: &State, id: i64, format: TextOrJson) -> Res {
+    let Some((inc, events)) = find(st, id).await? else {
+        return not_found(id);
+    };
+    if format == TextOrJson::Json {
+        let doc = serde_json::json!({ "incident": inc, "timeline": events });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?
+        );
+        return Ok(Exit::Clean);
+    }
+    let t =
+        |v: Option<chrono::DateTime<chrono::Utc>>| v.map_or_else(|| "-".to_string(), format_time);
+    println!("#{} {}", inc.id, inc.title);
+    println!("  state        {}", inc.state);
+    println!(
+        "  severity     {} (current {}, peak {})",
+        inc.severity, inc.current_severity, inc.peak_severity
+    );
+    println!("  category     {}", inc.category);
+    println!("  check        {}", inc.check_id);
+    if !inc.key.is_empty() {
+        println!("  key          {}", inc.key);
+    }
+    if let Some(m) = inc.metric {
+        println!(
+            "  metric       {}{}",
+            crate::model::format_number(m),
+            inc.threshold
+                .as_ref()
+                .map(|t| format!(" (threshold {t})"))
+                .unwrap_or_default()
+        );
+    }
+    if let Some(d) = &inc.detail {
+        println!("  error        {d}");
+    }
+    println!("  first seen   {}", format_time(inc.first_seen_at));
+    println!("  opened       {}", t(inc.opened_at));
+    println!(
+        "  acknowledged {}{}",
+        t(inc.acknowledged_at),
+        inc.acknowledged_by
+            .as_ref()
+            .map(|b| format!(" by {b}"))
+            .unwrap_or_default()
+    );
+    println!(
+        "  resolved     {}{}",
+        t(inc.resolved_at),
+        inc.resolved_by
+            .as_ref()
+            .map(|b| format!(" by {b}"))
+            .unwrap_or_default()
+    );
+    println!("  repeats      {}", inc.repeat_count);
+    println!("\ntimeline:");
+    for e in &events {
+        println!(
+            "  {}  {:<16} {:<3} {}{}",
+            format_time(e.at),
+            e.kind.as_str(),
+            e.severity.as_str(),
+            e.actor,
+            e.note
+                .as_ref()
+                .map(|n| format!(": {n}"))
+                .unwrap_or_default()
+        );
+    }
+    Ok(Exit::Clean)
+}
+
+async fn change(
+    cfg: &Config,
+    st: &State,
+    id: i64,
+    clock: &dyn Clock,
+    apply: impl Fn(&Incident, chrono::DateTime<chrono::Utc>) -> Result<Change, String>,
+) -> Res {
+    let Some((inc, _)) = find(st, id).await? else {
+        return not_found(id);
+    };
+    let now = clock.now();
+    let change = match apply(&inc, now) {
+        Ok(c) => c,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return Ok(Exit::Invalid);
+        }
+    };
+    let infos = checks_info(cfg);
+    let compose = |i: &Incident, e: &crate::incidents::Event| {
+        st.composer
+            .compose(i, e, infos.get(&i.check_id.0), None, None)
+    };
+    let rec = st
+        .store
+        .record(&[], std::slice::from_ref(&change), now, &compose)
+        .await
+        .map_err(|e| e.chain())?;
+    let delivery = st.deliver(clock, true).await;
+    let ev = change.events.first().map_or("updated", |e| e.kind.as_str());
+    print!("incident #{id} {ev}");
+    if rec.mails > 0 {
+        print!(
+            "; {} mail queued, {} sent",
+            rec.mails,
+            delivery.map_or(0, |d| d.sent)
+        );
+    }
+    println!();
+    Ok(Exit::Clean)
+}
+
+async fn stats_cmd(st: &State, since: &str, format: TextOrJson, clock: &dyn Clock) -> Res {
+    let window = match parse_duration(since) {
+        Ok(d) => d,
+        Err(m) => {
+            eprintln!("error: --since: {m}");
+            return Ok(Exit::Invalid);
+        }
+    };
+    let from = clock.now()
+        - chrono::Duration::from_std(window).unwrap_or_else(|_| chrono::Duration::days(36500));
+    let data = st.store.stats(from).await.map_err(|e| e.chain())?;
+    let s = stats::compute(&data.incidents, &data.escalated);
+    if format == TextOrJson::Json {
+        let doc = serde_json::json!({ "since": format_time(from), "stats": s });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?
+        );
+        return Ok(Exit::Clean);
+    }
+    let d = |v: Option<f64>| v.map_or_else(|| "-".to_string(), format_duration);
+    let pct = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |r| format!("{:.0}%", r * 100.0));
+    println!(
+        "incidents first seen since {} ({since})\n",
+        format_time(from)
+    );
+    println!(
+        "{:<22} {:>5} {:>6} {:>8} {:>9} {:>9} {:>9} {:>9} {:>7}",
+        "GROUP", "TOTAL", "ACTIVE", "RESOLVED", "DETECT", "ACK", "RESOLVE", "ESCALATED", "REPEAT"
+    );
+    let row = |name: &str, g: &stats::Group| {
+        println!(
+            "{:<22} {:>5} {:>6} {:>8} {:>9} {:>9} {:>9} {:>9} {:>7}",
+            name,
+            g.incidents,
+            g.active,
+            g.resolved,
+            d(g.mean_time_to_detect),
+            d(g.mean_time_to_acknowledge),
+            d(g.mean_time_to_resolve),
+            pct(g.escalation_rate),
+            pct(g.repeat_rate)
+        );
+    };
+    row("all", &s.overall);
+    for (k, g) in &s.by_severity {
+        row(&format!("severity {k}"), g);
+    }
+    for (k, g) in &s.by_category {
+        row(&format!("category {k}"), g);
+    }
+    println!(
+        "\nDETECT, ACK and RESOLVE are means: first breach → opened, opened → acknowledged, opened → resolved."
+    );
+    Ok(Exit::Clean)
+}
+
+async fn postmortem(cfg: &Config, st: &State, id: i64) -> Res {
+    let Some((inc, events)) = find(st, id).await? else {
+        return not_found(id);
+    };
+    let infos = checks_info(cfg);
+    let text = st
+        .composer
+        .postmortem(&inc, &events, infos.get(&inc.check_id.0))?;
+    print!("{text}");
+    Ok(Exit::Clean)
+}

@@ -1,0 +1,67 @@
+//! Opening what the incident commands share: the state store, the templates and the mail
+//! transport, each failure printed once with what to do.
+
+use super::exit::Exit;
+use super::load;
+use crate::clock::Clock;
+use crate::compose::{Composer, Templates};
+use crate::config::Config;
+use crate::mail::Mailer;
+use crate::outbox::{self, Delivery};
+use crate::store::Store;
+
+/// The incident machinery of one config.
+pub struct State {
+    /// The state store.
+    pub store: Store,
+    /// Templates and routes.
+    pub composer: Composer,
+    /// The mail transport, when `[mail]` is configured.
+    pub mailer: Option<Mailer>,
+}
+
+/// Loads templates (exit 2 on a bad one), then opens the store (exit 3 when unreachable).
+pub async fn open(cfg: &Config) -> Result<State, Exit> {
+    let templates = Templates::load(&cfg.templates_dir).map_err(|d| {
+        load::print_diagnostics(&d);
+        Exit::Invalid
+    })?;
+    let composer = Composer::new(cfg, templates);
+    let mailer = match cfg.mail.as_ref().map(Mailer::new).transpose() {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!(
+                "error: {}: {e}\n  hint: fix [mail] in the config",
+                cfg.path.display()
+            );
+            return Err(Exit::Invalid);
+        }
+    };
+    let store = Store::open(&cfg.state).await.map_err(|e| {
+        eprintln!(
+            "error: {}\n  hint: check `state` in {} (sqlite://PATH or postgres://…)",
+            e.chain(),
+            cfg.path.display()
+        );
+        Exit::CheckFailed
+    })?;
+    Ok(State {
+        store,
+        composer,
+        mailer,
+    })
+}
+
+impl State {
+    /// Delivers pending mail, if a transport is configured; prints a warning on failure.
+    pub async fn deliver(&self, clock: &dyn Clock, ignore_backoff: bool) -> Option<Delivery> {
+        let mailer = self.mailer.as_ref()?;
+        match outbox::deliver(&self.store, mailer, clock, ignore_backoff).await {
+            Ok(d) => Some(d),
+            Err(e) => {
+                eprintln!("warning: {}; the mail stays in the outbox", e.chain());
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! Template contexts: the JSON a template sees. Every field a default template names is
+//! always present (null when unknown), so strict mode fails only on real typos.
+
+use crate::config::{SeverityPolicy, format_duration};
+use crate::incidents::{Event, EventKind, Incident};
+use crate::model::{Category, CheckId, IncidentState, Key, Severity, Value as Cell, format_number};
+use crate::store::format_time;
+use chrono::{TimeZone, Utc};
+use serde_json::{Value, json};
+
+/// What a ticket says about the check behind an incident.
+#[derive(Debug, Clone, Default)]
+pub struct CheckInfo {
+    /// Check id.
+    pub id: String,
+    /// The check file.
+    pub path: String,
+    /// What it guards.
+    pub description: Option<String>,
+    /// Its connection.
+    pub connection: String,
+    /// Runbook link.
+    pub runbook: Option<String>,
+    /// Owners (always told).
+    pub owners: Vec<String>,
+    /// Tags (for routes).
+    pub tags: Vec<String>,
+    /// Impact modifiers.
+    pub impact: Vec<String>,
+}
+
+/// A sample of the breaching rows.
+#[derive(Debug, Clone, Default)]
+pub struct Sample {
+    /// Column names.
+    pub columns: Vec<String>,
+    /// Rows, as values.
+    pub rows: Vec<Vec<Cell>>,
+}
+
+fn time(t: Option<chrono::DateTime<Utc>>) -> Value {
+    t.map_or(Value::Null, |t| Value::String(format_time(t)))
+}
+
+fn incident(inc: &Incident) -> Value {
+    let end = inc.resolved_at.unwrap_or(inc.last_seen_at);
+    let start = inc.opened_at.unwrap_or(inc.first_seen_at);
+    json!({
+        "id": inc.id,
+        "title": inc.title,
+        "state": inc.state.as_str(),
+        "severity": inc.severity.as_str(),
+        "current_severity": inc.current_severity.as_str(),
+        "peak_severity": inc.peak_severity.as_str(),
+        "category": inc.category.as_str(),
+        "check_id": inc.check_id.0,
+        "fingerprint": inc.fingerprint,
+        "key": if inc.key.is_empty() { Value::Null } else { Value::String(inc.key.to_string()) },
+        "first_seen_at": format_time(inc.first_seen_at),
+        "opened_at": time(inc.opened_at),
+        "acknowledged_at": time(inc.acknowledged_at),
+        "acknowledged_by": inc.acknowledged_by,
+        "resolved_at": time(inc.resolved_at),
+        "resolved_by": inc.resolved_by,
+        "last_seen_at": format_time(inc.last_seen_at),
+        "duration": format_duration((end - start).num_seconds() as f64),
+        "repeat_count": inc.repeat_count,
+        "metric": inc.metric.map(format_number),
+        "threshold": inc.threshold,
+        "detail": inc.detail,
+    })
+}
+
+fn check(c: Option<&CheckInfo>, inc: &Incident) -> Value {
+    let fallback = CheckInfo {
+        id: inc.check_id.0.clone(),
+        ..CheckInfo::default()
+    };
+    let c = c.unwrap_or(&fallback);
+    json!({
+        "id": c.id,
+        "path": c.path,
+        "description": c.description,
+        "connection": c.connection,
+        "runbook": c.runbook,
+        "owners": c.owners,
+        "tags": c.tags,
+        "impact": c.impact,
+    })
+}
+
+fn summary(event: &Event) -> String {
+    match event.kind {
+        EventKind::SeverityRaised => format!("severity raised to {}", event.severity),
+        EventKind::Reopened => "breaching again: reopened".into(),
+        EventKind::Acknowledged => format!("acknowledged by {}", event.actor),
+        EventKind::Resolved => format!("resolved by {}", event.actor),
+        EventKind::Escalated => "escalated".into(),
+        EventKind::Opened => "opened".into(),
+        EventKind::Detected => "detected".into(),
+        EventKind::Note => format!("note from {}", event.actor),
+    }
+}
+
+fn commands(inc: &Incident) -> Value {
+    json!({
+        "ack": format!("dqwatch incidents ack {} --by NAME", inc.id),
+        "resolve": format!("dqwatch incidents resolve {} --by NAME --note TEXT", inc.id),
+        "postmortem": format!("dqwatch incidents postmortem {}", inc.id),
+    })
+}
+
+/// The context of a mail template.
+pub(crate) fn mail(
+    inc: &Incident,
+    event: &Event,
+    c: Option<&CheckInfo>,
+    sample: Option<&Sample>,
+    last_pass_at: Option<&str>,
+    to: &[String],
+    policy: Option<&SeverityPolicy>,
+) -> Value {
+    let sample = sample.map_or(json!({ "columns": [], "rows": [] }), |s| {
+        json!({
+            "columns": s.columns,
+            "rows": s.rows.iter().map(|r| r.iter().map(ToString::to_string).collect::<Vec<_>>()).collect::<Vec<_>>(),
+        })
+    });
+    json!({
+        "incident": incident(inc),
+        "event": {
+            "kind": event.kind.as_str(),
+            "at": format_time(event.at),
+            "actor": event.actor,
+            "note": event.note,
+            "summary": summary(event),
+        },
+        "check": check(c, inc),
+        "severity": {
+            "name": inc.severity.as_str(),
+            "description": policy.map(|p| p.description.clone()),
+            "respond_within": policy.and_then(|p| p.respond_within).map(|d| format_duration(d.as_secs_f64())),
+        },
+        "sample": sample,
+        "last_pass_at": last_pass_at,
+        "recipients": to,
+        "commands": commands(inc),
+    })
+}
+
+/// The context of the subject: only fields fixed when the incident opened, so that every
+/// mail of the thread carries the same subject.
+pub(crate) fn subject(inc: &Incident) -> Value {
+    json!({
+        "incident": {
+            "id": inc.id,
+            "title": inc.title,
+            "category": inc.category.as_str(),
+            "check_id": inc.check_id.0,
+            "key": if inc.key.is_empty() { Value::Null } else { Value::String(inc.key.to_string()) },
+        }
+    })
+}
+
+/// The context of the postmortem template.
+pub(crate) fn postmortem(inc: &Incident, events: &[Event], c: Option<&CheckInfo>) -> Value {
+    json!({
+        "incident": incident(inc),
+        "check": check(c, inc),
+        "timeline": events.iter().map(|e| json!({
+            "at": format_time(e.at),
+            "kind": e.kind.as_str(),
+            "actor": e.actor,
+            "severity": e.severity.as_str(),
+            "note": e.note.clone().unwrap_or_default(),
+        })).collect::<Vec<_>>(),
+        "commands": commands(inc),
+    })
+}
+
+/// A complete example incident, for template self-tests.
+pub(crate) fn example() -> (Incident, Vec<Event>, CheckInfo, Sample) {
+    let at = Utc
+        .with_ymd_and_hms(2026, 1, 2, 3, 4, 5)
+        .single()
+        .unwrap_or_default();
+    let inc = Incident {
+        id: 1,
+        fingerprint: "finance/recon|day=2026-01-01".into(),
+        check_id: CheckId("finance/recon".into()),
+        key: Key(vec![("day".into(), "2026-01-01".into())]),
+        state: IncidentState::Resolved,
+        category: Category::Reconciliation,
+        severity: Severity::P0,
+        current_severity: Severity::P1,
+        peak_severity: Severity::P0,
+        title: "[P0] finance/recon — day=2026-01-01".into(),
+        first_seen_at: at,
+        opened_at: Some(at),
+        acknowledged_at: Some(at),
+        acknowledged_by: Some("alice".into()),
+        resolved_at: Some(at),
+        resolved_by: Some("dqwatch".into()),
+        last_seen_at: at,
+        breach_streak: 0,
+        pass_streak: 1,
+        repeat_count: 1,
+        metric: Some(12500.0),
+        threshold: Some("> 10000".into()),
+        detail: Some("query: example".into()),
+    };
+    let events = [
+        EventKind::Opened,
+        EventKind::SeverityRaised,
+        EventKind::Acknowledged,
+        EventKind::Escalated,
+        EventKind::Resolved,
+        EventKind::Note,
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, kind)| Event {
+        id: i as i64 + 1,
+        kind,
+        at,
+        actor: "dqwatch".into(),
+        severity: Severity::P0,
+        note: Some("example".into()),
+    })
+    .collect();
+    let check = CheckInfo {
+        id: "finance/recon".into(),
+        path: "checks/finance/recon.sql".into(),
+        description: Some("example".into()),
+        connection: "warehouse".into(),
+        runbook: Some("https://example.com".into()),
+        owners: vec!["a@example.com".into()],
+        tags: vec!["finance".into()],
+        impact: vec!["revenue".into()],
+    };
+    let sample = Sample {
+        columns: vec!["day".into(), "gap".into()],
+        rows: vec![vec![Cell::Text("2026-01-01".into()), Cell::Int(12500)]],
+    };
+    (inc, events, check, sample)
+}

@@ -1,0 +1,179 @@
+//! Incident events → mails: routes pick recipients, a template context is built, and
+//! handlebars (strict mode) renders subject, text and HTML. Pure: templates are read once
+//! at load, nothing is sent here.
+
+mod context;
+mod templates;
+
+pub use context::{CheckInfo, Sample};
+pub use templates::{TEMPLATE_FILES, Templates};
+
+use crate::config::{Config, Digest, Route};
+use crate::incidents::{Event, Incident};
+use crate::model::Mail;
+use std::collections::BTreeMap;
+
+/// Everything compose needs besides the incident: templates, routes, severity texts.
+pub struct Composer {
+    templates: Templates,
+    routes: Vec<Route>,
+    impacts: BTreeMap<String, crate::config::Impact>,
+    severities: BTreeMap<crate::model::Severity, crate::config::SeverityPolicy>,
+    domain: String,
+    mail_enabled: bool,
+}
+
+impl Composer {
+    /// Builds a composer from the config and loaded templates.
+    pub fn new(config: &Config, templates: Templates) -> Self {
+        let from = config
+            .mail
+            .as_ref()
+            .map_or("dqwatch@dqwatch.local", |m| m.from.as_str());
+        let domain = from
+            .rsplit('@')
+            .next()
+            .unwrap_or("dqwatch.local")
+            .trim_end_matches('>')
+            .trim()
+            .to_string();
+        Composer {
+            templates,
+            routes: config.routes.clone(),
+            impacts: config.impacts.clone(),
+            severities: config.severities.clone(),
+            domain,
+            mail_enabled: config.mail.is_some(),
+        }
+    }
+
+    /// Who is told about an incident right away: matching immediate routes, the check's
+    /// owners, and its impact recipients. Sorted, without duplicates.
+    pub fn recipients(&self, inc: &Incident, check: Option<&CheckInfo>) -> Vec<String> {
+        let tags: &[String] = check.map_or(&[], |c| &c.tags);
+        let mut out: Vec<String> = self
+            .routes
+            .iter()
+            .filter(|r| r.digest == Digest::Immediate && route_matches(r, inc, tags))
+            .flat_map(|r| r.email.iter().cloned())
+            .collect();
+        if let Some(c) = check {
+            out.extend(c.owners.iter().cloned());
+            for imp in &c.impact {
+                if let Some(i) = self.impacts.get(imp) {
+                    out.extend(i.email.iter().cloned());
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// The thread's root `Message-ID` of an incident: stable, and unique across stores
+    /// because it includes when the incident was first seen.
+    pub fn thread_id(&self, inc: &Incident) -> String {
+        format!(
+            "<incident-{}.{}@{}>",
+            inc.id,
+            inc.first_seen_at.timestamp(),
+            self.domain
+        )
+    }
+
+    /// Renders the mail for one event; `None` when the event tells nobody (no `[mail]`, a
+    /// pending incident, no recipient, or an event without a template).
+    pub fn compose(
+        &self,
+        inc: &Incident,
+        event: &Event,
+        check: Option<&CheckInfo>,
+        sample: Option<&Sample>,
+        last_pass_at: Option<&str>,
+    ) -> Result<Option<Mail>, String> {
+        let Some(name) = event.kind.template() else {
+            return Ok(None);
+        };
+        if !self.mail_enabled || inc.opened_at.is_none() {
+            return Ok(None);
+        }
+        let to = self.recipients(inc, check);
+        if to.is_empty() {
+            return Ok(None);
+        }
+        let policy = self.severities.get(&inc.severity);
+        let ctx = context::mail(inc, event, check, sample, last_pass_at, &to, policy);
+        let subject = self.templates.subject(&context::subject(inc))?;
+        let first = event.kind == crate::incidents::EventKind::Opened && inc.repeat_count == 0;
+        let root = self.thread_id(inc);
+        Ok(Some(Mail {
+            to,
+            subject: if first {
+                subject
+            } else {
+                format!("Re: {subject}")
+            },
+            text: self.templates.render_text(name, &ctx)?,
+            html: self.templates.render_html(name, &ctx)?,
+            message_id: if first {
+                root.clone()
+            } else {
+                format!(
+                    "<incident-{}.{}.{}@{}>",
+                    inc.id,
+                    inc.first_seen_at.timestamp(),
+                    event.id,
+                    self.domain
+                )
+            },
+            in_reply_to: (!first).then_some(root),
+        }))
+    }
+
+    /// Renders the postmortem (Markdown) of an incident.
+    pub fn postmortem(
+        &self,
+        inc: &Incident,
+        events: &[Event],
+        check: Option<&CheckInfo>,
+    ) -> Result<String, String> {
+        self.templates
+            .render_text("postmortem", &context::postmortem(inc, events, check))
+    }
+
+    /// Renders every template against a sample incident, so that `validate` catches a
+    /// missing variable or a syntax error before an incident does.
+    pub fn self_test(&self) -> Result<(), String> {
+        let (inc, events, check, sample) = context::example();
+        for ev in &events {
+            let Some(name) = ev.kind.template() else {
+                continue;
+            };
+            let ctx = context::mail(
+                &inc,
+                ev,
+                Some(&check),
+                Some(&sample),
+                Some("2026-01-01T00:00:00.000Z"),
+                &["a@example.com".into()],
+                self.severities.get(&inc.severity),
+            );
+            self.templates.render_text(name, &ctx)?;
+            self.templates.render_html(name, &ctx)?;
+        }
+        self.templates.subject(&context::subject(&inc))?;
+        self.postmortem(&inc, &events, Some(&check))?;
+        Ok(())
+    }
+}
+
+/// The example incident templates are tested with (also handy in tests elsewhere).
+pub fn example_incident() -> Incident {
+    context::example().0
+}
+
+fn route_matches(r: &Route, inc: &Incident, tags: &[String]) -> bool {
+    (r.severity.is_empty() || r.severity.contains(&inc.severity))
+        && (r.category.is_empty() || r.category.contains(&inc.category))
+        && (r.tags.is_empty() || r.tags.iter().any(|t| tags.contains(t)))
+}

@@ -1,0 +1,140 @@
+//! The handlebars templates: built-in defaults (the files in `config/templates/`, embedded),
+//! each replaced by a file of the same name in `templates_dir` when present. Two registries,
+//! because escaping is per registry: HTML parts are escaped, subject and text are not.
+
+use crate::diag::Diagnostic;
+use handlebars::Handlebars;
+use serde_json::Value;
+use std::path::Path;
+
+/// Template files: name, built-in text.
+pub const TEMPLATE_FILES: [(&str, &str); 10] = [
+    (
+        "opened.subject.hbs",
+        include_str!("../../config/templates/opened.subject.hbs"),
+    ),
+    (
+        "opened.txt.hbs",
+        include_str!("../../config/templates/opened.txt.hbs"),
+    ),
+    (
+        "opened.html.hbs",
+        include_str!("../../config/templates/opened.html.hbs"),
+    ),
+    (
+        "updated.txt.hbs",
+        include_str!("../../config/templates/updated.txt.hbs"),
+    ),
+    (
+        "updated.html.hbs",
+        include_str!("../../config/templates/updated.html.hbs"),
+    ),
+    (
+        "resolved.txt.hbs",
+        include_str!("../../config/templates/resolved.txt.hbs"),
+    ),
+    (
+        "resolved.html.hbs",
+        include_str!("../../config/templates/resolved.html.hbs"),
+    ),
+    (
+        "escalated.txt.hbs",
+        include_str!("../../config/templates/escalated.txt.hbs"),
+    ),
+    (
+        "escalated.html.hbs",
+        include_str!("../../config/templates/escalated.html.hbs"),
+    ),
+    (
+        "postmortem.md.hbs",
+        include_str!("../../config/templates/postmortem.md.hbs"),
+    ),
+];
+
+/// Compiled templates.
+pub struct Templates {
+    text: Handlebars<'static>,
+    html: Handlebars<'static>,
+}
+
+impl Templates {
+    /// Loads the templates, preferring files in `dir`. Syntax errors are diagnostics.
+    pub fn load(dir: &Path) -> Result<Templates, Vec<Diagnostic>> {
+        let mut text = Handlebars::new();
+        text.set_strict_mode(true);
+        text.register_escape_fn(handlebars::no_escape);
+        let mut html = Handlebars::new();
+        html.set_strict_mode(true);
+        let mut diags = Vec::new();
+        for (file, builtin) in TEMPLATE_FILES {
+            let path = dir.join(file);
+            let source = match std::fs::read_to_string(&path) {
+                Ok(s) => s,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => builtin.to_string(),
+                Err(e) => {
+                    diags.push(Diagnostic::file(
+                        &path,
+                        format!("cannot read template: {e}"),
+                    ));
+                    continue;
+                }
+            };
+            let name = file.trim_end_matches(".hbs");
+            let registry = if name.ends_with(".html") {
+                &mut html
+            } else {
+                &mut text
+            };
+            if let Err(e) = registry.register_template_string(name, source) {
+                let (line, col) = e.pos().unwrap_or((0, 0));
+                diags.push(
+                    Diagnostic::at(
+                        &path,
+                        line,
+                        col,
+                        format!("template syntax error: {}", e.reason()),
+                    )
+                    .hint("see https://handlebarsjs.com/guide/ for the syntax"),
+                );
+            }
+        }
+        if diags.is_empty() {
+            Ok(Templates { text, html })
+        } else {
+            Err(diags)
+        }
+    }
+
+    /// Renders `NAME.txt` (or `postmortem.md`).
+    pub fn render_text(&self, name: &str, ctx: &Value) -> Result<String, String> {
+        let key = if name == "postmortem" {
+            "postmortem.md".to_string()
+        } else {
+            format!("{name}.txt")
+        };
+        self.text
+            .render(&key, ctx)
+            .map_err(|e| format!("template {key}.hbs: {e}"))
+    }
+
+    /// Renders `NAME.html`, escaping every value.
+    pub fn render_html(&self, name: &str, ctx: &Value) -> Result<String, String> {
+        let key = format!("{name}.html");
+        self.html
+            .render(&key, ctx)
+            .map_err(|e| format!("template {key}.hbs: {e}"))
+    }
+
+    /// Renders the thread subject (one line).
+    pub fn subject(&self, ctx: &Value) -> Result<String, String> {
+        let s = self
+            .text
+            .render("opened.subject", ctx)
+            .map_err(|e| format!("template opened.subject.hbs: {e}"))?;
+        Ok(s.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join(" "))
+    }
+}

@@ -1,0 +1,717 @@
+//! Outcome + known incidents + now → changes (incidents to write, events on their timelines).
+//! Pure. The lifecycle: `pending` until `open_after` breaching runs, `open`, `acknowledged`,
+//! `resolved` after `resolve_after` passing runs; a breach within `reopen_within` of
+//! resolving reopens; `error_after` consecutive check errors open a `check_failure` incident.
+//! An error is never a pass: it resolves nothing.
+
+use super::policy::Policy;
+use super::types::{Event, EventKind, Incident, fingerprint};
+use crate::model::{Category, CheckId, IncidentState, Key, Observation, Outcome, Severity, Status};
+use chrono::{DateTime, Utc};
+use std::collections::{HashMap, HashSet};
+
+/// Actor name for changes dqwatch makes itself.
+pub const SYSTEM_ACTOR: &str = "dqwatch";
+/// Fingerprint suffix of a check's check-failure incident.
+pub const CHECK_FAILURE: &str = "#check_failure";
+
+/// An incident to write and what happened to it. `events` is empty when only counters moved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    /// The incident after the change.
+    pub incident: Incident,
+    /// New timeline entries, in order.
+    pub events: Vec<Event>,
+}
+
+/// Reconciles one check's outcome with the latest incident of each of its fingerprints.
+/// Returns the changes and the check's new consecutive-error count.
+pub fn reconcile(
+    check: &CheckId,
+    policy: &Policy,
+    outcome: &Outcome,
+    known: &[Incident],
+    error_streak: u32,
+    now: DateTime<Utc>,
+) -> (Vec<Change>, u32) {
+    let latest: HashMap<&str, &Incident> =
+        known.iter().map(|i| (i.fingerprint.as_str(), i)).collect();
+    let mut changes = Vec::new();
+    match outcome {
+        Outcome::Evaluated { observations, .. } => {
+            let mut seen = HashSet::new();
+            for obs in observations {
+                let fp = fingerprint(check, &obs.key);
+                let prev = latest.get(fp.as_str()).copied();
+                match obs.status {
+                    Status::Breach { severity } => {
+                        changes.push(breach(
+                            check,
+                            policy,
+                            prev,
+                            fp.clone(),
+                            policy.classify(severity),
+                            obs,
+                            now,
+                        ));
+                    }
+                    Status::Pass | Status::NoData => {
+                        if let Some(inc) = prev.filter(|i| i.state.is_active()) {
+                            changes.push(pass(policy, inc, now));
+                        }
+                    }
+                }
+                seen.insert(fp);
+            }
+            // A key that no longer appears counts as passing, and so does the check-failure
+            // incident once the check runs again.
+            let mut rest: Vec<&Incident> = known
+                .iter()
+                .filter(|i| i.state.is_active() && !seen.contains(&i.fingerprint))
+                .collect();
+            rest.sort_by_key(|i| i.id);
+            for inc in rest {
+                changes.push(pass(policy, inc, now));
+            }
+            (changes, 0)
+        }
+        Outcome::Error { kind, message } => {
+            let streak = error_streak.saturating_add(1);
+            let fp = format!("{check}{CHECK_FAILURE}");
+            let detail = format!("{}: {message}", kind.as_str());
+            match latest.get(fp.as_str()).copied() {
+                Some(inc) if inc.state.is_active() => {
+                    let mut inc = inc.clone();
+                    inc.last_seen_at = now;
+                    inc.breach_streak += 1;
+                    inc.pass_streak = 0;
+                    inc.detail = Some(detail);
+                    changes.push(Change {
+                        incident: inc,
+                        events: Vec::new(),
+                    });
+                }
+                prev if streak >= policy.lifecycle.error_after => {
+                    let obs = Observation {
+                        key: Key::default(),
+                        status: Status::Breach {
+                            severity: policy.failure_severity,
+                        },
+                        metric: None,
+                        threshold: None,
+                        label: None,
+                        sample: Vec::new(),
+                    };
+                    // Errors already waited `error_after` runs: the failure opens at once.
+                    let lifecycle = crate::config::Lifecycle {
+                        open_after: 1,
+                        ..policy.lifecycle
+                    };
+                    let failure = Policy {
+                        category: Category::CheckFailure,
+                        lifecycle,
+                        ..policy.clone()
+                    };
+                    let mut change = breach(
+                        check,
+                        &failure,
+                        prev,
+                        fp,
+                        policy.failure_severity,
+                        &obs,
+                        now,
+                    );
+                    change.incident.detail = Some(detail);
+                    change.incident.title =
+                        format!("[{}] {check} — check cannot run", change.incident.severity);
+                    changes.push(change);
+                }
+                _ => {}
+            }
+            (changes, streak)
+        }
+    }
+}
+
+fn event(kind: EventKind, severity: Severity, now: DateTime<Utc>, note: Option<String>) -> Event {
+    Event {
+        id: 0,
+        kind,
+        at: now,
+        actor: SYSTEM_ACTOR.into(),
+        severity,
+        note,
+    }
+}
+
+fn title(check: &CheckId, key: &Key, severity: Severity) -> String {
+    if key.is_empty() {
+        format!("[{severity}] {check}")
+    } else {
+        format!("[{severity}] {check} — {key}")
+    }
+}
+
+fn open(change: &mut Change, now: DateTime<Utc>) {
+    let inc = &mut change.incident;
+    inc.state = IncidentState::Open;
+    inc.opened_at = Some(now);
+    change
+        .events
+        .push(event(EventKind::Opened, inc.severity, now, None));
+}
+
+fn breach(
+    check: &CheckId,
+    policy: &Policy,
+    prev: Option<&Incident>,
+    fp: String,
+    severity: Severity,
+    obs: &Observation,
+    now: DateTime<Utc>,
+) -> Change {
+    let threshold = obs
+        .threshold
+        .as_ref()
+        .map(|t| t.text.clone())
+        .or_else(|| obs.label.clone());
+    match prev {
+        Some(inc) if inc.state.is_active() => {
+            let mut c = Change {
+                incident: inc.clone(),
+                events: Vec::new(),
+            };
+            let i = &mut c.incident;
+            i.breach_streak += 1;
+            i.pass_streak = 0;
+            i.last_seen_at = now;
+            i.metric = obs.metric;
+            i.threshold = threshold;
+            i.current_severity = severity;
+            i.peak_severity = i.peak_severity.min(severity);
+            if i.state == IncidentState::Pending {
+                i.severity = i.severity.min(severity);
+                if i.breach_streak >= policy.lifecycle.open_after {
+                    i.title = title(check, &i.key, i.severity);
+                    open(&mut c, now);
+                }
+            } else if severity < i.severity {
+                let from = i.severity;
+                i.severity = severity;
+                c.events.push(event(
+                    EventKind::SeverityRaised,
+                    severity,
+                    now,
+                    Some(format!("{from} → {severity}")),
+                ));
+            }
+            c
+        }
+        Some(inc)
+            if inc
+                .resolved_at
+                .is_some_and(|r| now - r <= policy.reopen_within()) =>
+        {
+            let mut c = Change {
+                incident: inc.clone(),
+                events: Vec::new(),
+            };
+            let i = &mut c.incident;
+            i.state = IncidentState::Open;
+            i.repeat_count += 1;
+            i.resolved_at = None;
+            i.resolved_by = None;
+            i.acknowledged_at = None;
+            i.acknowledged_by = None;
+            i.breach_streak = 1;
+            i.pass_streak = 0;
+            i.last_seen_at = now;
+            i.metric = obs.metric;
+            i.threshold = threshold;
+            i.severity = severity;
+            i.current_severity = severity;
+            i.peak_severity = i.peak_severity.min(severity);
+            let note = format!(
+                "breached again within the reopen window (repeat {})",
+                i.repeat_count
+            );
+            c.events
+                .push(event(EventKind::Reopened, severity, now, Some(note)));
+            c
+        }
+        _ => {
+            let incident = Incident {
+                id: 0,
+                fingerprint: fp,
+                check_id: check.clone(),
+                key: obs.key.clone(),
+                state: IncidentState::Pending,
+                category: policy.category,
+                severity,
+                current_severity: severity,
+                peak_severity: severity,
+                title: title(check, &obs.key, severity),
+                first_seen_at: now,
+                opened_at: None,
+                acknowledged_at: None,
+                acknowledged_by: None,
+                resolved_at: None,
+                resolved_by: None,
+                last_seen_at: now,
+                breach_streak: 1,
+                pass_streak: 0,
+                repeat_count: 0,
+                metric: obs.metric,
+                threshold,
+                detail: None,
+            };
+            let mut c = Change {
+                incident,
+                events: Vec::new(),
+            };
+            if policy.lifecycle.open_after <= 1 {
+                open(&mut c, now);
+            } else {
+                c.events
+                    .push(event(EventKind::Detected, severity, now, None));
+            }
+            c
+        }
+    }
+}
+
+fn pass(policy: &Policy, inc: &Incident, now: DateTime<Utc>) -> Change {
+    let mut c = Change {
+        incident: inc.clone(),
+        events: Vec::new(),
+    };
+    let i = &mut c.incident;
+    i.pass_streak += 1;
+    i.breach_streak = 0;
+    if i.pass_streak >= policy.lifecycle.resolve_after {
+        i.state = IncidentState::Resolved;
+        i.resolved_at = Some(now);
+        i.resolved_by = Some(SYSTEM_ACTOR.into());
+        let note = format!(
+            "check passed {} consecutive run{}",
+            i.pass_streak,
+            if i.pass_streak == 1 { "" } else { "s" }
+        );
+        c.events
+            .push(event(EventKind::Resolved, i.severity, now, Some(note)));
+    }
+    c
+}
+
+/// Acknowledges an active, unacknowledged incident by hand.
+pub fn acknowledge(
+    inc: &Incident,
+    by: &str,
+    note: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<Change, String> {
+    match inc.state {
+        IncidentState::Open => {
+            let mut c = Change {
+                incident: inc.clone(),
+                events: Vec::new(),
+            };
+            c.incident.state = IncidentState::Acknowledged;
+            c.incident.acknowledged_at = Some(now);
+            c.incident.acknowledged_by = Some(by.to_string());
+            c.events.push(Event {
+                id: 0,
+                kind: EventKind::Acknowledged,
+                at: now,
+                actor: by.into(),
+                severity: inc.severity,
+                note,
+            });
+            Ok(c)
+        }
+        IncidentState::Pending => Err(format!(
+            "incident {} is pending: nobody has been told yet, so there is nothing to acknowledge",
+            inc.id
+        )),
+        IncidentState::Acknowledged => Err(format!(
+            "incident {} is already acknowledged by {}",
+            inc.id,
+            inc.acknowledged_by.as_deref().unwrap_or("someone")
+        )),
+        IncidentState::Resolved => Err(format!("incident {} is resolved", inc.id)),
+    }
+}
+
+/// Resolves an active incident by hand.
+pub fn resolve(
+    inc: &Incident,
+    by: &str,
+    note: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<Change, String> {
+    if !inc.state.is_active() {
+        return Err(format!("incident {} is already resolved", inc.id));
+    }
+    let mut c = Change {
+        incident: inc.clone(),
+        events: Vec::new(),
+    };
+    c.incident.state = IncidentState::Resolved;
+    c.incident.resolved_at = Some(now);
+    c.incident.resolved_by = Some(by.to_string());
+    c.incident.pass_streak = 0;
+    c.events.push(Event {
+        id: 0,
+        kind: EventKind::Resolved,
+        at: now,
+        actor: by.into(),
+        severity: inc.severity,
+        note,
+    });
+    Ok(c)
+}
+
+/// Adds a note to an incident's timeline.
+pub fn note(inc: &Incident, by: &str, text: String, now: DateTime<Utc>) -> Change {
+    Change {
+        incident: inc.clone(),
+        events: vec![Event {
+            id: 0,
+            kind: EventKind::Note,
+            at: now,
+            actor: by.into(),
+            severity: inc.severity,
+            note: Some(text),
+        }],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Lifecycle;
+    use crate::model::{ErrorKind, Threshold};
+    use Severity::*;
+    use chrono::TimeZone;
+
+    fn t(min: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap() + chrono::Duration::minutes(min)
+    }
+
+    fn id() -> CheckId {
+        CheckId("finance/recon".into())
+    }
+
+    fn key(v: &str) -> Key {
+        Key(vec![("day".into(), v.into())])
+    }
+
+    fn obs(k: &str, status: Status) -> Observation {
+        Observation {
+            key: key(k),
+            status,
+            metric: Some(1.0),
+            threshold: Some(Threshold {
+                severity: P2,
+                op: crate::model::Op::Gt,
+                limit: 0.0,
+                text: "> 0".into(),
+            }),
+            label: None,
+            sample: vec![],
+        }
+    }
+
+    fn evaluated(list: Vec<Observation>) -> Outcome {
+        Outcome::Evaluated {
+            columns: vec![],
+            observations: list,
+            rows: 0,
+            capped: false,
+        }
+    }
+
+    fn breach_of(k: &str, s: Severity) -> Outcome {
+        evaluated(vec![obs(k, Status::Breach { severity: s })])
+    }
+
+    fn policy(open_after: u32, resolve_after: u32) -> Policy {
+        Policy {
+            lifecycle: Lifecycle {
+                open_after,
+                resolve_after,
+                ..Lifecycle::default()
+            },
+            ..Policy::default()
+        }
+    }
+
+    /// Applies changes to a store of latest incidents, assigning ids like the store does.
+    fn apply(store: &mut Vec<Incident>, changes: &[Change]) {
+        for c in changes {
+            let mut inc = c.incident.clone();
+            if inc.id == 0 {
+                inc.id = store.len() as i64 + 1;
+                store.push(inc);
+            } else {
+                let i = store.iter().position(|s| s.id == inc.id).unwrap();
+                store[i] = inc;
+            }
+        }
+    }
+
+    fn latest(store: &[Incident]) -> Vec<Incident> {
+        let mut by_fp: HashMap<String, Incident> = HashMap::new();
+        for i in store {
+            if by_fp.get(&i.fingerprint).is_none_or(|p| p.id < i.id) {
+                by_fp.insert(i.fingerprint.clone(), i.clone());
+            }
+        }
+        by_fp.into_values().collect()
+    }
+
+    fn kinds(changes: &[Change]) -> Vec<EventKind> {
+        changes
+            .iter()
+            .flat_map(|c| c.events.iter().map(|e| e.kind))
+            .collect()
+    }
+
+    #[test]
+    fn opens_dedups_raises_and_resolves() {
+        let p = policy(1, 1);
+        let mut store = Vec::new();
+        let (c, _) = reconcile(&id(), &p, &breach_of("d1", P2), &[], 0, t(0));
+        assert_eq!(kinds(&c), vec![EventKind::Opened]);
+        assert_eq!(c[0].incident.title, "[P2] finance/recon — day=d1");
+        apply(&mut store, &c);
+        // Same breach again: no new incident, no event.
+        let (c, _) = reconcile(&id(), &p, &breach_of("d1", P2), &latest(&store), 0, t(1));
+        assert_eq!(kinds(&c), vec![]);
+        apply(&mut store, &c);
+        // Worse: raised, title unchanged.
+        let (c, _) = reconcile(&id(), &p, &breach_of("d1", P0), &latest(&store), 0, t(2));
+        assert_eq!(kinds(&c), vec![EventKind::SeverityRaised]);
+        assert_eq!(c[0].incident.severity, P0);
+        assert_eq!(c[0].incident.title, "[P2] finance/recon — day=d1");
+        apply(&mut store, &c);
+        // Milder: never falls by itself.
+        let (c, _) = reconcile(&id(), &p, &breach_of("d1", P3), &latest(&store), 0, t(3));
+        assert_eq!(
+            (
+                kinds(&c),
+                c[0].incident.severity,
+                c[0].incident.current_severity
+            ),
+            (vec![], P0, P3)
+        );
+        apply(&mut store, &c);
+        // Key disappears: counts as passing, resolves.
+        let (c, _) = reconcile(&id(), &p, &evaluated(vec![]), &latest(&store), 0, t(4));
+        assert_eq!(kinds(&c), vec![EventKind::Resolved]);
+        assert_eq!(c[0].incident.resolved_by.as_deref(), Some(SYSTEM_ACTOR));
+        assert_eq!(store.len(), 1);
+    }
+
+    #[test]
+    fn pending_until_open_after() {
+        let p = policy(3, 1);
+        let mut store = Vec::new();
+        let mut all = Vec::new();
+        for m in 0..3 {
+            let (c, _) = reconcile(&id(), &p, &breach_of("d1", P1), &latest(&store), 0, t(m));
+            all.extend(kinds(&c));
+            apply(&mut store, &c);
+        }
+        assert_eq!(all, vec![EventKind::Detected, EventKind::Opened]);
+        assert_eq!(store[0].state, IncidentState::Open);
+        assert_eq!(store[0].opened_at, Some(t(2)));
+    }
+
+    #[test]
+    fn resolve_needs_consecutive_passes() {
+        let p = policy(1, 2);
+        let mut store = Vec::new();
+        let pass = evaluated(vec![obs("d1", Status::Pass)]);
+        for (m, outcome, want) in [
+            (0, breach_of("d1", P1), vec![EventKind::Opened]),
+            (1, pass.clone(), vec![]),
+            (2, breach_of("d1", P1), vec![]),
+            (3, pass.clone(), vec![]),
+            (4, pass.clone(), vec![EventKind::Resolved]),
+        ] {
+            let (c, _) = reconcile(&id(), &p, &outcome, &latest(&store), 0, t(m));
+            assert_eq!(kinds(&c), want, "minute {m}");
+            apply(&mut store, &c);
+        }
+    }
+
+    #[test]
+    fn errors_never_resolve_and_open_check_failure() {
+        let p = policy(1, 1);
+        let mut store = Vec::new();
+        let (c, _) = reconcile(&id(), &p, &breach_of("d1", P1), &[], 0, t(0));
+        apply(&mut store, &c);
+        let err = Outcome::Error {
+            kind: ErrorKind::Query,
+            message: "no such table".into(),
+        };
+        let (c, streak) = reconcile(&id(), &p, &err, &latest(&store), 0, t(1));
+        assert_eq!((kinds(&c), streak), (vec![], 1));
+        let (c, streak) = reconcile(&id(), &p, &err, &latest(&store), streak, t(2));
+        assert_eq!((kinds(&c), streak), (vec![EventKind::Opened], 2));
+        assert_eq!(c[0].incident.category, Category::CheckFailure);
+        assert_eq!(c[0].incident.title, "[P2] finance/recon — check cannot run");
+        assert_eq!(
+            c[0].incident.detail.as_deref(),
+            Some("query: no such table")
+        );
+        apply(&mut store, &c);
+        assert_eq!(store[0].state, IncidentState::Open);
+        // Running again (key gone) resolves both the key's and the failure incident.
+        let (c, streak) = reconcile(&id(), &p, &evaluated(vec![]), &latest(&store), 2, t(3));
+        assert_eq!(
+            (kinds(&c), streak),
+            (vec![EventKind::Resolved, EventKind::Resolved], 0)
+        );
+    }
+
+    #[test]
+    fn reopens_within_window_as_repeat() {
+        let p = Policy {
+            lifecycle: Lifecycle {
+                reopen_within: std::time::Duration::from_secs(3600),
+                ..Lifecycle::default()
+            },
+            ..Policy::default()
+        };
+        let mut store = Vec::new();
+        for (m, outcome) in [(0, breach_of("d1", P1)), (1, evaluated(vec![]))] {
+            let (c, _) = reconcile(&id(), &p, &outcome, &latest(&store), 0, t(m));
+            apply(&mut store, &c);
+        }
+        let (c, _) = reconcile(&id(), &p, &breach_of("d1", P2), &latest(&store), 0, t(30));
+        assert_eq!(kinds(&c), vec![EventKind::Reopened]);
+        assert_eq!((c[0].incident.id, c[0].incident.repeat_count), (1, 1));
+        apply(&mut store, &c);
+        let (c, _) = reconcile(&id(), &p, &evaluated(vec![]), &latest(&store), 0, t(31));
+        apply(&mut store, &c);
+        // Outside the window: a new incident.
+        let (c, _) = reconcile(&id(), &p, &breach_of("d1", P2), &latest(&store), 0, t(200));
+        assert_eq!((kinds(&c), c[0].incident.id), (vec![EventKind::Opened], 0));
+    }
+
+    #[test]
+    fn impact_floor_applies() {
+        let p = Policy {
+            min_severity: Some(P0),
+            ..Policy::default()
+        };
+        let (c, _) = reconcile(&id(), &p, &breach_of("d1", P3), &[], 0, t(0));
+        assert_eq!(c[0].incident.severity, P0);
+    }
+
+    #[test]
+    fn manual_ack_and_resolve() {
+        let (c, _) = reconcile(&id(), &policy(1, 1), &breach_of("d1", P1), &[], 0, t(0));
+        let mut inc = c[0].incident.clone();
+        inc.id = 7;
+        let acked = acknowledge(&inc, "alice", Some("on it".into()), t(1)).unwrap();
+        assert_eq!(acked.incident.state, IncidentState::Acknowledged);
+        assert!(
+            acknowledge(&acked.incident, "bob", None, t(2))
+                .unwrap_err()
+                .contains("already acknowledged by alice")
+        );
+        let done = resolve(&acked.incident, "alice", Some("backfilled".into()), t(3)).unwrap();
+        assert_eq!(done.incident.resolved_by.as_deref(), Some("alice"));
+        assert!(resolve(&done.incident, "bob", None, t(4)).is_err());
+        assert!(acknowledge(&done.incident, "bob", None, t(4)).is_err());
+    }
+
+    /// Model-based: random outcome sequences against the lifecycle's invariants.
+    #[test]
+    fn random_sequences_keep_the_invariants() {
+        let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for _ in 0..300 {
+            let p = policy(1 + next(3) as u32, 1 + next(3) as u32);
+            let mut store: Vec<Incident> = Vec::new();
+            let mut streak = 0;
+            for m in 0..40 {
+                let outcome = match next(5) {
+                    0 => Outcome::Error {
+                        kind: ErrorKind::Timeout,
+                        message: "t".into(),
+                    },
+                    _ => evaluated(
+                        ["a", "b"]
+                            .iter()
+                            .filter_map(|k| match next(4) {
+                                0 => None,
+                                1 => Some(obs(k, Status::Pass)),
+                                s => Some(obs(
+                                    k,
+                                    Status::Breach {
+                                        severity: Severity::ALL[(s as usize + m) % 4],
+                                    },
+                                )),
+                            })
+                            .collect(),
+                    ),
+                };
+                let before = latest(&store);
+                let (changes, s) = reconcile(&id(), &p, &outcome, &before, streak, t(m as i64));
+                streak = s;
+                for c in &changes {
+                    let old = before
+                        .iter()
+                        .find(|b| b.id == c.incident.id && c.incident.id != 0);
+                    // Every state change emits exactly one event (new incidents: one).
+                    let state_changed = old.is_none_or(|o| {
+                        o.state != c.incident.state
+                            || (o.severity != c.incident.severity
+                                && o.state != IncidentState::Pending)
+                    });
+                    assert_eq!(
+                        c.events.len(),
+                        usize::from(state_changed),
+                        "{c:?} from {old:?}"
+                    );
+                    if let Some(o) = old {
+                        // Severity never falls while open.
+                        if o.state.is_active()
+                            && c.incident.state.is_active()
+                            && o.state != IncidentState::Pending
+                        {
+                            assert!(c.incident.severity <= o.severity);
+                        }
+                        // An error never resolves.
+                        if outcome.is_error() {
+                            assert!(c.incident.state.is_active());
+                        }
+                        // A resolve needs resolve_after passing runs.
+                        if o.state.is_active() && c.incident.state == IncidentState::Resolved {
+                            assert!(c.incident.pass_streak >= p.lifecycle.resolve_after);
+                        }
+                    }
+                }
+                apply(&mut store, &changes);
+                // At most one active incident per fingerprint.
+                let mut active = HashSet::new();
+                for i in store.iter().filter(|i| i.state.is_active()) {
+                    assert!(
+                        active.insert(i.fingerprint.clone()),
+                        "two active incidents for {}",
+                        i.fingerprint
+                    );
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! The incident, its timeline events and the fingerprint that identifies it.
+
+use crate::model::{Category, CheckId, IncidentState, Key, Severity};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::fmt;
+
+/// The fingerprint of a check's subject: check id plus key values. The check-failure
+/// incident of a check has its own (`id#check_failure`).
+pub fn fingerprint(check: &CheckId, key: &Key) -> String {
+    if key.is_empty() {
+        check.0.clone()
+    } else {
+        format!("{check}|{key}")
+    }
+}
+
+/// An incident as stored. `id` is 0 until the store assigns one.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Incident {
+    /// Store id (0 when new).
+    pub id: i64,
+    /// Check id + key values.
+    pub fingerprint: String,
+    /// The check.
+    pub check_id: CheckId,
+    /// The subject within the check.
+    pub key: Key,
+    /// Lifecycle state.
+    pub state: IncidentState,
+    /// What kind of problem.
+    pub category: Category,
+    /// The incident's severity: rises with the data, never falls by itself.
+    pub severity: Severity,
+    /// The severity of the latest breach.
+    pub current_severity: Severity,
+    /// The worst severity ever reached.
+    pub peak_severity: Severity,
+    /// `[P0] check — key`, fixed when first opened (the mail thread's subject).
+    pub title: String,
+    /// First breach of this incident.
+    pub first_seen_at: DateTime<Utc>,
+    /// When it opened (people were told).
+    pub opened_at: Option<DateTime<Utc>>,
+    /// When someone acknowledged.
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    /// Who acknowledged.
+    pub acknowledged_by: Option<String>,
+    /// When it resolved.
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// Who or what resolved it (`dqwatch` when the check passed again).
+    pub resolved_by: Option<String>,
+    /// Latest breach.
+    pub last_seen_at: DateTime<Utc>,
+    /// Consecutive breaching runs.
+    pub breach_streak: u32,
+    /// Consecutive passing runs.
+    pub pass_streak: u32,
+    /// Times it reopened.
+    pub repeat_count: u32,
+    /// Latest metric value.
+    pub metric: Option<f64>,
+    /// The threshold it breached, as written.
+    pub threshold: Option<String>,
+    /// For check failures: the latest error message.
+    pub detail: Option<String>,
+}
+
+/// What happened to an incident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// First breach; waiting for `open_after` runs.
+    Detected,
+    /// Opened: people are told.
+    Opened,
+    /// Severity rose while open.
+    SeverityRaised,
+    /// Breached again soon after resolving.
+    Reopened,
+    /// Someone acknowledged.
+    Acknowledged,
+    /// Resolved by passing runs or by hand.
+    Resolved,
+    /// A note on the timeline.
+    Note,
+    /// An escalation step went out.
+    Escalated,
+}
+
+impl EventKind {
+    /// The name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Detected => "detected",
+            EventKind::Opened => "opened",
+            EventKind::SeverityRaised => "severity_raised",
+            EventKind::Reopened => "reopened",
+            EventKind::Acknowledged => "acknowledged",
+            EventKind::Resolved => "resolved",
+            EventKind::Note => "note",
+            EventKind::Escalated => "escalated",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<EventKind> {
+        [
+            EventKind::Detected,
+            EventKind::Opened,
+            EventKind::SeverityRaised,
+            EventKind::Reopened,
+            EventKind::Acknowledged,
+            EventKind::Resolved,
+            EventKind::Note,
+            EventKind::Escalated,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+
+    /// The mail template this event is told with, if any.
+    pub fn template(self) -> Option<&'static str> {
+        match self {
+            EventKind::Opened => Some("opened"),
+            EventKind::SeverityRaised | EventKind::Reopened | EventKind::Acknowledged => {
+                Some("updated")
+            }
+            EventKind::Resolved => Some("resolved"),
+            EventKind::Escalated => Some("escalated"),
+            EventKind::Detected | EventKind::Note => None,
+        }
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One entry on an incident's timeline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    /// Store id (0 when new).
+    pub id: i64,
+    /// What happened.
+    pub kind: EventKind,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Who: `dqwatch` or a person's name.
+    pub actor: String,
+    /// The incident's severity after the event.
+    pub severity: Severity,
+    /// Free text (a note, a reason).
+    pub note: Option<String>,
+}

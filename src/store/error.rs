@@ -1,0 +1,68 @@
+//! `StoreError`: state-store failures, never carrying a password.
+
+/// A state-store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store could not be opened.
+    #[error("failed to open the state store at {url}")]
+    Open {
+        /// The URL, password redacted.
+        url: String,
+        /// The cause.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// A migration failed.
+    #[error("failed to migrate the state store at {url}")]
+    Migrate {
+        /// The URL, password redacted.
+        url: String,
+        /// The cause.
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
+    /// A query failed.
+    #[error("failed to {action} in the state store")]
+    Query {
+        /// What was being done.
+        action: &'static str,
+        /// The cause.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// Stored data could not be read back.
+    #[error("failed to read {what} from the state store: {message}")]
+    Corrupt {
+        /// What was read.
+        what: &'static str,
+        /// Why it is unreadable.
+        message: String,
+    },
+    /// A mail could not be composed while recording (a template error).
+    #[error("failed to compose the mail for incident {incident}: {message}")]
+    Compose {
+        /// The incident.
+        incident: i64,
+        /// The template error.
+        message: String,
+    },
+}
+
+impl StoreError {
+    /// Wraps a sqlx error with what was being done.
+    pub(crate) fn query(action: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+        move |source| StoreError::Query { action, source }
+    }
+
+    /// The whole chain as one line: "failed to …: cause".
+    pub fn chain(&self) -> String {
+        let mut out = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(s) = source {
+            out.push_str(": ");
+            out.push_str(&s.to_string());
+            source = s.source();
+        }
+        out
+    }
+}

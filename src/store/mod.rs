@@ -1,0 +1,104 @@
+//! The state store: runs, observations, incidents, their timelines and the mail outbox, in
+//! SQLite (default) or PostgreSQL. One method per transaction; migrations from
+//! `sql/state/<backend>/` are applied on open.
+
+mod error;
+mod outbox;
+mod queries;
+mod rows;
+
+pub use error::StoreError;
+pub use outbox::{OutboxMail, OutboxState};
+pub use queries::{Recorded, RunRow, Stats};
+pub use rows::{format_time, parse_time};
+
+use crate::config::Secret;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// The state store: one of two backends with the same tables.
+#[derive(Debug, Clone)]
+pub enum Store {
+    /// A SQLite file.
+    Sqlite(SqlitePool),
+    /// A PostgreSQL database (shared by several daemons).
+    Postgres(PgPool),
+}
+
+/// Runs the same body against whichever pool the store holds.
+macro_rules! with_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match $store {
+            $crate::store::Store::Sqlite($pool) => $body,
+            $crate::store::Store::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use with_pool;
+
+impl Store {
+    /// Opens (creating a SQLite file and its folder if needed) and migrates the store.
+    pub async fn open(url: &Secret) -> Result<Store, StoreError> {
+        let shown = crate::config::redact_url(url.expose());
+        let open_err = |source: sqlx::Error| StoreError::Open {
+            url: shown.clone(),
+            source,
+        };
+        let store = if url.expose().starts_with("sqlite:") {
+            let opts = SqliteConnectOptions::from_str(url.expose())
+                .map_err(open_err)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10));
+            if let Some(dir) = opts
+                .get_filename()
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+            {
+                std::fs::create_dir_all(dir).map_err(|e| open_err(sqlx::Error::Io(e)))?;
+            }
+            let pool = SqlitePoolOptions::new()
+                .max_connections(4)
+                .connect_with(opts)
+                .await
+                .map_err(open_err)?;
+            sqlx::migrate!("sql/state/sqlite")
+                .run(&pool)
+                .await
+                .map_err(|source| StoreError::Migrate {
+                    url: shown.clone(),
+                    source,
+                })?;
+            Store::Sqlite(pool)
+        } else {
+            let opts = PgConnectOptions::from_str(url.expose())
+                .map_err(open_err)?
+                .application_name("dqwatch-state");
+            let pool = PgPoolOptions::new()
+                .max_connections(4)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(opts)
+                .await
+                .map_err(open_err)?;
+            sqlx::migrate!("sql/state/postgres")
+                .run(&pool)
+                .await
+                .map_err(|source| StoreError::Migrate {
+                    url: shown.clone(),
+                    source,
+                })?;
+            Store::Postgres(pool)
+        };
+        Ok(store)
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        with_pool!(self, p => p.close().await);
+    }
+}

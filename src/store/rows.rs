@@ -1,0 +1,149 @@
+//! Stored rows and their conversion to the incident vocabulary. Timestamps are stored as
+//! fixed-width UTC text so that both backends compare them the same way.
+
+use super::StoreError;
+use crate::incidents::{Event, EventKind, Incident};
+use crate::model::{Category, CheckId, IncidentState, Key, Severity};
+use chrono::{DateTime, NaiveDateTime, Utc};
+
+const TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.3fZ";
+
+/// Formats a time as stored: `2026-11-23T18:53:51.177Z`.
+pub fn format_time(t: DateTime<Utc>) -> String {
+    t.format(TIME_FORMAT).to_string()
+}
+
+/// Parses a stored time.
+pub fn parse_time(s: &str) -> Result<DateTime<Utc>, StoreError> {
+    NaiveDateTime::parse_from_str(s, TIME_FORMAT)
+        .map(|t| t.and_utc())
+        .map_err(|e| StoreError::Corrupt {
+            what: "a timestamp",
+            message: format!("\"{s}\": {e}"),
+        })
+}
+
+fn opt_time(s: Option<&String>) -> Result<Option<DateTime<Utc>>, StoreError> {
+    s.map(|s| parse_time(s)).transpose()
+}
+
+fn parse<T: std::str::FromStr<Err = String>>(s: &str, what: &'static str) -> Result<T, StoreError> {
+    s.parse()
+        .map_err(|message| StoreError::Corrupt { what, message })
+}
+
+/// Serializes a key as `[[col, value], …]`.
+pub(crate) fn key_json(key: &Key) -> String {
+    serde_json::to_string(&key.0).unwrap_or_else(|_| "[]".into())
+}
+
+/// The columns of `incidents`, in the order of [`IncidentRow`].
+pub(crate) const INCIDENT_COLUMNS: &str = "id, fingerprint, check_id, key_json, state, category, severity, \
+    current_severity, peak_severity, title, first_seen_at, opened_at, acknowledged_at, acknowledged_by, \
+    resolved_at, resolved_by, last_seen_at, breach_streak, pass_streak, repeat_count, metric, threshold, detail";
+
+/// A row of `incidents`.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct IncidentRow {
+    id: i64,
+    fingerprint: String,
+    check_id: String,
+    key_json: String,
+    state: String,
+    category: String,
+    severity: String,
+    current_severity: String,
+    peak_severity: String,
+    title: String,
+    first_seen_at: String,
+    opened_at: Option<String>,
+    acknowledged_at: Option<String>,
+    acknowledged_by: Option<String>,
+    resolved_at: Option<String>,
+    resolved_by: Option<String>,
+    last_seen_at: String,
+    breach_streak: i64,
+    pass_streak: i64,
+    repeat_count: i64,
+    metric: Option<f64>,
+    threshold: Option<String>,
+    detail: Option<String>,
+}
+
+impl IncidentRow {
+    pub(crate) fn into_incident(self) -> Result<Incident, StoreError> {
+        let key: Vec<(String, String)> =
+            serde_json::from_str(&self.key_json).map_err(|e| StoreError::Corrupt {
+                what: "an incident key",
+                message: e.to_string(),
+            })?;
+        Ok(Incident {
+            id: self.id,
+            fingerprint: self.fingerprint,
+            check_id: CheckId(self.check_id),
+            key: Key(key),
+            state: parse::<IncidentState>(&self.state, "an incident state")?,
+            category: parse::<Category>(&self.category, "a category")?,
+            severity: parse::<Severity>(&self.severity, "a severity")?,
+            current_severity: parse::<Severity>(&self.current_severity, "a severity")?,
+            peak_severity: parse::<Severity>(&self.peak_severity, "a severity")?,
+            title: self.title,
+            first_seen_at: parse_time(&self.first_seen_at)?,
+            opened_at: opt_time(self.opened_at.as_ref())?,
+            acknowledged_at: opt_time(self.acknowledged_at.as_ref())?,
+            acknowledged_by: self.acknowledged_by,
+            resolved_at: opt_time(self.resolved_at.as_ref())?,
+            resolved_by: self.resolved_by,
+            last_seen_at: parse_time(&self.last_seen_at)?,
+            breach_streak: self.breach_streak as u32,
+            pass_streak: self.pass_streak as u32,
+            repeat_count: self.repeat_count as u32,
+            metric: self.metric,
+            threshold: self.threshold,
+            detail: self.detail,
+        })
+    }
+}
+
+/// A row of `events`.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct EventRow {
+    id: i64,
+    at: String,
+    kind: String,
+    actor: String,
+    severity: String,
+    note: Option<String>,
+}
+
+impl EventRow {
+    pub(crate) fn into_event(self) -> Result<Event, StoreError> {
+        Ok(Event {
+            id: self.id,
+            kind: EventKind::parse(&self.kind).ok_or_else(|| StoreError::Corrupt {
+                what: "an event kind",
+                message: self.kind.clone(),
+            })?,
+            at: parse_time(&self.at)?,
+            actor: self.actor,
+            severity: parse::<Severity>(&self.severity, "a severity")?,
+            note: self.note,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn times_round_trip_and_sort() {
+        let t = Utc.with_ymd_and_hms(2026, 11, 23, 18, 53, 51).unwrap()
+            + chrono::Duration::milliseconds(7);
+        assert_eq!(format_time(t), "2026-11-23T18:53:51.007Z");
+        assert_eq!(parse_time(&format_time(t)).unwrap(), t);
+        assert!(format_time(t) < format_time(t + chrono::Duration::milliseconds(1)));
+        assert!(parse_time("yesterday").is_err());
+    }
+}
