@@ -56,7 +56,8 @@ pub async fn deliver(
         if batch.is_empty() {
             return Ok(done);
         }
-        for item in batch {
+        let ids: Vec<i64> = batch.iter().map(|m| m.id).collect();
+        for (n, item) in batch.into_iter().enumerate() {
             after = after.max(item.id);
             match mailer.send(item.id, item.incident_id, &item.mail).await {
                 Ok(()) => {
@@ -76,6 +77,8 @@ pub async fn deliver(
                     }
                     done.last_error = Some(e.message);
                     if !e.permanent {
+                        // Hand back the rest of the batch at once rather than at lease expiry.
+                        store.release_outbox(&ids[n + 1..]).await?;
                         return Ok(done);
                     }
                 }

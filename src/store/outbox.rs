@@ -182,6 +182,19 @@ impl Store {
         rows.into_iter().map(Row::into_mail).collect()
     }
 
+    /// Gives up the lease on claimed mails that were not attempted.
+    pub async fn release_outbox(&self, ids: &[i64]) -> Result<(), StoreError> {
+        for id in ids {
+            with_pool!(self, p => sqlx::query("UPDATE outbox SET lease_until = NULL WHERE id = $1 AND state = 'pending'")
+                .bind(*id)
+                .execute(p)
+                .await
+                .map(drop))
+            .map_err(StoreError::query("release outbox mail"))?;
+        }
+        Ok(())
+    }
+
     /// Marks a mail sent.
     pub async fn mark_sent(&self, id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
         with_pool!(self, p => sqlx::query("UPDATE outbox SET state = 'sent', sent_at = $2, lease_until = NULL, attempts = attempts + 1, last_error = NULL WHERE id = $1")
