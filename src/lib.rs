@@ -18,6 +18,7 @@ pub mod cli;
 pub mod clock;
 pub mod compose;
 pub mod config;
+pub mod daemon;
 pub mod diag;
 pub mod evaluate;
 pub mod incidents;

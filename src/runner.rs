@@ -187,6 +187,7 @@ pub async fn record(
             check.category,
             &check.impact,
             &config.impacts,
+            &config.severities,
         );
         let (streak, _) = states.get(&check.id.0).cloned().unwrap_or_default();
         let empty = Vec::new();

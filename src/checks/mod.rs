@@ -98,3 +98,33 @@ impl Check {
         }
     }
 }
+
+/// A minimal valid check for tests elsewhere in the crate.
+#[cfg(test)]
+pub mod tests_support {
+    use super::*;
+
+    /// A check `id` on connection `warehouse`, rows-fail at P2, no schedule.
+    pub fn check(id: &str) -> Check {
+        Check {
+            id: CheckId(id.into()),
+            path: format!("checks/{id}.sql").into(),
+            description: None,
+            connection: "warehouse".into(),
+            schedule: None,
+            category: Category::QualityDegradation,
+            owners: vec![],
+            tags: vec![],
+            impact: vec![],
+            runbook: None,
+            keys: vec![],
+            judge: Judge::RowsFail {
+                severity: Severity::P2,
+            },
+            on_no_data: OnNoData::Error,
+            lifecycle: Lifecycle::default(),
+            sql: "SELECT 1".into(),
+            sql_line: 2,
+        }
+    }
+}

@@ -42,6 +42,12 @@ pub enum Command {
     Render(RenderArgs),
     /// Build the demo SQLite warehouse and run the demo checks.
     Demo(RunArgs),
+    /// Schedule checks by cron, escalate, send digests and mail, serve HTTP.
+    Daemon {
+        /// Address for health, metrics, the API and the incidents page (overrides [daemon] listen).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
     /// Incidents by hand: list, show, ack, resolve, note, stats, postmortem.
     #[command(subcommand)]
     Incidents(IncidentsCommand),

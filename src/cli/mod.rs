@@ -47,6 +47,7 @@ async fn dispatch(args: Args) -> Exit {
         Command::Demo(a) => demo::cmd(config, a).await,
         Command::Incidents(c) => incidents::cmd(config, c).await,
         Command::Outbox(c) => outbox::cmd(config, c).await,
+        Command::Daemon { listen } => crate::daemon::main(config, listen.as_deref()).await,
     }
 }
 

@@ -99,6 +99,7 @@ fn summary(event: &Event) -> String {
         EventKind::Opened => "opened".into(),
         EventKind::Detected => "detected".into(),
         EventKind::Note => format!("note from {}", event.actor),
+        EventKind::Reminder => "still open and not acknowledged".into(),
     }
 }
 
@@ -162,6 +163,17 @@ pub(crate) fn subject(inc: &Incident) -> Value {
     })
 }
 
+/// The context of a digest.
+pub(crate) fn digest(kind: &str, period: &str, list: &[&Incident]) -> Value {
+    let active = list.iter().filter(|i| i.state.is_active()).count();
+    json!({
+        "kind": kind,
+        "period": period,
+        "counts": { "total": list.len(), "active": active, "resolved": list.len() - active },
+        "incidents": list.iter().map(|i| incident(i)).collect::<Vec<_>>(),
+    })
+}
+
 /// The context of the postmortem template.
 pub(crate) fn postmortem(inc: &Incident, events: &[Event], c: Option<&CheckInfo>) -> Value {
     json!({
@@ -208,6 +220,11 @@ pub(crate) fn example() -> (Incident, Vec<Event>, CheckInfo, Sample) {
         metric: Some(12500.0),
         threshold: Some("> 10000".into()),
         detail: Some("query: example".into()),
+        escalation: Vec::new(),
+        escalation_step: 0,
+        next_escalation_at: None,
+        renotify_secs: None,
+        next_reminder_at: None,
     };
     let events = [
         EventKind::Opened,

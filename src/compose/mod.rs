@@ -91,14 +91,30 @@ impl Composer {
         sample: Option<&Sample>,
         last_pass_at: Option<&str>,
     ) -> Result<Option<Mail>, String> {
+        self.compose_to(
+            inc,
+            event,
+            check,
+            sample,
+            last_pass_at,
+            self.recipients(inc, check),
+        )
+    }
+
+    /// Like [`Composer::compose`], to the given recipients (escalation steps).
+    pub fn compose_to(
+        &self,
+        inc: &Incident,
+        event: &Event,
+        check: Option<&CheckInfo>,
+        sample: Option<&Sample>,
+        last_pass_at: Option<&str>,
+        to: Vec<String>,
+    ) -> Result<Option<Mail>, String> {
         let Some(name) = event.kind.template() else {
             return Ok(None);
         };
-        if !self.mail_enabled || inc.opened_at.is_none() {
-            return Ok(None);
-        }
-        let to = self.recipients(inc, check);
-        if to.is_empty() {
+        if !self.mail_enabled || inc.opened_at.is_none() || to.is_empty() {
             return Ok(None);
         }
         let policy = self.severities.get(&inc.severity);
@@ -127,6 +143,60 @@ impl Composer {
                 )
             },
             in_reply_to: (!first).then_some(root),
+        }))
+    }
+
+    /// The routes whose mail goes out as a digest, with a stable id each.
+    pub fn digest_routes(&self) -> Vec<(String, &Route)> {
+        self.routes
+            .iter()
+            .filter(|r| r.digest != Digest::Immediate)
+            .map(|r| {
+                let mut h = std::hash::DefaultHasher::new();
+                std::hash::Hash::hash(
+                    &(
+                        &r.email,
+                        format!("{:?}{:?}{:?}{:?}", r.severity, r.category, r.tags, r.digest),
+                    ),
+                    &mut h,
+                );
+                (format!("{:016x}", std::hash::Hasher::finish(&h)), r)
+            })
+            .collect()
+    }
+
+    /// The digest mail of a route for `period`; `None` when no incident matches (no mail).
+    pub fn digest(
+        &self,
+        route: &Route,
+        period: &str,
+        incidents: &[Incident],
+        tags: &dyn Fn(&str) -> Vec<String>,
+    ) -> Result<Option<Mail>, String> {
+        let list: Vec<&Incident> = incidents
+            .iter()
+            .filter(|i| route_matches(route, i, &tags(&i.check_id.0)))
+            .collect();
+        if list.is_empty() || !self.mail_enabled {
+            return Ok(None);
+        }
+        let kind = if route.digest == Digest::Weekly {
+            "weekly"
+        } else {
+            "daily"
+        };
+        let ctx = context::digest(kind, period, &list);
+        Ok(Some(Mail {
+            to: route.email.clone(),
+            subject: self.templates.subject_of("digest", &ctx)?,
+            text: self.templates.render_text("digest", &ctx)?,
+            html: self.templates.render_html("digest", &ctx)?,
+            message_id: format!(
+                "<digest-{kind}-{period}.{}@{}>",
+                route.email.join("+").replace(['@', '<', '>', ' '], "."),
+                self.domain
+            ),
+            in_reply_to: None,
         }))
     }
 
@@ -162,6 +232,10 @@ impl Composer {
             self.templates.render_html(name, &ctx)?;
         }
         self.templates.subject(&context::subject(&inc))?;
+        let ctx = context::digest("daily", "2026-01-02", &[&inc]);
+        self.templates.subject_of("digest", &ctx)?;
+        self.templates.render_text("digest", &ctx)?;
+        self.templates.render_html("digest", &ctx)?;
         self.postmortem(&inc, &events, Some(&check))?;
         Ok(())
     }

@@ -8,7 +8,7 @@ use serde_json::Value;
 use std::path::Path;
 
 /// Template files: name, built-in text.
-pub const TEMPLATE_FILES: [(&str, &str); 10] = [
+pub const TEMPLATE_FILES: [(&str, &str); 13] = [
     (
         "opened.subject.hbs",
         include_str!("../../config/templates/opened.subject.hbs"),
@@ -44,6 +44,18 @@ pub const TEMPLATE_FILES: [(&str, &str); 10] = [
     (
         "escalated.html.hbs",
         include_str!("../../config/templates/escalated.html.hbs"),
+    ),
+    (
+        "digest.subject.hbs",
+        include_str!("../../config/templates/digest.subject.hbs"),
+    ),
+    (
+        "digest.txt.hbs",
+        include_str!("../../config/templates/digest.txt.hbs"),
+    ),
+    (
+        "digest.html.hbs",
+        include_str!("../../config/templates/digest.html.hbs"),
     ),
     (
         "postmortem.md.hbs",
@@ -123,6 +135,20 @@ impl Templates {
         self.html
             .render(&key, ctx)
             .map_err(|e| format!("template {key}.hbs: {e}"))
+    }
+
+    /// Renders a named one-line subject template (`digest`).
+    pub fn subject_of(&self, name: &str, ctx: &Value) -> Result<String, String> {
+        let key = format!("{name}.subject");
+        let s = self
+            .text
+            .render(&key, ctx)
+            .map_err(|e| format!("template {key}.hbs: {e}"))?;
+        Ok(s.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join(" "))
     }
 
     /// Renders the thread subject (one line).

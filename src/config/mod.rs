@@ -59,6 +59,8 @@ pub struct Daemon {
     pub catch_up: bool,
     /// Bearer token for changes over HTTP; empty means read-only.
     pub api_token: Secret,
+    /// Local time of day digests go out (weekly ones on Mondays).
+    pub digest_at: chrono::NaiveTime,
 }
 
 /// The warehouse database kind, from the URL scheme.

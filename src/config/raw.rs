@@ -34,6 +34,7 @@ pub(super) struct RawDaemon {
     pub listen: Option<Str>,
     pub catch_up: Option<bool>,
     pub api_token: Option<Str>,
+    pub digest_at: Option<Str>,
 }
 
 #[derive(Deserialize)]

@@ -259,6 +259,7 @@ fn validate_daemon(ctx: &mut Ctx<'_>, raw: Option<&super::raw::RawDaemon>) -> Da
         listen: "127.0.0.1:8477".into(),
         catch_up: true,
         api_token: Secret::default(),
+        digest_at: chrono::NaiveTime::from_hms_opt(9, 0, 0).unwrap_or_default(),
     };
     let Some(raw) = raw else { return daemon };
     if let Some(tz) = &raw.timezone {
@@ -286,6 +287,16 @@ fn validate_daemon(ctx: &mut Ctx<'_>, raw: Option<&super::raw::RawDaemon>) -> Da
         daemon.listen = listen.1;
     }
     daemon.catch_up = raw.catch_up.unwrap_or(true);
+    if let Some(at) = &raw.digest_at {
+        match chrono::NaiveTime::parse_from_str(at.get_ref(), "%H:%M") {
+            Ok(t) => daemon.digest_at = t,
+            Err(_) => ctx.error(
+                at.span(),
+                format!("invalid digest_at \"{}\"", at.get_ref()),
+                Some("a local time of day as HH:MM, e.g. \"09:00\"".into()),
+            ),
+        }
+    }
     if let Some(token) = raw.api_token.as_ref().and_then(|s| ctx.string(s)) {
         daemon.api_token = Secret::new(token);
     }

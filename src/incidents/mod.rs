@@ -2,6 +2,7 @@
 //! [`reconcile`](reconcile::reconcile) turns an outcome into changes, [`policy`] classifies.
 //! No I/O and no clock: `now` is an argument.
 
+pub mod escalate;
 pub mod policy;
 pub mod reconcile;
 pub mod stats;
@@ -9,4 +10,4 @@ mod types;
 
 pub use policy::Policy;
 pub use reconcile::{Change, reconcile};
-pub use types::{Event, EventKind, Incident, fingerprint};
+pub use types::{Event, EventKind, Incident, Step, fingerprint};

@@ -1,8 +1,10 @@
 //! The severity policy and lifecycle settings that apply to one check: thresholds give the
 //! base level, `impact` tags may raise it (`[impact.revenue] min_severity = "P0"`).
 
-use crate::config::{Impact, Lifecycle};
+use super::types::Step;
+use crate::config::{Impact, Lifecycle, SeverityPolicy, Until};
 use crate::model::{Category, Severity};
+use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 
 /// What reconcile needs to know about a check.
@@ -16,15 +18,19 @@ pub struct Policy {
     pub min_severity: Option<Severity>,
     /// Severity of the incident opened when the check keeps failing to run.
     pub failure_severity: Severity,
+    /// Escalation chain and reminder interval (seconds) per severity.
+    pub escalations: BTreeMap<Severity, (Vec<Step>, Option<u64>)>,
 }
 
 impl Policy {
-    /// Builds the policy of a check from its impact tags and the config's `[impact.*]`.
+    /// Builds the policy of a check from its impact tags, the config's `[impact.*]` and the
+    /// escalation chains of `[severity.*]`.
     pub fn new(
         lifecycle: Lifecycle,
         category: Category,
         impact: &[String],
         impacts: &BTreeMap<String, Impact>,
+        severities: &BTreeMap<Severity, SeverityPolicy>,
     ) -> Self {
         let min_severity = impact
             .iter()
@@ -35,7 +41,22 @@ impl Policy {
             category,
             min_severity,
             failure_severity: Severity::P2,
+            escalations: escalations(severities),
         }
+    }
+
+    /// Copies the chain and reminders of `severity` onto an incident opening at `now`.
+    pub fn arm(&self, inc: &mut super::Incident, now: DateTime<Utc>) {
+        let (steps, renotify) = self
+            .escalations
+            .get(&inc.severity)
+            .cloned()
+            .unwrap_or_default();
+        inc.next_escalation_at = steps.first().map(|s| now + secs(s.after_secs));
+        inc.escalation = steps;
+        inc.escalation_step = 0;
+        inc.renotify_secs = renotify;
+        inc.next_reminder_at = renotify.map(|r| now + secs(r));
     }
 
     /// The severity of a breach after the impact floor.
@@ -52,6 +73,32 @@ impl Policy {
     }
 }
 
+/// Seconds as a chrono duration.
+pub fn secs(s: u64) -> chrono::Duration {
+    chrono::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1000))
+}
+
+/// The escalation chains of the config, per severity.
+pub fn escalations(
+    severities: &BTreeMap<Severity, SeverityPolicy>,
+) -> BTreeMap<Severity, (Vec<Step>, Option<u64>)> {
+    severities
+        .iter()
+        .map(|(sev, p)| {
+            let steps = p
+                .escalation
+                .iter()
+                .map(|s| Step {
+                    after_secs: s.after.as_secs(),
+                    email: s.email.clone(),
+                    until_resolved: s.until == Until::Resolved,
+                })
+                .collect();
+            (*sev, (steps, p.renotify_every.map(|d| d.as_secs().max(1))))
+        })
+        .collect()
+}
+
 impl Default for Policy {
     fn default() -> Self {
         Policy {
@@ -59,6 +106,7 @@ impl Default for Policy {
             category: Category::QualityDegradation,
             min_severity: None,
             failure_severity: Severity::P2,
+            escalations: BTreeMap::new(),
         }
     }
 }
@@ -82,6 +130,7 @@ mod tests {
             Category::Reconciliation,
             &["revenue".into()],
             &impacts,
+            &BTreeMap::new(),
         );
         assert_eq!(p.classify(Severity::P3), Severity::P1);
         assert_eq!(p.classify(Severity::P0), Severity::P0);
@@ -90,6 +139,7 @@ mod tests {
             Category::Reconciliation,
             &["other".into()],
             &impacts,
+            &BTreeMap::new(),
         );
         assert_eq!(none.classify(Severity::P3), Severity::P3);
     }

@@ -152,10 +152,11 @@ fn title(check: &CheckId, key: &Key, severity: Severity) -> String {
     }
 }
 
-fn open(change: &mut Change, now: DateTime<Utc>) {
+fn open(policy: &Policy, change: &mut Change, now: DateTime<Utc>) {
     let inc = &mut change.incident;
     inc.state = IncidentState::Open;
     inc.opened_at = Some(now);
+    policy.arm(inc, now);
     change
         .events
         .push(event(EventKind::Opened, inc.severity, now, None));
@@ -193,7 +194,7 @@ fn breach(
                 i.severity = i.severity.min(severity);
                 if i.breach_streak >= policy.lifecycle.open_after {
                     i.title = title(check, &i.key, i.severity);
-                    open(&mut c, now);
+                    open(policy, &mut c, now);
                 }
             } else if severity < i.severity {
                 let from = i.severity;
@@ -231,6 +232,8 @@ fn breach(
             i.severity = severity;
             i.current_severity = severity;
             i.peak_severity = i.peak_severity.min(severity);
+            i.opened_at = Some(now);
+            policy.arm(i, now);
             let note = format!(
                 "breached again within the reopen window (repeat {})",
                 i.repeat_count
@@ -264,13 +267,18 @@ fn breach(
                 metric: obs.metric,
                 threshold,
                 detail: None,
+                escalation: Vec::new(),
+                escalation_step: 0,
+                next_escalation_at: None,
+                renotify_secs: None,
+                next_reminder_at: None,
             };
             let mut c = Change {
                 incident,
                 events: Vec::new(),
             };
             if policy.lifecycle.open_after <= 1 {
-                open(&mut c, now);
+                open(policy, &mut c, now);
             } else {
                 c.events
                     .push(event(EventKind::Detected, severity, now, None));

@@ -2,7 +2,7 @@
 
 use crate::model::{Category, CheckId, IncidentState, Key, Severity};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// The fingerprint of a check's subject: check id plus key values. The check-failure
@@ -13,6 +13,18 @@ pub fn fingerprint(check: &CheckId, key: &Key) -> String {
     } else {
         format!("{check}|{key}")
     }
+}
+
+/// One escalation step, copied onto an incident when it opens so that a config change does
+/// not rewrite a running escalation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Step {
+    /// Seconds after opening.
+    pub after_secs: u64,
+    /// Who is told.
+    pub email: Vec<String>,
+    /// True: the step applies until resolution; false: until acknowledgement.
+    pub until_resolved: bool,
 }
 
 /// An incident as stored. `id` is 0 until the store assigns one.
@@ -64,6 +76,16 @@ pub struct Incident {
     pub threshold: Option<String>,
     /// For check failures: the latest error message.
     pub detail: Option<String>,
+    /// The escalation chain copied at opening.
+    pub escalation: Vec<Step>,
+    /// Steps of the chain already taken (sent or skipped).
+    pub escalation_step: u32,
+    /// When the next step is due.
+    pub next_escalation_at: Option<DateTime<Utc>>,
+    /// Reminder interval while unacknowledged, in seconds.
+    pub renotify_secs: Option<u64>,
+    /// When the next reminder is due.
+    pub next_reminder_at: Option<DateTime<Utc>>,
 }
 
 /// What happened to an incident.
@@ -86,6 +108,8 @@ pub enum EventKind {
     Note,
     /// An escalation step went out.
     Escalated,
+    /// A reminder while unacknowledged.
+    Reminder,
 }
 
 impl EventKind {
@@ -100,6 +124,7 @@ impl EventKind {
             EventKind::Resolved => "resolved",
             EventKind::Note => "note",
             EventKind::Escalated => "escalated",
+            EventKind::Reminder => "reminder",
         }
     }
 
@@ -114,6 +139,7 @@ impl EventKind {
             EventKind::Resolved,
             EventKind::Note,
             EventKind::Escalated,
+            EventKind::Reminder,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -123,9 +149,10 @@ impl EventKind {
     pub fn template(self) -> Option<&'static str> {
         match self {
             EventKind::Opened => Some("opened"),
-            EventKind::SeverityRaised | EventKind::Reopened | EventKind::Acknowledged => {
-                Some("updated")
-            }
+            EventKind::SeverityRaised
+            | EventKind::Reopened
+            | EventKind::Acknowledged
+            | EventKind::Reminder => Some("updated"),
             EventKind::Resolved => Some("resolved"),
             EventKind::Escalated => Some("escalated"),
             EventKind::Detected | EventKind::Note => None,

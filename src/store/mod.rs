@@ -2,11 +2,13 @@
 //! SQLite (default) or PostgreSQL. One method per transaction; migrations from
 //! `sql/state/<backend>/` are applied on open.
 
+mod daemon;
 mod error;
 mod outbox;
 mod queries;
 mod rows;
 
+pub use daemon::RecentRun;
 pub use error::StoreError;
 pub use outbox::{OutboxMail, OutboxState};
 pub use queries::{Recorded, RunRow, Stats};

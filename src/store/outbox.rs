@@ -108,42 +108,34 @@ impl Row {
     }
 }
 
-/// Inserts a mail unless one with the same dedupe key exists (a replayed event).
-pub(super) async fn insert<'c, E>(
-    exec: E,
-    incident_id: Option<i64>,
-    event_id: Option<i64>,
-    dedupe_key: &str,
-    mail: &Mail,
-    now: DateTime<Utc>,
-) -> Result<(), StoreError>
-where
-    E: sqlx::Executor<'c>,
-    for<'q> <E::Database as sqlx::Database>::Arguments: sqlx::IntoArguments<E::Database>,
-    Option<i64>: sqlx::Encode<'c, E::Database> + sqlx::Type<E::Database>,
-    String: sqlx::Encode<'c, E::Database> + sqlx::Type<E::Database>,
-    Option<String>: sqlx::Encode<'c, E::Database> + sqlx::Type<E::Database>,
-{
-    sqlx::query(
-        "INSERT INTO outbox (incident_id, event_id, dedupe_key, recipients, subject, body_text, body_html, message_id, in_reply_to, \
-         state, attempts, next_attempt_at, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', 0, $10, $10) ON CONFLICT (dedupe_key) DO NOTHING",
-    )
-    .bind(incident_id)
-    .bind(event_id)
-    .bind(dedupe_key.to_string())
-    .bind(mail.to.join(","))
-    .bind(mail.subject.clone())
-    .bind(mail.text.clone())
-    .bind(mail.html.clone())
-    .bind(mail.message_id.clone())
-    .bind(mail.in_reply_to.clone())
-    .bind(format_time(now))
-    .execute(exec)
-    .await
-    .map_err(StoreError::query("write the outbox"))?;
-    Ok(())
+/// Inserts a mail unless one with the same dedupe key exists (a replayed event). A macro,
+/// not a generic function over `Executor`: generic executors defeat the `Send` inference of
+/// the futures that call them.
+macro_rules! insert_mail {
+    ($exec:expr, $incident_id:expr, $event_id:expr, $dedupe_key:expr, $mail:expr, $now:expr) => {{
+        let mail: &$crate::model::Mail = $mail;
+        sqlx::query(
+            "INSERT INTO outbox (incident_id, event_id, dedupe_key, recipients, subject, body_text, body_html, message_id, in_reply_to, \
+             state, attempts, next_attempt_at, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', 0, $10, $10) ON CONFLICT (dedupe_key) DO NOTHING",
+        )
+        .bind($incident_id)
+        .bind($event_id)
+        .bind($dedupe_key.to_string())
+        .bind(mail.to.join(","))
+        .bind(mail.subject.clone())
+        .bind(mail.text.clone())
+        .bind(mail.html.clone())
+        .bind(mail.message_id.clone())
+        .bind(mail.in_reply_to.clone())
+        .bind($crate::store::format_time($now))
+        .execute($exec)
+        .await
+        .map(drop)
+        .map_err($crate::store::StoreError::query("write the outbox"))
+    }};
 }
+pub(crate) use insert_mail;
 
 impl Store {
     /// Claims up to `limit` pending mails that are due (all pending ones with

@@ -191,6 +191,14 @@ impl Store {
                 let q = if inc.id == 0 { q } else { q.bind(inc.id) };
                 let (id,) = q.fetch_one(&mut *tx).await.map_err(StoreError::query("record an incident"))?;
                 inc.id = id;
+                let arming = change.events.iter().any(|e| {
+                    matches!(e.kind, crate::incidents::EventKind::Opened | crate::incidents::EventKind::Reopened)
+                });
+                if arming {
+                    // Only opening copies the chain: later writes never touch the escalation
+                    // columns, which the escalator advances with conditional updates.
+                    super::daemon::arm!(&mut *tx, &inc)?;
+                }
                 for ev in &change.events {
                     let (event_id,): (i64,) = sqlx::query_as(
                         "INSERT INTO events (incident_id, at, kind, actor, severity, note) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
@@ -213,7 +221,7 @@ impl Store {
                     let event = Event { id: event_id, ..ev.clone() };
                     let mail = compose(&inc, &event).map_err(|message| StoreError::Compose { incident: id, message })?;
                     if let Some(mail) = mail {
-                        super::outbox::insert(&mut *tx, Some(id), Some(event_id), &format!("incident-{id}-event-{event_id}"), &mail, now).await?;
+                        super::outbox::insert_mail!(&mut *tx, Some(id), Some(event_id), format!("incident-{id}-event-{event_id}"), &mail, now)?;
                         done.mails += 1;
                     }
                 }

@@ -40,7 +40,8 @@ pub(crate) fn key_json(key: &Key) -> String {
 /// The columns of `incidents`, in the order of [`IncidentRow`].
 pub(crate) const INCIDENT_COLUMNS: &str = "id, fingerprint, check_id, key_json, state, category, severity, \
     current_severity, peak_severity, title, first_seen_at, opened_at, acknowledged_at, acknowledged_by, \
-    resolved_at, resolved_by, last_seen_at, breach_streak, pass_streak, repeat_count, metric, threshold, detail";
+    resolved_at, resolved_by, last_seen_at, breach_streak, pass_streak, repeat_count, metric, threshold, detail, \
+    escalation_json, escalation_step, next_escalation_at, renotify_secs, next_reminder_at";
 
 /// A row of `incidents`.
 #[derive(Debug, sqlx::FromRow)]
@@ -68,6 +69,11 @@ pub(crate) struct IncidentRow {
     metric: Option<f64>,
     threshold: Option<String>,
     detail: Option<String>,
+    escalation_json: Option<String>,
+    escalation_step: i64,
+    next_escalation_at: Option<String>,
+    renotify_secs: Option<i64>,
+    next_reminder_at: Option<String>,
 }
 
 impl IncidentRow {
@@ -101,6 +107,17 @@ impl IncidentRow {
             metric: self.metric,
             threshold: self.threshold,
             detail: self.detail,
+            escalation: match &self.escalation_json {
+                Some(j) => serde_json::from_str(j).map_err(|e| StoreError::Corrupt {
+                    what: "an escalation chain",
+                    message: e.to_string(),
+                })?,
+                None => Vec::new(),
+            },
+            escalation_step: self.escalation_step as u32,
+            next_escalation_at: opt_time(self.next_escalation_at.as_ref())?,
+            renotify_secs: self.renotify_secs.map(|s| s as u64),
+            next_reminder_at: opt_time(self.next_reminder_at.as_ref())?,
         })
     }
 }

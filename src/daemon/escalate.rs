@@ -1,0 +1,105 @@
+//! The escalator: every tick, the incidents with a step or reminder due get it, taken by a
+//! conditional update so that one replica sends it.
+
+use super::Shared;
+use crate::incidents::escalate::{due, reminder};
+use crate::incidents::reconcile::SYSTEM_ACTOR;
+use crate::incidents::{Event, EventKind};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How often due escalations are looked for.
+const TICK: Duration = Duration::from_secs(1);
+
+/// Runs the escalator until shutdown.
+pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(TICK) => {}
+        }
+        match tick(&shared).await {
+            Ok(n) if n > 0 => shared.mail_due.notify_one(),
+            Ok(_) => {}
+            Err(e) => {
+                shared.set_ready(false);
+                tracing::warn!(error = %e, "Escalation pass failed; retrying.");
+            }
+        }
+    }
+}
+
+/// One pass: takes every due step and reminder. Returns how many were taken here.
+pub async fn tick(shared: &Shared) -> Result<usize, String> {
+    let now = shared.clock.now();
+    let incidents = shared
+        .store
+        .due_escalations(now)
+        .await
+        .map_err(|e| e.chain())?;
+    let loaded = shared.loaded();
+    let mut taken = 0;
+    for inc in incidents {
+        let info = loaded.infos.get(&inc.check_id.0);
+        if let Some(esc) = due(&inc, now) {
+            let event = (!esc.steps.is_empty()).then(|| {
+                let steps: Vec<String> = esc.steps.iter().map(|s| (s + 1).to_string()).collect();
+                Event {
+                    id: 0,
+                    kind: EventKind::Escalated,
+                    at: now,
+                    actor: SYSTEM_ACTOR.into(),
+                    severity: inc.severity,
+                    note: Some(format!(
+                        "step {} to {}",
+                        steps.join(", "),
+                        esc.email.join(", ")
+                    )),
+                }
+            });
+            let compose = |ev: &Event| {
+                loaded
+                    .composer
+                    .compose_to(&inc, ev, info, None, None, esc.email.clone())
+            };
+            if shared
+                .store
+                .take_step(
+                    &inc,
+                    Some((esc.next_step, esc.next_at)),
+                    None,
+                    event.as_ref(),
+                    &compose,
+                    now,
+                )
+                .await
+                .map_err(|e| e.chain())?
+            {
+                taken += usize::from(event.is_some());
+                metrics::counter!("dqwatch_escalations_total").increment(esc.steps.len() as u64);
+            }
+        }
+        if let Some(next) = reminder(&inc, now) {
+            let event = Event {
+                id: 0,
+                kind: EventKind::Reminder,
+                at: now,
+                actor: SYSTEM_ACTOR.into(),
+                severity: inc.severity,
+                note: None,
+            };
+            let compose = |ev: &Event| loaded.composer.compose(&inc, ev, info, None, None);
+            if shared
+                .store
+                .take_step(&inc, None, Some(next), Some(&event), &compose, now)
+                .await
+                .map_err(|e| e.chain())?
+            {
+                taken += 1;
+            }
+        }
+    }
+    shared.set_ready(true);
+    Ok(taken)
+}

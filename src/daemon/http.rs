@@ -1,0 +1,279 @@
+//! The HTTP face: `/healthz`, `/readyz`, `/metrics` (Prometheus), the incidents page and the
+//! JSON API. Changing an incident needs the bearer token from `[daemon] api_token`; without
+//! one the API is read-only. The listener comes from outside (bound in `daemon::main`).
+
+use super::{Shared, page};
+use crate::incidents::{Change, Event, Incident, reconcile};
+use crate::model::IncidentState;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+type S = State<Arc<Shared>>;
+
+/// Serves until shutdown.
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: CancellationToken) {
+    let app = Router::new()
+        .route("/", get(index))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/api/incidents", get(list))
+        .route("/api/incidents/{id}", get(show))
+        .route("/api/incidents/{id}/ack", post(ack))
+        .route("/api/incidents/{id}/resolve", post(resolve))
+        .route("/api/checks", get(checks))
+        .with_state(shared);
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+    {
+        tracing::error!(error = %e, "HTTP server failed.");
+    }
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+async fn index(State(shared): S) -> Response {
+    match page::render(&shared).await {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e),
+    }
+}
+
+async fn readyz(State(shared): S) -> Response {
+    let store = match shared.store.ping().await {
+        Ok(()) => "ok".to_string(),
+        Err(e) => e.chain(),
+    };
+    let loaded = shared.loaded();
+    let mut connections = serde_json::Map::new();
+    for name in loaded.config.connections.keys() {
+        let status = match loaded.warehouses.get(name) {
+            Some(w) => {
+                match tokio::time::timeout(Duration::from_secs(5), w.prepare("SELECT 1")).await {
+                    Ok(Ok(_)) => "ok".to_string(),
+                    Ok(Err(e)) => e.to_string(),
+                    Err(_) => "timed out".to_string(),
+                }
+            }
+            None => "not configured".to_string(),
+        };
+        connections.insert(name.clone(), status.into());
+    }
+    let ok = store == "ok" && connections.values().all(|v| v == "ok");
+    let code = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        code,
+        Json(json!({ "ready": ok, "state_store": store, "connections": connections })),
+    )
+        .into_response()
+}
+
+async fn metrics(State(shared): S) -> Response {
+    if let Ok(open) = shared.store.incidents(&["open", "acknowledged"]).await {
+        let mut counts: std::collections::BTreeMap<(String, String), f64> =
+            std::collections::BTreeMap::new();
+        for sev in crate::model::Severity::ALL {
+            for cat in crate::model::Category::ALL {
+                counts.insert((sev.to_string(), cat.to_string()), 0.0);
+            }
+        }
+        for i in &open {
+            *counts
+                .entry((i.severity.to_string(), i.category.to_string()))
+                .or_default() += 1.0;
+        }
+        for ((sev, cat), n) in counts {
+            metrics::gauge!("dqwatch_open_incidents", "severity" => sev, "category" => cat).set(n);
+        }
+    }
+    if let Ok((pending, dead)) = shared.store.outbox_counts().await {
+        metrics::gauge!("dqwatch_outbox_pending").set(pending as f64);
+        metrics::gauge!("dqwatch_outbox_failed").set(dead as f64);
+    }
+    metrics::gauge!("dqwatch_ready").set(
+        if shared.ready.load(std::sync::atomic::Ordering::Relaxed) {
+            1.0
+        } else {
+            0.0
+        },
+    );
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        shared.metrics.render(),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    state: Option<String>,
+}
+
+async fn list(
+    State(shared): S,
+    axum::extract::Query(q): axum::extract::Query<ListQuery>,
+) -> Response {
+    let states: &[&str] = match q.state.as_deref() {
+        None | Some("active") => &["pending", "open", "acknowledged"],
+        Some("open") => &["open"],
+        Some("acknowledged") => &["acknowledged"],
+        Some("resolved") => &["resolved"],
+        Some("all") => &[],
+        Some(other) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "unknown state \"{other}\": use active, open, acknowledged, resolved or all"
+                ),
+            );
+        }
+    };
+    match shared.store.incidents(states).await {
+        Ok(list) => Json(list).into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.chain()),
+    }
+}
+
+async fn show(State(shared): S, Path(id): Path<i64>) -> Response {
+    match shared.store.incident(id).await {
+        Ok(Some((incident, timeline))) => {
+            Json(json!({ "incident": incident, "timeline": timeline })).into_response()
+        }
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no incident {id}")),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.chain()),
+    }
+}
+
+async fn checks(State(shared): S) -> Response {
+    let loaded = shared.loaded();
+    let now = shared.clock.now();
+    let tz = loaded.config.daemon.timezone;
+    let last: std::collections::HashMap<String, (String, String, Option<String>)> = shared
+        .store
+        .recent_runs(1)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(c, at, outcome, sev, _)| (c, (at, outcome, sev)))
+        .collect();
+    let list: Vec<_> = loaded
+        .checks
+        .iter()
+        .map(|c| {
+            let last = last.get(&c.id.0);
+            json!({
+                "id": c.id.0,
+                "path": c.path.display().to_string(),
+                "connection": c.connection,
+                "schedule": c.schedule.as_ref().map(|s| s.as_str().to_string()),
+                "next_run": c.schedule.as_ref().and_then(|s| s.next_after(tz, now)).map(crate::store::format_time),
+                "tags": c.tags,
+                "category": c.category.as_str(),
+                "last_run": last.map(|(at, outcome, sev)| json!({ "at": at, "outcome": outcome, "severity": sev })),
+            })
+        })
+        .collect();
+    Json(list).into_response()
+}
+
+#[derive(Deserialize)]
+struct Action {
+    by: String,
+    note: Option<String>,
+}
+
+/// The refusal, if the request may not change incidents.
+fn refusal(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
+    let token = shared.loaded().config.daemon.api_token.clone();
+    if token.is_empty() {
+        return Some(error(
+            StatusCode::FORBIDDEN,
+            "the API is read-only: set [daemon] api_token to allow changes",
+        ));
+    }
+    let given = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    (given != Some(token.expose()))
+        .then(|| error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token"))
+}
+
+async fn change(
+    shared: &Shared,
+    id: i64,
+    headers: &HeaderMap,
+    apply: impl Fn(&Incident, chrono::DateTime<chrono::Utc>) -> Result<Change, String>,
+) -> Response {
+    if let Some(r) = refusal(shared, headers) {
+        return r;
+    }
+    let inc = match shared.store.incident(id).await {
+        Ok(Some((inc, _))) => inc,
+        Ok(None) => return error(StatusCode::NOT_FOUND, format!("no incident {id}")),
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.chain()),
+    };
+    let now = shared.clock.now();
+    let change = match apply(&inc, now) {
+        Ok(c) => c,
+        Err(m) => return error(StatusCode::CONFLICT, m),
+    };
+    let loaded = shared.loaded();
+    let compose = |i: &Incident, e: &Event| {
+        loaded
+            .composer
+            .compose(i, e, loaded.infos.get(&i.check_id.0), None, None)
+    };
+    match shared
+        .store
+        .record(&[], std::slice::from_ref(&change), now, &compose)
+        .await
+    {
+        Ok(_) => {
+            shared.mail_due.notify_one();
+            let state: IncidentState = change.incident.state;
+            Json(json!({ "id": id, "state": state })).into_response()
+        }
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.chain()),
+    }
+}
+
+async fn ack(
+    State(shared): S,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+    Json(a): Json<Action>,
+) -> Response {
+    change(&shared, id, &headers, |inc, now| {
+        reconcile::acknowledge(inc, &a.by, a.note.clone(), now)
+    })
+    .await
+}
+
+async fn resolve(
+    State(shared): S,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+    Json(a): Json<Action>,
+) -> Response {
+    change(&shared, id, &headers, |inc, now| {
+        reconcile::resolve(inc, &a.by, a.note.clone(), now)
+    })
+    .await
+}

@@ -1,0 +1,330 @@
+//! `dqwatch daemon`: schedules checks by cron, records and reconciles their runs, escalates,
+//! sends reminders and digests, delivers mail, and serves HTTP — all on one
+//! `CancellationToken` and `TaskTracker`. Signals are handled here and nowhere else:
+//! SIGTERM/SIGINT stop (a second one exits at once), SIGHUP reloads config and checks.
+
+mod digest;
+mod escalate;
+mod http;
+mod page;
+pub mod scheduler;
+mod work;
+
+use crate::checks::{self, Check};
+use crate::clock::{Clock, SystemClock};
+use crate::compose::{CheckInfo, Composer, Templates};
+use crate::config::{self, Config};
+use crate::diag::Diagnostic;
+use crate::mail::Mailer;
+use crate::runner::check_info;
+use crate::store::Store;
+use crate::warehouse::Warehouses;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// How long in-flight work may take to finish after a stop signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Config, checks and what is built from them; replaced as a whole on reload.
+pub struct Loaded {
+    /// The config.
+    pub config: Config,
+    /// Every check.
+    pub checks: Vec<Arc<Check>>,
+    /// Ticket facts per check id.
+    pub infos: HashMap<String, CheckInfo>,
+    /// Templates and routes.
+    pub composer: Composer,
+    /// Warehouse pools.
+    pub warehouses: Warehouses,
+    /// The mail transport.
+    pub mailer: Option<Mailer>,
+}
+
+/// State shared by the daemon's tasks.
+pub struct Shared {
+    loaded: RwLock<Arc<Loaded>>,
+    /// The state store.
+    pub store: Store,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// This replica's name in slot and digest claims.
+    pub replica: String,
+    /// False while the state store is unreachable.
+    pub ready: AtomicBool,
+    /// Wakes the mail deliverer.
+    pub mail_due: Notify,
+    /// Prometheus exposition.
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// Set by SIGHUP: the scheduler re-plans.
+    pub replanned: Notify,
+}
+
+impl Shared {
+    /// The current config and checks.
+    pub fn loaded(&self) -> Arc<Loaded> {
+        Arc::clone(
+            &self
+                .loaded
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    fn replace(&self, new: Loaded) {
+        *self
+            .loaded
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(new);
+        self.replanned.notify_waiters();
+    }
+
+    /// Marks the store reachable or not, logging the change.
+    pub fn set_ready(&self, ok: bool) {
+        if self.ready.swap(ok, Ordering::Relaxed) != ok {
+            if ok {
+                tracing::info!("State store reachable again.");
+            } else {
+                tracing::warn!("State store unreachable; retrying.");
+            }
+        }
+    }
+}
+
+/// Loads config, checks and templates: every problem as diagnostics.
+pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Loaded, Vec<Diagnostic>> {
+    let config = config::load(path, env)?;
+    let catalog = checks::load(&config)?;
+    let templates = Templates::load(&config.templates_dir)?;
+    let composer = Composer::new(&config, templates);
+    composer
+        .self_test()
+        .map_err(|m| vec![Diagnostic::file(&config.templates_dir, m)])?;
+    let mailer = config
+        .mail
+        .as_ref()
+        .map(Mailer::new)
+        .transpose()
+        .map_err(|e| vec![Diagnostic::file(&config.path, format!("[mail]: {e}"))])?;
+    let warehouses = Warehouses::new(&config);
+    let checks: Vec<Arc<Check>> = catalog.checks.into_iter().map(Arc::new).collect();
+    let infos = checks
+        .iter()
+        .map(|c| (c.id.0.clone(), check_info(c)))
+        .collect();
+    Ok(Loaded {
+        config,
+        checks,
+        infos,
+        composer,
+        warehouses,
+        mailer,
+    })
+}
+
+fn recorder() -> metrics_exporter_prometheus::PrometheusHandle {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets(&[
+            0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+        ])
+        .map_or_else(
+            |_| metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder(),
+            |b| b.build_recorder(),
+        );
+    let handle = recorder.handle();
+    // A second daemon in one process (tests) keeps the first recorder.
+    let _ = metrics::set_global_recorder(recorder);
+    handle
+}
+
+/// Runs the daemon until `shutdown` is cancelled: the tasks, on a listener bound by the
+/// caller. Returns once every task finished (or the grace period ran out).
+pub async fn run(
+    loaded: Loaded,
+    config_path: PathBuf,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    clock: Arc<dyn Clock>,
+    reload: Arc<Notify>,
+) -> Result<(), String> {
+    let store = open_store(&loaded.config, &shutdown).await?;
+    let replica = format!("{}-{}", hostname(), std::process::id());
+    let shared = Arc::new(Shared {
+        loaded: RwLock::new(Arc::new(loaded)),
+        store,
+        clock,
+        replica,
+        ready: AtomicBool::new(true),
+        mail_due: Notify::new(),
+        metrics: recorder(),
+        replanned: Notify::new(),
+    });
+    let tracker = TaskTracker::new();
+    let (tx, rx) = tokio::sync::mpsc::channel(100_000);
+    tracker.spawn(work::schedule(
+        Arc::clone(&shared),
+        tx,
+        shutdown.clone(),
+        tracker.clone(),
+    ));
+    tracker.spawn(work::record(Arc::clone(&shared), rx, shutdown.clone()));
+    tracker.spawn(work::deliver(Arc::clone(&shared), shutdown.clone()));
+    tracker.spawn(escalate::run(Arc::clone(&shared), shutdown.clone()));
+    tracker.spawn(digest::run(Arc::clone(&shared), shutdown.clone()));
+    tracker.spawn(http::serve(listener, Arc::clone(&shared), shutdown.clone()));
+    {
+        let shared = Arc::clone(&shared);
+        let shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = reload.notified() => match load(&config_path, &|n| std::env::var(n).ok()) {
+                        Ok(new) => {
+                            tracing::info!(checks = new.checks.len(), "Config reloaded.");
+                            shared.replace(new);
+                        }
+                        Err(diags) => {
+                            for d in &diags {
+                                tracing::error!(problem = %d, "Reload refused; the old config keeps running.");
+                            }
+                        }
+                    },
+                }
+            }
+        });
+    }
+    tracker.close();
+    shutdown.cancelled().await;
+    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("Tasks still busy after the grace period; exiting anyway.");
+    }
+    shared.store.close().await;
+    Ok(())
+}
+
+/// Opens the store, retrying with backoff until it answers or the daemon is stopped.
+async fn open_store(cfg: &Config, shutdown: &CancellationToken) -> Result<Store, String> {
+    let mut delay = Duration::from_millis(500);
+    loop {
+        match Store::open(&cfg.state).await {
+            Ok(s) => return Ok(s),
+            Err(e) => {
+                tracing::warn!(error = %e.chain(), retry_in = ?delay, "State store unavailable.");
+                tokio::select! {
+                    () = shutdown.cancelled() => return Err(e.chain()),
+                    () = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "dqwatch".into())
+}
+
+/// `dqwatch daemon`: load, bind, handle signals, run. Returns the process exit code.
+pub async fn main(config_flag: Option<&Path>, listen: Option<&str>) -> crate::cli::Exit {
+    use crate::cli::Exit;
+    let env = |n: &str| std::env::var(n).ok();
+    let path = match config::locate(config_flag, &env) {
+        Ok(p) => p,
+        Err(d) => {
+            eprintln!("{d}");
+            return Exit::Invalid;
+        }
+    };
+    let loaded = match load(&path, &env) {
+        Ok(l) => l,
+        Err(diags) => {
+            for d in &diags {
+                eprintln!("{d}");
+            }
+            return Exit::Invalid;
+        }
+    };
+    let addr = listen.map_or_else(|| loaded.config.daemon.listen.clone(), str::to_string);
+    let listener = match TcpListener::bind(&addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "error: cannot listen on {addr}: {e}\n  hint: pass --listen 127.0.0.1:PORT or change [daemon] listen"
+            );
+            return Exit::Invalid;
+        }
+    };
+    let local = listener.local_addr().map_or(addr, |a| a.to_string());
+    tracing::info!(listen = %local, checks = loaded.checks.len(), "Daemon started.");
+    eprintln!(
+        "dqwatch daemon: {} checks, http://{local}/",
+        loaded.checks.len()
+    );
+    let shutdown = CancellationToken::new();
+    let reload = Arc::new(Notify::new());
+    if let Err(e) = signals(shutdown.clone(), Arc::clone(&reload)) {
+        eprintln!("error: cannot handle signals: {e}");
+        return Exit::CheckFailed;
+    }
+    match run(
+        loaded,
+        path,
+        listener,
+        shutdown,
+        Arc::new(SystemClock),
+        reload,
+    )
+    .await
+    {
+        Ok(()) => {
+            tracing::info!("Daemon stopped.");
+            Exit::Clean
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Exit::CheckFailed
+        }
+    }
+}
+
+fn signals(shutdown: CancellationToken, reload: Arc<Notify>) -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+                _ = hup.recv() => {
+                    tracing::info!("SIGHUP: reloading config and checks.");
+                    reload.notify_one();
+                    continue;
+                }
+            }
+            if shutdown.is_cancelled() {
+                tracing::warn!("Second stop signal: exiting now.");
+                std::process::exit(130);
+            }
+            tracing::info!("Stopping: finishing what is in flight.");
+            shutdown.cancel();
+        }
+    });
+    Ok(())
+}

@@ -1,0 +1,192 @@
+//! The incidents page: open incidents by severity with their timelines, and every check's
+//! recent runs with a small server-rendered SVG chart of its metric. No JavaScript; every
+//! value is HTML-escaped (check SQL and row values are data).
+
+use super::Shared;
+use crate::model::{Severity, format_number};
+use crate::store::format_time;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// Escapes text for HTML content and attribute values.
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A polyline chart of `values` (oldest first), 160×32.
+pub fn sparkline(values: &[f64]) -> String {
+    if values.len() < 2 {
+        return String::from("<span class=\"muted\">no history yet</span>");
+    }
+    let (lo, hi) = values
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| {
+            (l.min(*v), h.max(*v))
+        });
+    let span = if hi > lo { hi - lo } else { 1.0 };
+    let step = 158.0 / (values.len() - 1) as f64;
+    let points: Vec<String> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            format!(
+                "{:.1},{:.1}",
+                1.0 + i as f64 * step,
+                31.0 - (v - lo) / span * 30.0
+            )
+        })
+        .collect();
+    format!(
+        "<svg width=\"160\" height=\"32\" viewBox=\"0 0 160 32\" role=\"img\"><title>{} to {}</title>\
+         <polyline fill=\"none\" stroke=\"#2563eb\" stroke-width=\"1.5\" points=\"{}\"/></svg>",
+        esc(&format_number(lo)),
+        esc(&format_number(hi)),
+        points.join(" ")
+    )
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:24px;color:#111}h1{font-size:22px}\
+h2{font-size:18px;margin-top:28px}table{border-collapse:collapse;margin:8px 0}td,th{padding:4px 10px;\
+border-bottom:1px solid #ddd;text-align:left;vertical-align:top;font-size:14px}.sev{font-weight:bold}\
+.P0{color:#b91c1c}.P1{color:#c2410c}.P2{color:#a16207}.P3{color:#4b5563}.muted{color:#777}\
+.dot{display:inline-block;width:9px;height:9px;border-radius:5px;margin-right:2px}\
+.pass{background:#16a34a}.breach{background:#dc2626}.error{background:#6b7280}details{margin:4px 0}";
+
+/// Renders the page from the store.
+pub async fn render(shared: &Shared) -> Result<String, String> {
+    let loaded = shared.loaded();
+    let open = shared
+        .store
+        .incidents(&["open", "acknowledged", "pending"])
+        .await
+        .map_err(|e| e.chain())?;
+    let mut html = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>dqwatch</title><style>{STYLE}</style></head><body>\
+         <h1>dqwatch — {} open incident{}</h1><p class=\"muted\">{} checks · updated {}</p>",
+        open.len(),
+        if open.len() == 1 { "" } else { "s" },
+        loaded.checks.len(),
+        esc(&format_time(shared.clock.now()))
+    );
+    for sev in Severity::ALL {
+        let list: Vec<_> = open.iter().filter(|i| i.severity == sev).collect();
+        if list.is_empty() {
+            continue;
+        }
+        let _ = write!(
+            html,
+            "<h2 class=\"{sev}\">{sev} — {} incident{}</h2>",
+            list.len(),
+            if list.len() == 1 { "" } else { "s" }
+        );
+        for inc in list {
+            let _ = write!(
+                html,
+                "<details open><summary><span class=\"sev {sev}\">#{}</span> {} <span class=\"muted\">· {} · {} · opened {}</span></summary><table>",
+                inc.id,
+                esc(&inc.title),
+                esc(inc.state.as_str()),
+                esc(inc.category.as_str()),
+                esc(&inc.opened_at.map(format_time).unwrap_or_else(|| "-".into()))
+            );
+            if let Ok(Some((_, events))) = shared.store.incident(inc.id).await {
+                for e in events {
+                    let _ = write!(
+                        html,
+                        "<tr><td class=\"muted\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                        esc(&format_time(e.at)),
+                        esc(e.kind.as_str()),
+                        esc(&e.actor),
+                        esc(e.note.as_deref().unwrap_or(""))
+                    );
+                }
+            }
+            html.push_str("</table></details>");
+        }
+    }
+    if open.is_empty() {
+        html.push_str("<p>Nothing open. ✓</p>");
+    }
+    let runs = shared.store.recent_runs(20).await.map_err(|e| e.chain())?;
+    let mut by_check: BTreeMap<&str, Vec<&crate::store::RecentRun>> = BTreeMap::new();
+    for r in &runs {
+        by_check.entry(r.0.as_str()).or_default().push(r);
+    }
+    html.push_str("<h2>Checks</h2><table><tr><th>check</th><th>schedule</th><th>recent runs</th><th>metric</th></tr>");
+    for check in &loaded.checks {
+        let dots: String = by_check
+            .get(check.id.0.as_str())
+            .map(|rs| {
+                rs.iter()
+                    .map(|(_, at, outcome, sev, ms)| {
+                        format!(
+                            "<span class=\"dot {}\" title=\"{} {} {} ms\"></span>",
+                            esc(outcome),
+                            esc(at),
+                            esc(sev.as_deref().unwrap_or(outcome)),
+                            ms
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_else(|| "<span class=\"muted\">not run yet</span>".into());
+        let history = shared
+            .store
+            .check_history(&check.id.0, 200)
+            .await
+            .unwrap_or_default();
+        let mut per_run: BTreeMap<&str, f64> = BTreeMap::new();
+        for (at, _, metric) in &history {
+            if let Some(m) = metric {
+                let e = per_run.entry(at.as_str()).or_insert(*m);
+                *e = e.max(*m);
+            }
+        }
+        let values: Vec<f64> = per_run.into_values().collect();
+        let _ = write!(
+            html,
+            "<tr><td><b>{}</b><br><span class=\"muted\">{}</span></td><td>{}</td><td>{dots}</td><td>{}</td></tr>",
+            esc(&check.id.0),
+            esc(check.description.as_deref().unwrap_or("")),
+            esc(check.schedule.as_ref().map_or("-", |s| s.as_str())),
+            sparkline(&values)
+        );
+    }
+    html.push_str("</table></body></html>");
+    Ok(html)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_everything() {
+        assert_eq!(
+            esc("<script>alert('x')</script> & \"q\""),
+            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;q&quot;"
+        );
+    }
+
+    #[test]
+    fn sparkline_spans_the_box() {
+        let svg = sparkline(&[1.0, 3.0, 2.0]);
+        assert!(
+            svg.contains("points=\"1.0,31.0 80.0,1.0 159.0,16.0\""),
+            "{svg}"
+        );
+        assert!(sparkline(&[5.0]).contains("no history"));
+        assert!(sparkline(&[2.0, 2.0]).contains("points=\"1.0,31.0 159.0,31.0\""));
+    }
+}

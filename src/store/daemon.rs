@@ -1,0 +1,260 @@
+//! What the daemon needs from the store: schedule slots and digests claimed once across
+//! replicas (by primary key), and escalation steps and reminders taken by conditional
+//! updates, each with its event and mail in one transaction.
+
+use super::rows::{INCIDENT_COLUMNS, IncidentRow, format_time, parse_time};
+use super::{Store, StoreError, with_pool};
+use crate::incidents::{Event, Incident};
+use crate::model::Mail;
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+
+/// Writes the escalation columns of a freshly opened (or reopened) incident.
+macro_rules! arm {
+    ($exec:expr, $inc:expr) => {{
+        let inc: &$crate::incidents::Incident = $inc;
+        let chain = serde_json::to_string(&inc.escalation).unwrap_or_else(|_| "[]".into());
+        sqlx::query(
+            "UPDATE incidents SET escalation_json = $1, escalation_step = $2, next_escalation_at = $3, \
+             renotify_secs = $4, next_reminder_at = $5 WHERE id = $6",
+        )
+        .bind(chain)
+        .bind(i64::from(inc.escalation_step))
+        .bind(inc.next_escalation_at.map($crate::store::format_time))
+        .bind(inc.renotify_secs.map(|s| s as i64))
+        .bind(inc.next_reminder_at.map($crate::store::format_time))
+        .bind(inc.id)
+        .execute($exec)
+        .await
+        .map(drop)
+        .map_err($crate::store::StoreError::query("arm an escalation"))
+    }};
+}
+pub(crate) use arm;
+
+/// A recent run: (check id, started at, outcome, severity, duration ms).
+pub type RecentRun = (String, String, String, Option<String>, i64);
+
+impl Store {
+    /// Claims the slot (check, fire time) for this replica. True exactly once per slot.
+    pub async fn claim_slot(
+        &self,
+        check_id: &str,
+        fire_at: DateTime<Utc>,
+        replica: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let n = with_pool!(self, p => sqlx::query(
+            "INSERT INTO slots (check_id, fire_at, claimed_by, claimed_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        )
+        .bind(check_id.to_string())
+        .bind(format_time(fire_at))
+        .bind(replica.to_string())
+        .bind(format_time(now))
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))
+        .map_err(StoreError::query("claim a schedule slot"))?;
+        Ok(n == 1)
+    }
+
+    /// Claims many slots at once; returns the ones this replica won.
+    pub async fn claim_slots(
+        &self,
+        slots: &[(String, DateTime<Utc>)],
+        replica: &str,
+        now: DateTime<Utc>,
+    ) -> Result<std::collections::HashSet<(String, DateTime<Utc>)>, StoreError> {
+        let mut won = std::collections::HashSet::new();
+        for chunk in slots.chunks(500) {
+            let rows: Vec<(String, String)> = with_pool!(self, p => {
+                let mut q = sqlx::QueryBuilder::new("INSERT INTO slots (check_id, fire_at, claimed_by, claimed_at) ");
+                q.push_values(chunk, |mut b, (id, t)| {
+                    b.push_bind(id.clone()).push_bind(format_time(*t)).push_bind(replica.to_string()).push_bind(format_time(now));
+                });
+                q.push(" ON CONFLICT DO NOTHING RETURNING check_id, fire_at");
+                q.build_query_as().fetch_all(p).await
+            })
+            .map_err(StoreError::query("claim schedule slots"))?;
+            for (id, t) in rows {
+                won.insert((id, parse_time(&t)?));
+            }
+        }
+        Ok(won)
+    }
+
+    /// The latest claimed slot of every check (for catch-up after a restart).
+    pub async fn last_slots(&self) -> Result<HashMap<String, DateTime<Utc>>, StoreError> {
+        let rows: Vec<(String, String)> = with_pool!(self, p => sqlx::query_as("SELECT check_id, MAX(fire_at) FROM slots GROUP BY check_id").fetch_all(p).await)
+            .map_err(StoreError::query("load schedule slots"))?;
+        rows.into_iter()
+            .map(|(c, t)| Ok((c, parse_time(&t)?)))
+            .collect()
+    }
+
+    /// Claims a digest period of a route for this replica. True exactly once.
+    pub async fn claim_digest(
+        &self,
+        route: &str,
+        period: &str,
+        replica: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let n = with_pool!(self, p => sqlx::query(
+            "INSERT INTO digests (route, period, claimed_by, claimed_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        )
+        .bind(route.to_string())
+        .bind(period.to_string())
+        .bind(replica.to_string())
+        .bind(format_time(now))
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))
+        .map_err(StoreError::query("claim a digest"))?;
+        Ok(n == 1)
+    }
+
+    /// Whether this replica already claimed a digest period (for tests and the page).
+    pub async fn digest_claimed(&self, route: &str, period: &str) -> Result<bool, StoreError> {
+        let n: (i64,) = with_pool!(self, p => sqlx::query_as("SELECT COUNT(*) FROM digests WHERE route = $1 AND period = $2")
+            .bind(route.to_string())
+            .bind(period.to_string())
+            .fetch_one(p)
+            .await)
+        .map_err(StoreError::query("read digests"))?;
+        Ok(n.0 > 0)
+    }
+
+    /// Incidents with an escalation step or a reminder due at `now`.
+    pub async fn due_escalations(&self, now: DateTime<Utc>) -> Result<Vec<Incident>, StoreError> {
+        let sql = format!(
+            "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE state IN ('open', 'acknowledged') \
+             AND (next_escalation_at <= $1 OR next_reminder_at <= $1) ORDER BY id"
+        );
+        let rows: Vec<IncidentRow> = with_pool!(self, p => sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(format_time(now)).fetch_all(p).await)
+            .map_err(StoreError::query("load due escalations"))?;
+        rows.into_iter().map(IncidentRow::into_incident).collect()
+    }
+
+    /// Incidents opened (or still open) since `since`, for digests.
+    pub async fn incidents_since(&self, since: DateTime<Utc>) -> Result<Vec<Incident>, StoreError> {
+        let sql = format!(
+            "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE opened_at >= $1 OR state IN ('open', 'acknowledged') ORDER BY id"
+        );
+        let rows: Vec<IncidentRow> = with_pool!(self, p => sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(format_time(since)).fetch_all(p).await)
+            .map_err(StoreError::query("load incidents for a digest"))?;
+        rows.into_iter().map(IncidentRow::into_incident).collect()
+    }
+
+    /// Takes an escalation (`step_from` → `step_to`) or a reminder (when `reminder_next` is
+    /// set) if nobody else did: the conditional update decides; then the event and the mail
+    /// are written in the same transaction. False when another replica was first.
+    pub async fn take_step(
+        &self,
+        inc: &Incident,
+        step_to: Option<(u32, Option<DateTime<Utc>>)>,
+        reminder_next: Option<DateTime<Utc>>,
+        event: Option<&Event>,
+        compose: &(dyn Fn(&Event) -> Result<Option<Mail>, String> + Sync),
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await.map_err(StoreError::query("begin a transaction"))?;
+            let taken = match (step_to, reminder_next) {
+                (Some((to, next_at)), _) => sqlx::query(
+                    "UPDATE incidents SET escalation_step = $1, next_escalation_at = $2 WHERE id = $3 AND escalation_step = $4",
+                )
+                .bind(i64::from(to))
+                .bind(next_at.map(format_time))
+                .bind(inc.id)
+                .bind(i64::from(inc.escalation_step))
+                .execute(&mut *tx)
+                .await,
+                (None, Some(next)) => sqlx::query(
+                    "UPDATE incidents SET next_reminder_at = $1 WHERE id = $2 AND next_reminder_at = $3",
+                )
+                .bind(format_time(next))
+                .bind(inc.id)
+                .bind(inc.next_reminder_at.map(format_time))
+                .execute(&mut *tx)
+                .await,
+                (None, None) => return Ok(false),
+            }
+            .map_err(StoreError::query("take an escalation step"))?
+            .rows_affected() == 1;
+            if !taken {
+                return Ok(false);
+            }
+            let Some(event) = event else {
+                // Steps skipped by an acknowledgement: the chain moves on, nobody is told.
+                tx.commit().await.map_err(StoreError::query("commit"))?;
+                return Ok(true);
+            };
+            let (event_id,): (i64,) = sqlx::query_as(
+                "INSERT INTO events (incident_id, at, kind, actor, severity, note) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            )
+            .bind(inc.id)
+            .bind(format_time(event.at))
+            .bind(event.kind.as_str())
+            .bind(event.actor.clone())
+            .bind(event.severity.as_str())
+            .bind(event.note.clone())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(StoreError::query("record an event"))?;
+            let event = Event { id: event_id, ..event.clone() };
+            if let Some(mail) = compose(&event).map_err(|message| StoreError::Compose { incident: inc.id, message })? {
+                super::outbox::insert_mail!(&mut *tx, Some(inc.id), Some(event_id), format!("incident-{}-event-{event_id}", inc.id), &mail, now)?;
+            }
+            tx.commit().await.map_err(StoreError::query("commit"))?;
+            Ok(true)
+        })
+    }
+
+    /// Writes a digest mail to the outbox (deduplicated by route and period).
+    pub async fn queue_digest(
+        &self,
+        route: &str,
+        period: &str,
+        mail: &Mail,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        with_pool!(self, p => super::outbox::insert_mail!(p, None::<i64>, None::<i64>, format!("digest-{route}-{period}"), mail, now))
+    }
+
+    /// Recent runs of every check, oldest first per check.
+    pub async fn recent_runs(&self, per_check: i64) -> Result<Vec<RecentRun>, StoreError> {
+        let rows: Vec<RecentRun> = with_pool!(self, p => sqlx::query_as(
+            "SELECT check_id, started_at, outcome, severity, duration_ms FROM runs r WHERE id IN \
+             (SELECT id FROM runs r2 WHERE r2.check_id = r.check_id ORDER BY id DESC LIMIT $1) ORDER BY check_id, id",
+        )
+        .bind(per_check)
+        .fetch_all(p)
+        .await)
+        .map_err(StoreError::query("load recent runs"))?;
+        Ok(rows)
+    }
+
+    /// The metric history of a check (all keys), oldest first: (observed at, key, metric).
+    pub async fn check_history(
+        &self,
+        check_id: &str,
+        limit: i64,
+    ) -> Result<Vec<(String, String, Option<f64>)>, StoreError> {
+        let rows: Vec<(String, String, Option<f64>)> = with_pool!(self, p => sqlx::query_as(
+            "SELECT observed_at, key_json, metric FROM observations WHERE check_id = $1 ORDER BY id DESC LIMIT $2",
+        )
+        .bind(check_id.to_string())
+        .bind(limit)
+        .fetch_all(p)
+        .await)
+        .map_err(StoreError::query("load metric history"))?;
+        Ok(rows.into_iter().rev().collect())
+    }
+
+    /// A cheap round trip, for readiness.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        with_pool!(self, p => sqlx::query("SELECT 1").execute(p).await.map(drop))
+            .map_err(StoreError::query("ping"))
+    }
+}
