@@ -78,11 +78,20 @@ fn judge_rows(check: &Check, rs: &ResultSet) -> Judged {
     let mut by_key: HashMap<Key, usize> = HashMap::new();
     let mut out: Vec<Observation> = Vec::new();
     for (n, row) in rs.rows.iter().enumerate() {
-        let key = Key(key_cols
-            .iter()
-            .zip(&check.keys)
-            .map(|(&i, name)| (name.clone(), row[i].to_string()))
-            .collect());
+        let mut key = Vec::with_capacity(key_cols.len());
+        for (&i, name) in key_cols.iter().zip(&check.keys) {
+            if let Value::Unsupported(ty) = &row[i] {
+                // Every such value would print alike and merge distinct subjects into one.
+                return Err((
+                    ErrorKind::Result,
+                    format!(
+                        "key \"{name}\" has type {ty}, which dqwatch does not read; cast it to text in the SQL (e.g. {name}::text or CAST({name} AS CHAR))"
+                    ),
+                ));
+            }
+            key.push((name.clone(), row[i].to_string()));
+        }
+        let key = Key(key);
         let obs = match &check.judge {
             Judge::RowsFail { severity } => observation(
                 key,
@@ -512,6 +521,19 @@ mod tests {
             ),
         );
         assert_eq!(statuses(&out)[0].0, "d=2026-11-20, n=7, x=1.5");
+    }
+
+    #[test]
+    fn unreadable_keys_are_errors_not_merged() {
+        let c = check(&["id"], thresholds(&[(P1, "> 1")]), OnNoData::Error);
+        let out = evaluate(
+            &c,
+            &rs(
+                &["id", "gap"],
+                vec![vec![Value::Unsupported("UUID".into()), Value::Int(5)]],
+            ),
+        );
+        assert!(error(&out).1.contains("key \"id\" has type UUID"));
     }
 
     #[test]

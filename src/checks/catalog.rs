@@ -39,7 +39,7 @@ pub fn load(config: &Config) -> Result<Catalog, Vec<Diagnostic>> {
             .extension()
             .and_then(|e| e.to_str())
             .unwrap_or_default()
-            .to_string();
+            .to_ascii_lowercase();
         if ext == "toml" {
             diags.push(
                 Diagnostic::file(
@@ -139,10 +139,11 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, diags: &mut Vec<Diagnostic>) {
         let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
         if is_dir {
             walk(&path, files, diags);
-        } else if matches!(
-            path.extension().and_then(|e| e.to_str()),
-            Some("sql" | "toml")
-        ) {
+        } else if path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| e.eq_ignore_ascii_case("sql") || e.eq_ignore_ascii_case("toml"))
+        {
             files.push(path);
         }
     }

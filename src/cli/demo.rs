@@ -49,7 +49,7 @@ pub async fn cmd(config: Option<&Path>, args: RunArgs) -> Exit {
         );
         return Exit::CheckFailed;
     }
-    println!(
+    eprintln!(
         "Built the demo warehouse {} (dates relative to today).\n",
         file.display()
     );

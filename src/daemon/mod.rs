@@ -3,11 +3,13 @@
 //! `CancellationToken` and `TaskTracker`. Signals are handled here and nowhere else:
 //! SIGTERM/SIGINT stop (a second one exits at once), SIGHUP reloads config and checks.
 
-mod digest;
-mod escalate;
+pub mod digest;
+pub mod escalate;
 mod http;
 mod page;
 pub mod scheduler;
+#[cfg(test)]
+mod tests;
 mod work;
 
 use crate::checks::{self, Check};
@@ -68,6 +70,20 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// Shared state for a daemon (or a test) on `store`, reading time from `clock`.
+    pub fn new(loaded: Loaded, store: Store, clock: Arc<dyn Clock>, replica: String) -> Shared {
+        Shared {
+            loaded: RwLock::new(Arc::new(loaded)),
+            store,
+            clock,
+            replica,
+            ready: AtomicBool::new(true),
+            mail_due: Notify::new(),
+            metrics: recorder(),
+            replanned: Notify::new(),
+        }
+    }
+
     /// The current config and checks.
     pub fn loaded(&self) -> Arc<Loaded> {
         Arc::clone(
@@ -156,16 +172,7 @@ pub async fn run(
 ) -> Result<(), String> {
     let store = open_store(&loaded.config, &shutdown).await?;
     let replica = format!("{}-{}", hostname(), std::process::id());
-    let shared = Arc::new(Shared {
-        loaded: RwLock::new(Arc::new(loaded)),
-        store,
-        clock,
-        replica,
-        ready: AtomicBool::new(true),
-        mail_due: Notify::new(),
-        metrics: recorder(),
-        replanned: Notify::new(),
-    });
+    let shared = Arc::new(Shared::new(loaded, store, clock, replica));
     let tracker = TaskTracker::new();
     let (tx, rx) = tokio::sync::mpsc::channel(100_000);
     tracker.spawn(work::schedule(

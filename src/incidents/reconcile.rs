@@ -546,7 +546,7 @@ mod tests {
             (1, pass.clone(), vec![]),
             (2, breach_of("d1", P1), vec![]),
             (3, pass.clone(), vec![]),
-            (4, pass.clone(), vec![EventKind::Resolved]),
+            (4, pass, vec![EventKind::Resolved]),
         ] {
             let (c, _) = reconcile(&id(), &p, &outcome, &latest(&store), 0, t(m));
             assert_eq!(kinds(&c), want, "minute {m}");

@@ -120,7 +120,7 @@ mod tests {
         let mut a = example_incident();
         a.id = 1;
         a.repeat_count = 0;
-        a.first_seen_at = a.first_seen_at - Duration::minutes(5);
+        a.first_seen_at -= Duration::minutes(5);
         a.opened_at = Some(a.first_seen_at + Duration::minutes(5));
         a.acknowledged_at = a.opened_at.map(|t| t + Duration::minutes(10));
         a.resolved_at = a.opened_at.map(|t| t + Duration::hours(1));

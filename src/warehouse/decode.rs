@@ -60,6 +60,9 @@ pub(super) fn pg(row: &PgRow) -> Vec<Value> {
                 "TIME" => or_unsupported(row.try_get::<chrono::NaiveTime, _>(i), &ty, |d| {
                     Value::Text(d.to_string())
                 }),
+                "UUID" => or_unsupported(row.try_get::<sqlx::types::Uuid, _>(i), &ty, |u| {
+                    Value::Text(u.to_string())
+                }),
                 "JSON" | "JSONB" => {
                     or_unsupported(row.try_get::<serde_json::Value, _>(i), &ty, |v| {
                         Value::Text(v.to_string())

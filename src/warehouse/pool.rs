@@ -17,6 +17,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
+/// Bounds on the time to open a connection (the statement timeout, within these).
+const CONNECT_MIN: Duration = Duration::from_secs(5);
+const CONNECT_MAX: Duration = Duration::from_secs(30);
+
 /// Extra time the client waits past the server-side timeout before giving up itself.
 const CLIENT_GRACE: Duration = Duration::from_secs(5);
 
@@ -153,14 +157,21 @@ impl Warehouse {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .pop();
-        match idle {
-            Some(c) => Ok(c),
-            None => connect(&self.conn)
-                .await
-                .map_err(|e| WarehouseError::Connect {
-                    url: self.conn.display_url.clone(),
-                    message: describe(&e),
-                }),
+        if let Some(c) = idle {
+            return Ok(c);
+        }
+        // A server that accepts but never answers must not hang the run.
+        let limit = self.conn.statement_timeout.clamp(CONNECT_MIN, CONNECT_MAX);
+        match tokio::time::timeout(limit, connect(&self.conn)).await {
+            Ok(Ok(c)) => Ok(c),
+            Ok(Err(e)) => Err(WarehouseError::Connect {
+                url: self.conn.display_url.clone(),
+                message: describe(&e),
+            }),
+            Err(_) => Err(WarehouseError::Connect {
+                url: self.conn.display_url.clone(),
+                message: format!("no answer from the server within {}s", limit.as_secs()),
+            }),
         }
     }
 }
@@ -201,6 +212,9 @@ async fn connect(conn: &Connection) -> Result<Conn, sqlx::Error> {
                 )))
                 .await?;
             }
+            // MariaDB and MySQL commit implicitly before DDL, which ends the per-check
+            // read-only transaction; a read-only session refuses DDL and writes outright.
+            c.execute("SET SESSION TRANSACTION READ ONLY").await?;
             Ok(Conn::My(c))
         }
         Dialect::Sqlite => {

@@ -1,0 +1,1 @@
+//! `dqwatch daemon` end to end (being written).

@@ -1,0 +1,18 @@
+//! The one integration-test binary: the real `dqwatch` binary against real databases.
+//! PostgreSQL and MariaDB tests need `DQWATCH_TEST_POSTGRES_URL` / `DQWATCH_TEST_MARIADB_URL`
+//! and print a `SKIP` line without them.
+
+// Helpers outside `#[test]` functions are test code too: a failed setup step should panic
+// with its error.
+#![expect(clippy::unwrap_used, reason = "test helpers panic on failed setup")]
+
+mod util;
+
+mod cli;
+mod config_errors;
+mod daemon;
+mod incidents;
+mod mariadb;
+mod postgres;
+mod smtp;
+mod sqlite;
