@@ -26,6 +26,101 @@ pub fn evaluate(check: &Check, rs: &ResultSet) -> Outcome {
     }
 }
 
+/// Joins the two sides of a reconciliation by key: rows `key, source, target, gap, gap_pct`
+/// for every key outside the tolerance or present on one side only. Each side returns
+/// `key, value` (by those names, else its first two columns).
+pub fn join_sides(
+    source: &ResultSet,
+    target: &ResultSet,
+    spec: &crate::checks::Reconcile,
+) -> Result<ResultSet, (ErrorKind, String)> {
+    fn side(rs: &ResultSet, name: &str) -> Result<Vec<(String, f64)>, (ErrorKind, String)> {
+        let find = |col: &str, fallback: usize| {
+            rs.columns
+                .iter()
+                .position(|c| c.eq_ignore_ascii_case(col))
+                .or((rs.columns.len() > fallback).then_some(fallback))
+        };
+        let (Some(k), Some(v)) = (find("key", 0), find("value", 1)) else {
+            return Err((
+                ErrorKind::Result,
+                format!("the {name} query must return two columns, key and value"),
+            ));
+        };
+        let mut seen = std::collections::HashSet::new();
+        rs.rows
+            .iter()
+            .map(|row| {
+                let key = row[k].to_string();
+                if !seen.insert(key.clone()) {
+                    return Err((
+                        ErrorKind::Result,
+                        format!("the {name} query returns key {key} twice; group by the key"),
+                    ));
+                }
+                let value = match &row[v] {
+                    Value::Null => 0.0,
+                    other => other.as_f64().ok_or_else(|| {
+                        (
+                            ErrorKind::Result,
+                            format!("the {name} value for key {key} is not a number ({other})"),
+                        )
+                    })?,
+                };
+                Ok((key, value))
+            })
+            .collect()
+    }
+    let src = side(source, "source")?;
+    let tgt: HashMap<String, f64> = side(target, "target")?.into_iter().collect();
+    let mut rows = Vec::new();
+    let mut push = |key: &str, s: Option<f64>, t: Option<f64>| {
+        let gap = (s.unwrap_or(0.0) - t.unwrap_or(0.0)).abs();
+        let base = s.unwrap_or(0.0).abs();
+        let pct = if s.is_none() || t.is_none() {
+            100.0
+        } else if base > 0.0 {
+            100.0 * gap / base
+        } else if gap > 0.0 {
+            100.0
+        } else {
+            0.0
+        };
+        let tolerated = s.is_some()
+            && t.is_some()
+            && (gap <= spec.tolerance_abs
+                || (spec.tolerance_pct > 0.0 && pct <= spec.tolerance_pct));
+        if !tolerated {
+            let num = |x: Option<f64>| x.map_or(Value::Null, Value::Float);
+            rows.push(vec![
+                Value::Text(key.to_string()),
+                num(s),
+                num(t),
+                Value::Float(gap),
+                Value::Float(pct),
+            ]);
+        }
+    };
+    let mut src_keys = std::collections::HashSet::new();
+    for (key, value) in &src {
+        src_keys.insert(key.clone());
+        push(key, Some(*value), tgt.get(key).copied());
+    }
+    let mut only_target: Vec<(&String, &f64)> =
+        tgt.iter().filter(|(k, _)| !src_keys.contains(*k)).collect();
+    only_target.sort_by(|a, b| a.0.cmp(b.0));
+    for (key, value) in only_target {
+        push(key, None, Some(*value));
+    }
+    Ok(ResultSet {
+        columns: ["key", "source", "target", "gap", "gap_pct"]
+            .map(String::from)
+            .to_vec(),
+        rows,
+        capped: source.capped || target.capped,
+    })
+}
+
 type Judged = Result<Vec<Observation>, (ErrorKind, String)>;
 
 fn column(rs: &ResultSet, name: &str, role: &str) -> Result<usize, (ErrorKind, String)> {
@@ -304,6 +399,8 @@ mod tests {
             lifecycle: Lifecycle::default(),
             sql: "SELECT 1".into(),
             sql_line: 2,
+            rule: None,
+            reconcile: None,
         }
     }
 
@@ -534,6 +631,51 @@ mod tests {
             ),
         );
         assert!(error(&out).1.contains("key \"id\" has type UUID"));
+    }
+
+    #[test]
+    fn reconciliation_joins_by_key_with_tolerance() {
+        let spec = crate::checks::Reconcile {
+            source: crate::checks::Side {
+                connection: None,
+                sql: String::new(),
+            },
+            target: crate::checks::Side {
+                connection: None,
+                sql: String::new(),
+            },
+            tolerance_abs: 1.0,
+            tolerance_pct: 0.0,
+        };
+        let a = rs(
+            &["key", "value"],
+            vec![
+                vec![Value::Text("d1".into()), Value::Float(100.0)],
+                vec![Value::Text("d2".into()), Value::Int(100)],
+                vec![Value::Text("d3".into()), Value::Int(7)],
+            ],
+        );
+        let b = rs(
+            &["k", "v"],
+            vec![
+                vec![Value::Text("d1".into()), Value::Float(100.5)],
+                vec![Value::Text("d2".into()), Value::Int(90)],
+                vec![Value::Text("d4".into()), Value::Int(3)],
+            ],
+        );
+        let joined = join_sides(&a, &b, &spec).unwrap();
+        let keys: Vec<String> = joined.rows.iter().map(|r| r[0].to_string()).collect();
+        assert_eq!(keys, ["d2", "d3", "d4"], "d1 is within tolerance");
+        assert_eq!(joined.rows[0][3], Value::Float(10.0));
+        assert_eq!(joined.rows[1][2], Value::Null, "one-sided");
+        let dup = rs(
+            &["key", "value"],
+            vec![
+                vec![Value::Int(1), Value::Int(1)],
+                vec![Value::Int(1), Value::Int(2)],
+            ],
+        );
+        assert!(join_sides(&dup, &b, &spec).unwrap_err().1.contains("twice"));
     }
 
     #[test]

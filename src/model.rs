@@ -1,7 +1,7 @@
 //! The vocabulary every stage shares: check ids, severities, categories, values from a
 //! warehouse, observations and outcomes. Plain data, no I/O.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
@@ -17,7 +17,7 @@ impl fmt::Display for CheckId {
 }
 
 /// Incident severity. `P0` is the worst; the derived order sorts worst first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Severity {
     /// Critical.
     P0,
@@ -66,7 +66,7 @@ impl FromStr for Severity {
 }
 
 /// What kind of problem an incident is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Category {
     /// Expected data is absent (a partition, a day).

@@ -75,18 +75,20 @@ pub async fn run(
     for (i, check) in checks.iter().enumerate() {
         let check = Arc::clone(check);
         let warehouse = warehouses.get(&check.connection).cloned();
+        let warehouses = warehouses.clone();
         let now = clock.now();
         tasks.spawn(async move {
             let t = Instant::now();
-            let outcome = match warehouse {
-                Some(w) => match w.fetch(&check.sql).await {
+            let outcome = match (&check.reconcile, warehouse) {
+                (Some(spec), _) => reconcile_sides(&check, spec, &warehouses).await,
+                (None, Some(w)) => match w.fetch(&check.sql).await {
                     Ok(rows) => evaluate(&check, &rows),
                     Err(err) => Outcome::Error {
                         kind: err.kind(),
                         message: err.to_string(),
                     },
                 },
-                None => Outcome::Error {
+                (None, None) => Outcome::Error {
                     kind: ErrorKind::Connection,
                     message: format!("connection \"{}\" is not configured", check.connection),
                 },
@@ -132,6 +134,42 @@ pub async fn run(
         started_at,
         duration: begin.elapsed(),
         runs,
+    }
+}
+
+/// Runs both sides of a reconciliation (at once, possibly on two warehouses) and judges the
+/// joined rows.
+async fn reconcile_sides(
+    check: &Check,
+    spec: &crate::checks::Reconcile,
+    warehouses: &Warehouses,
+) -> Outcome {
+    let fetch = |side: &crate::checks::Side| {
+        let name = side
+            .connection
+            .clone()
+            .unwrap_or_else(|| check.connection.clone());
+        let w = warehouses.get(&name).cloned();
+        let sql = side.sql.clone();
+        async move {
+            match w {
+                Some(w) => w
+                    .fetch(&sql)
+                    .await
+                    .map_err(|e| (e.kind(), format!("{name}: {e}"))),
+                None => Err((
+                    ErrorKind::Connection,
+                    format!("connection \"{name}\" is not configured"),
+                )),
+            }
+        }
+    };
+    let (source, target) = tokio::join!(fetch(&spec.source), fetch(&spec.target));
+    let joined =
+        source.and_then(|s| target.and_then(|t| crate::evaluate::join_sides(&s, &t, spec)));
+    match joined {
+        Ok(rows) => evaluate(check, &rows),
+        Err((kind, message)) => Outcome::Error { kind, message },
     }
 }
 

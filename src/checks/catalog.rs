@@ -1,7 +1,7 @@
 //! `checks_dir` → every [`Check`], with ids from paths, duplicates refused, and the
 //! `--select` / `--exclude` filters.
 
-use super::{Check, parse_check};
+use super::{Check, parse_check, parse_rule_check};
 use crate::config::Config;
 use crate::diag::Diagnostic;
 use crate::model::CheckId;
@@ -29,6 +29,7 @@ pub fn load(config: &Config) -> Result<Catalog, Vec<Diagnostic>> {
             )),
         ]);
     }
+    let rules = super::rule::load_rules(config.rules_dir.as_deref())?;
     walk(root, &mut files, &mut diags);
     files.sort();
     let texts: Vec<(PathBuf, std::io::Result<String>)> = read_all(files);
@@ -40,16 +41,6 @@ pub fn load(config: &Config) -> Result<Catalog, Vec<Diagnostic>> {
             .and_then(|e| e.to_str())
             .unwrap_or_default()
             .to_ascii_lowercase();
-        if ext == "toml" {
-            diags.push(
-                Diagnostic::file(
-                    &path,
-                    "rule checks (.toml) are not supported by this version",
-                )
-                .hint("write the check as a .sql file with a `-- dqwatch` header"),
-            );
-            continue;
-        }
         let text = match text {
             Ok(t) => t,
             Err(e) => {
@@ -58,7 +49,12 @@ pub fn load(config: &Config) -> Result<Catalog, Vec<Diagnostic>> {
             }
         };
         let id = id_of(root, &path);
-        match parse_check(id, &path, &text, config) {
+        let parsed = if ext == "toml" {
+            parse_rule_check(id, &path, &text, config, &rules)
+        } else {
+            parse_check(id, &path, &text, config)
+        };
+        match parsed {
             Ok(c) => checks.push(c),
             Err(mut d) => diags.append(&mut d),
         }

@@ -4,6 +4,7 @@
 pub mod catalog;
 pub mod header;
 mod parse;
+pub mod rule;
 pub mod schedule;
 
 use crate::config::Lifecycle;
@@ -11,7 +12,7 @@ use crate::model::{Category, CheckId, Severity, Threshold};
 use std::path::PathBuf;
 
 pub use catalog::{Catalog, load, select};
-pub use parse::{parse_check, parse_threshold};
+pub use parse::{parse_check, parse_rule_check, parse_threshold};
 pub use schedule::Schedule;
 
 /// How a check's rows become verdicts.
@@ -86,6 +87,32 @@ pub struct Check {
     pub sql: String,
     /// 1-based line of the file where the query starts.
     pub sql_line: usize,
+    /// The built-in or `rules_dir` rule this check uses.
+    pub rule: Option<String>,
+    /// For `reconciliation_gap`: the two sides joined in dqwatch (`sql` is the source's).
+    pub reconcile: Option<Reconcile>,
+}
+
+/// One side of a reconciliation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Side {
+    /// Its connection; the check's when `None`.
+    pub connection: Option<String>,
+    /// A query returning `key, value`.
+    pub sql: String,
+}
+
+/// A reconciliation: two sides joined by key, with a tolerance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reconcile {
+    /// The reference side.
+    pub source: Side,
+    /// The side that must agree.
+    pub target: Side,
+    /// An absolute gap up to this is fine.
+    pub tolerance_abs: f64,
+    /// A gap up to this percent of the source value is fine.
+    pub tolerance_pct: f64,
 }
 
 impl Check {
@@ -125,6 +152,8 @@ pub mod tests_support {
             lifecycle: Lifecycle::default(),
             sql: "SELECT 1".into(),
             sql_line: 2,
+            rule: None,
+            reconcile: None,
         }
     }
 }

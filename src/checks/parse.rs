@@ -2,6 +2,7 @@
 //! extracted TOML).
 
 use super::header::{self, Header, MARKER};
+use super::rule::{self, Engine, Rule};
 use super::{Check, Judge, OnNoData, Schedule};
 use crate::config::{Config, parse_duration};
 use crate::diag::{Diagnostic, LineIndex};
@@ -40,6 +41,8 @@ struct RawHeader {
     resolve_after: Option<Spanned<i64>>,
     error_after: Option<Spanned<i64>>,
     reopen_within: Option<Str>,
+    rule: Option<Str>,
+    params: Option<Spanned<toml::Table>>,
 }
 
 struct Ctx<'a> {
@@ -110,7 +113,23 @@ pub fn parse_threshold(severity: Severity, text: &str) -> Result<Threshold, Stri
     })
 }
 
-/// Parses and validates one check file's text. `id` and `path` come from the catalog.
+/// What a rule contributes to a check: its name, SQL and the reconciliation sides.
+struct FromRule {
+    name: String,
+    sql: String,
+    reconcile: Option<super::Reconcile>,
+}
+
+fn toml_error(ctx: &mut Ctx<'_>, e: &toml::de::Error) {
+    let span = e.span().unwrap_or(0..0);
+    let message = e.message().trim().replace('\n', " ");
+    let hint = message
+        .starts_with("unknown field")
+        .then(|| "remove the key or fix its spelling".to_string());
+    ctx.error(span, message, hint);
+}
+
+/// Parses and validates one `.sql` check file's text. `id` and `path` come from the catalog.
 pub fn parse_check(
     id: CheckId,
     path: &Path,
@@ -130,16 +149,242 @@ pub fn parse_check(
     let raw: RawHeader = match toml::from_str(&header.toml) {
         Ok(r) => r,
         Err(e) => {
-            let span = e.span().unwrap_or(0..0);
-            let message = e.message().trim().replace('\n', " ");
-            let hint = message
-                .starts_with("unknown field")
-                .then(|| "remove the key or fix its spelling".to_string());
-            ctx.error(span, message, hint);
+            toml_error(&mut ctx, &e);
             return Err(ctx.diags);
         }
     };
+    if let Some(r) = &raw.rule {
+        ctx.error(
+            r.span(),
+            "`rule` belongs in a .toml check",
+            Some("move the rule check to a .toml file (rule = \"…\", [params]); a .sql check is its own query".into()),
+        );
+    }
+    if header.query.trim().is_empty() {
+        ctx.diags.push(
+            Diagnostic::at(
+                path,
+                header.query_line,
+                1,
+                "the check has no query after its header",
+            )
+            .hint("write the SELECT after the `--` header lines"),
+        );
+    }
+    build(ctx, id, raw, config, None)
+}
 
+/// Parses and validates a `.toml` check that uses a rule.
+pub fn parse_rule_check(
+    id: CheckId,
+    path: &Path,
+    text: &str,
+    config: &Config,
+    rules: &BTreeMap<String, Rule>,
+) -> Result<Check, Vec<Diagnostic>> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let header = Header {
+        toml: text.to_string(),
+        first_line: 1,
+        strip: vec![0; text.lines().count() + 1],
+        query: String::new(),
+        query_line: 1,
+    };
+    let mut ctx = Ctx {
+        path,
+        header: &header,
+        index: LineIndex::new(&header.toml),
+        diags: Vec::new(),
+    };
+    let mut raw: RawHeader = match toml::from_str(&header.toml) {
+        Ok(r) => r,
+        Err(e) => {
+            toml_error(&mut ctx, &e);
+            return Err(ctx.diags);
+        }
+    };
+    let Some(rule_name) = raw.rule.clone() else {
+        ctx.diags.push(
+            Diagnostic::at(path, 1, 1, "a .toml check needs `rule = \"NAME\"`")
+                .hint(known_rules(rules)),
+        );
+        return Err(ctx.diags);
+    };
+    let Some(rule) = rules.get(rule_name.get_ref()) else {
+        ctx.error(
+            rule_name.span(),
+            format!("unknown rule \"{}\"", rule_name.get_ref()),
+            Some(known_rules(rules)),
+        );
+        return Err(ctx.diags);
+    };
+    // The rule's defaults, where the check says nothing.
+    let d = &rule.def;
+    let at = |v: String| Spanned::new(rule_name.span(), v);
+    if raw.metric.is_none() && raw.severity_column.is_none() {
+        raw.metric = d.metric.clone().map(at);
+    }
+    if raw.thresholds.is_none() && raw.severity_column.is_none() && !d.thresholds.is_empty() {
+        raw.thresholds = Some(Spanned::new(
+            rule_name.span(),
+            d.thresholds
+                .iter()
+                .map(|(k, v)| (k.clone(), at(v.clone())))
+                .collect(),
+        ));
+    }
+    if raw.severity_column.is_none() && raw.thresholds.is_none() {
+        raw.severity_column = d.severity_column.clone().map(at);
+        if !d.severity_map.is_empty() {
+            raw.severity_map = Some(Spanned::new(
+                rule_name.span(),
+                d.severity_map
+                    .iter()
+                    .map(|(k, v)| (k.clone(), at(v.clone())))
+                    .collect(),
+            ));
+        }
+    }
+    if raw.keys.is_empty() {
+        raw.keys = d.keys.iter().cloned().map(at).collect();
+    }
+    raw.category = raw
+        .category
+        .or_else(|| Some(at(d.category.as_str().to_string())));
+    raw.description = raw.description.or_else(|| Some(at(d.description.clone())));
+    raw.severity = raw
+        .severity
+        .or_else(|| d.severity.map(|s| at(s.to_string())));
+    raw.on_no_data = raw.on_no_data.or_else(|| d.on_no_data.clone().map(at));
+
+    let dialect = raw
+        .connection
+        .as_ref()
+        .and_then(|c| config.connections.get(c.get_ref()))
+        .or_else(|| {
+            (config.connections.len() == 1)
+                .then(|| config.connections.values().next())
+                .flatten()
+        })
+        .map(|c| c.dialect);
+    let params = raw
+        .params
+        .clone()
+        .unwrap_or_else(|| Spanned::new(0..0, toml::Table::new()));
+    let from_rule = match dialect.map(|dl| rule::bind(rule, params.get_ref(), dl).map(|p| (dl, p)))
+    {
+        Some(Ok((dl, bound))) => {
+            let reconcile = (rule.def.engine == Engine::Reconcile)
+                .then(|| reconcile_spec(&bound, config, &mut ctx, params.span()));
+            let sql = match &reconcile {
+                Some(Some(r)) => r.source.sql.clone(),
+                Some(None) => String::new(),
+                None => rule::render(rule, dl, &bound).unwrap_or_else(|m| {
+                    ctx.error(rule_name.span(), m, None);
+                    String::new()
+                }),
+            };
+            Some(FromRule {
+                name: rule.name.clone(),
+                sql,
+                reconcile: reconcile.flatten(),
+            })
+        }
+        Some(Err(errs)) => {
+            for (name, message) in errs {
+                // Point at the parameter when the check gives it, else at [params].
+                let span = params
+                    .get_ref()
+                    .get(&name)
+                    .and_then(|_| find_key(text, &name))
+                    .unwrap_or_else(|| params.span());
+                let doc = rule
+                    .def
+                    .params
+                    .get(&name)
+                    .map(|p| p.doc.clone())
+                    .filter(|d| !d.is_empty());
+                ctx.error(span, message, doc);
+            }
+            None
+        }
+        None => None, // the connection error is reported by `build`
+    };
+    build(ctx, id, raw, config, from_rule)
+}
+
+fn known_rules(rules: &BTreeMap<String, Rule>) -> String {
+    format!(
+        "rules: {}",
+        rules
+            .keys()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+/// The byte offset of `name = …` in a TOML text (for parameter diagnostics).
+fn find_key(text: &str, name: &str) -> Option<Range<usize>> {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let t = line.trim_start();
+        if t.starts_with(name) && t[name.len()..].trim_start().starts_with('=') {
+            let start = offset + (line.len() - t.len());
+            return Some(start..start + name.len());
+        }
+        offset += line.len();
+    }
+    None
+}
+
+fn reconcile_spec(
+    bound: &serde_json::Value,
+    config: &Config,
+    ctx: &mut Ctx<'_>,
+    span: Range<usize>,
+) -> Option<super::Reconcile> {
+    let side = |v: &serde_json::Value| -> (Option<String>, String) {
+        (
+            v["connection"].as_str().map(str::to_string),
+            v["query"].as_str().unwrap_or_default().to_string(),
+        )
+    };
+    let (sc, sq) = side(&bound["source"]);
+    let (tc, tq) = side(&bound["target"]);
+    for c in [&sc, &tc].into_iter().flatten() {
+        if !config.connections.contains_key(c) {
+            ctx.error(
+                span,
+                format!("unknown connection \"{c}\" in a reconciliation side"),
+                Some(defined_connections(config)),
+            );
+            return None;
+        }
+    }
+    Some(super::Reconcile {
+        source: super::Side {
+            connection: sc,
+            sql: sq,
+        },
+        target: super::Side {
+            connection: tc,
+            sql: tq,
+        },
+        tolerance_abs: bound["tolerance_abs"].as_f64().unwrap_or(0.0),
+        tolerance_pct: bound["tolerance_pct"].as_f64().unwrap_or(0.0),
+    })
+}
+
+fn build(
+    mut ctx: Ctx<'_>,
+    id: CheckId,
+    raw: RawHeader,
+    config: &Config,
+    from_rule: Option<FromRule>,
+) -> Result<Check, Vec<Diagnostic>> {
+    let path = ctx.path;
+    let header = ctx.header;
     let connection = match &raw.connection {
         Some(c) if config.connections.contains_key(c.get_ref()) => c.get_ref().clone(),
         Some(c) => {
@@ -245,18 +490,6 @@ pub fn parse_check(
             Err(m) => ctx.error(r.span(), m, None),
         }
     }
-    if header.query.trim().is_empty() {
-        ctx.diags.push(
-            Diagnostic::at(
-                path,
-                header.query_line,
-                1,
-                "the check has no query after its header",
-            )
-            .hint("write the SELECT after the `--` header lines"),
-        );
-    }
-
     if !ctx.diags.is_empty() {
         return Err(ctx.diags);
     }
@@ -276,8 +509,12 @@ pub fn parse_check(
         judge,
         on_no_data,
         lifecycle,
-        sql: header.query.clone(),
+        sql: from_rule
+            .as_ref()
+            .map_or_else(|| header.query.clone(), |r| r.sql.clone()),
         sql_line: header.query_line,
+        rule: from_rule.as_ref().map(|r| r.name.clone()),
+        reconcile: from_rule.and_then(|r| r.reconcile),
     })
 }
 

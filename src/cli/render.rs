@@ -29,7 +29,19 @@ pub fn cmd(config: Option<&Path>, args: &RenderArgs) -> Exit {
         return Exit::Invalid;
     };
     let mut out = std::io::stdout().lock();
-    let mut sql = check.sql.clone();
+    let mut sql = match &check.reconcile {
+        Some(r) => {
+            let conn = |c: &Option<String>| c.clone().unwrap_or_else(|| check.connection.clone());
+            format!(
+                "-- source (connection {})\n{}\n\n-- target (connection {})\n{}",
+                conn(&r.source.connection),
+                r.source.sql.trim_end(),
+                conn(&r.target.connection),
+                r.target.sql.trim_end()
+            )
+        }
+        None => check.sql.clone(),
+    };
     if !sql.ends_with('\n') {
         sql.push('\n');
     }

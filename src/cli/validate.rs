@@ -75,22 +75,38 @@ pub async fn cmd(config: Option<&Path>, args: ValidateArgs) -> Exit {
     let warehouses = Warehouses::new(&cfg);
     let mut tasks = tokio::task::JoinSet::new();
     for check in &catalog.checks {
-        let Some(w) = warehouses.get(&check.connection).cloned() else {
-            continue;
+        // A reconciliation prepares both sides, each on its own connection.
+        let queries: Vec<(String, String)> = match &check.reconcile {
+            Some(r) => [&r.source, &r.target]
+                .iter()
+                .map(|s| {
+                    (
+                        s.connection
+                            .clone()
+                            .unwrap_or_else(|| check.connection.clone()),
+                        s.sql.clone(),
+                    )
+                })
+                .collect(),
+            None => vec![(check.connection.clone(), check.sql.clone())],
         };
-        let (sql, path, line) = (check.sql.clone(), check.path.clone(), check.sql_line);
-        let conn = check.connection.clone();
-        tasks.spawn(async move {
-            w.prepare(&sql).await.err().map(|e| {
-                Diagnostic::at(
-                    &path,
-                    line,
-                    1,
-                    format!("query does not prepare on \"{conn}\": {e}"),
-                )
-                .hint("run `dqwatch render ID` to see the SQL, and try it in your SQL client")
-            })
-        });
+        for (conn, sql) in queries {
+            let Some(w) = warehouses.get(&conn).cloned() else {
+                continue;
+            };
+            let (path, line) = (check.path.clone(), check.sql_line);
+            tasks.spawn(async move {
+                w.prepare(&sql).await.err().map(|e| {
+                    Diagnostic::at(
+                        &path,
+                        line,
+                        1,
+                        format!("query does not prepare on \"{conn}\": {e}"),
+                    )
+                    .hint("run `dqwatch render ID` to see the SQL, and try it in your SQL client")
+                })
+            });
+        }
     }
     let mut diags: Vec<Diagnostic> = Vec::new();
     while let Some(r) = tasks.join_next().await {

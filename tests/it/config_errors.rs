@@ -329,14 +329,15 @@ fn bad_connection_values_are_all_reported() {
 }
 
 #[test]
-fn rule_toml_files_are_refused() {
+fn duplicate_ids_across_sql_and_toml() {
     let env = env();
     env.check("a", "-- dqwatch\nSELECT 1\n");
-    env.write("checks/a.toml", "rule = \"freshness_lag\"\n");
-    invalid(
-        &env,
-        "checks/a.toml: error: rule checks (.toml) are not supported by this version",
+    env.write(
+        "checks/a.toml",
+        "rule = \"duplicate_rows\"\n[params]\ntable = \"t\"\nkey_columns = [\"k\"]\n",
     );
+    invalid(&env, "checks/a.toml: error: duplicate check id \"a\"")
+        .stderr_has("hint: checks/a.sql has the same id");
 }
 
 #[test]

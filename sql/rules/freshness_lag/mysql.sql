@@ -1,0 +1,7 @@
+-- freshness_lag (mysql): seconds since the newest row, per key.
+SELECT {{#if params.key_column}}{{params.key_column}}{{else}}'all'{{/if}} AS dataset,
+       TIMESTAMPDIFF(SECOND, MAX({{params.timestamp_column}}), NOW()) AS lag_seconds
+FROM {{params.table}}
+{{#if params.where}}WHERE {{params.where}}
+{{/if}}{{#if params.key_column}}GROUP BY {{params.key_column}}
+{{/if}}

@@ -1,0 +1,22 @@
+-- trend_risk (mysql): the latest value per key against the day before and a week before.
+WITH h AS (
+    SELECT {{params.key_column}} AS k, DATE({{params.date_column}}) AS d, {{params.value_column}} AS v FROM {{params.table}}
+), l AS (
+    SELECT k, MAX(d) AS d FROM h GROUP BY k
+), c AS (
+    SELECT l.k,
+           (SELECT v FROM h WHERE h.k = l.k AND h.d = l.d) AS latest,
+           (SELECT v FROM h WHERE h.k = l.k AND h.d = l.d - INTERVAL 1 DAY) AS day_before,
+           (SELECT v FROM h WHERE h.k = l.k AND h.d = l.d - INTERVAL 7 DAY) AS week_before
+    FROM l
+), p AS (
+    SELECT k,
+           CASE WHEN day_before <> 0 THEN 100.0 * (day_before - latest) / day_before END AS drop_pct_day,
+           CASE WHEN week_before <> 0 THEN 100.0 * (week_before - latest) / week_before END AS drop_pct_week
+    FROM c
+)
+SELECT k AS subject, drop_pct_day, drop_pct_week,
+       CASE WHEN drop_pct_day > {{params.drop_high_pct_day}} AND drop_pct_week > {{params.drop_high_pct_week}} THEN '{{params.high_severity}}'
+            WHEN drop_pct_day > {{params.drop_medium_pct_day}} AND drop_pct_week > {{params.drop_medium_pct_week}} THEN '{{params.medium_severity}}'
+            ELSE 'pass' END AS risk
+FROM p

@@ -1,0 +1,568 @@
+//! Built-in (and `rules_dir`) detection rules: `sql/rules/<rule>/rule.toml` declares the
+//! parameters, and `postgres.sql`, `mysql.sql`, `sqlite.sql` are handlebars templates that
+//! receive only validated values — identifiers quoted for the dialect, numbers, durations in
+//! seconds, and string literals escaped — so that no parameter can inject SQL.
+
+use crate::config::{Dialect, parse_duration};
+use crate::model::{Category, Severity};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// A built-in rule: name, `rule.toml`, then the postgres, mysql and sqlite templates.
+type Builtin = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+);
+
+macro_rules! builtin {
+    ($name:literal) => {
+        (
+            $name,
+            include_str!(concat!("../../sql/rules/", $name, "/rule.toml")),
+            include_str!(concat!("../../sql/rules/", $name, "/postgres.sql")),
+            include_str!(concat!("../../sql/rules/", $name, "/mysql.sql")),
+            include_str!(concat!("../../sql/rules/", $name, "/sqlite.sql")),
+        )
+    };
+}
+
+/// The rules shipped in the binary.
+pub const BUILTIN: &[Builtin] = &[
+    builtin!("missing_partition"),
+    builtin!("reconciliation_gap"),
+    builtin!("freshness_lag"),
+    builtin!("failure_rate_spike"),
+    builtin!("trend_risk"),
+    builtin!("duplicate_rows"),
+];
+
+/// How a rule's rows are produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Engine {
+    /// One query on the check's connection.
+    Sql,
+    /// Two queries (source, target), possibly on two connections, joined by key in dqwatch.
+    Reconcile,
+}
+
+/// A parameter's type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParamType {
+    /// A table or column name, `schema.table` at most; quoted for the dialect.
+    Identifier,
+    /// A list of column names.
+    Identifiers,
+    /// A duration (`"48h"`), given to the template in seconds.
+    Duration,
+    /// A whole number.
+    Integer,
+    /// A number.
+    Number,
+    /// Text, given to the template as an escaped SQL literal.
+    String,
+    /// A list of texts, as a comma-separated list of literals.
+    Strings,
+    /// One of `choices`, as written.
+    Choice,
+    /// A boolean condition written by the check's author (same trust as a `.sql` check), one
+    /// expression: no `;` and no comments.
+    Condition,
+    /// A `{ connection, query }` or `{ table, key_column, value_expression }` side of a
+    /// reconciliation.
+    Side,
+}
+
+/// A declared parameter.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParamDef {
+    /// Its type.
+    #[serde(rename = "type")]
+    pub kind: ParamType,
+    /// Must the check give it?
+    #[serde(default)]
+    pub required: bool,
+    /// The value when the check does not give it.
+    pub default: Option<toml::Value>,
+    /// Allowed values of a `choice`.
+    #[serde(default)]
+    pub choices: Vec<String>,
+    /// What it means.
+    #[serde(default)]
+    pub doc: String,
+}
+
+/// `rule.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleDef {
+    /// The ticket's default description.
+    pub description: String,
+    /// Default category.
+    pub category: Category,
+    /// Query engine.
+    #[serde(default = "default_engine")]
+    pub engine: Engine,
+    /// Default key columns.
+    #[serde(default)]
+    pub keys: Vec<String>,
+    /// Default metric column.
+    pub metric: Option<String>,
+    /// Severity of a row when the rule returns failing rows without a metric.
+    pub severity: Option<Severity>,
+    /// Default thresholds.
+    #[serde(default)]
+    pub thresholds: BTreeMap<String, String>,
+    /// Default severity column and map.
+    pub severity_column: Option<String>,
+    /// Label → severity or "pass".
+    #[serde(default)]
+    pub severity_map: BTreeMap<String, String>,
+    /// What no data means, unless the check says.
+    pub on_no_data: Option<String>,
+    /// Declared parameters.
+    #[serde(default)]
+    pub params: BTreeMap<String, ParamDef>,
+}
+
+fn default_engine() -> Engine {
+    Engine::Sql
+}
+
+/// A loaded rule: its definition and templates.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// The rule's name.
+    pub name: String,
+    /// `rule.toml`.
+    pub def: RuleDef,
+    templates: [String; 3],
+}
+
+impl Rule {
+    /// The template for a dialect.
+    pub fn template(&self, dialect: Dialect) -> &str {
+        match dialect {
+            Dialect::Postgres => &self.templates[0],
+            Dialect::Mysql => &self.templates[1],
+            Dialect::Sqlite => &self.templates[2],
+        }
+    }
+}
+
+/// Every rule: built-in ones, then those of `rules_dir` (which may replace a built-in one).
+pub fn load_rules(
+    rules_dir: Option<&Path>,
+) -> Result<BTreeMap<String, Rule>, Vec<crate::diag::Diagnostic>> {
+    let mut rules = BTreeMap::new();
+    let mut diags = Vec::new();
+    for (name, toml_text, pg, my, lite) in BUILTIN {
+        match toml::from_str::<RuleDef>(toml_text) {
+            Ok(def) => {
+                rules.insert(
+                    name.to_string(),
+                    Rule {
+                        name: name.to_string(),
+                        def,
+                        templates: [pg.to_string(), my.to_string(), lite.to_string()],
+                    },
+                );
+            }
+            Err(e) => diags.push(crate::diag::Diagnostic::file(
+                Path::new(&format!("sql/rules/{name}/rule.toml")),
+                e.message().to_string(),
+            )),
+        }
+    }
+    if let Some(dir) = rules_dir {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) => {
+                return Err(vec![crate::diag::Diagnostic::file(
+                    dir,
+                    format!("cannot read rules_dir: {e}"),
+                )]);
+            }
+        };
+        let mut dirs: Vec<_> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.join("rule.toml").is_file())
+            .collect();
+        dirs.sort();
+        for d in dirs {
+            let name = d
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let read = |f: &str| std::fs::read_to_string(d.join(f));
+            let def_path = d.join("rule.toml");
+            let def = match read("rule.toml").map_err(|e| e.to_string()).and_then(|t| {
+                toml::from_str::<RuleDef>(&t).map_err(|e| {
+                    let (l, c) = e.span().map_or((1, 1), |s| {
+                        crate::diag::LineIndex::new(&t).line_col(s.start)
+                    });
+                    format!("{l}:{c}: {}", e.message().trim())
+                })
+            }) {
+                Ok(def) => def,
+                Err(m) => {
+                    diags.push(crate::diag::Diagnostic::file(&def_path, m));
+                    continue;
+                }
+            };
+            let mut templates = [String::new(), String::new(), String::new()];
+            for (i, dialect) in ["postgres.sql", "mysql.sql", "sqlite.sql"]
+                .iter()
+                .enumerate()
+            {
+                match read(dialect) {
+                    Ok(t) => templates[i] = t,
+                    Err(_) => diags.push(
+                        crate::diag::Diagnostic::file(&d.join(dialect), "missing rule template")
+                            .hint("a rule has postgres.sql, mysql.sql and sqlite.sql"),
+                    ),
+                }
+            }
+            rules.insert(
+                name.clone(),
+                Rule {
+                    name,
+                    def,
+                    templates,
+                },
+            );
+        }
+    }
+    if diags.is_empty() {
+        Ok(rules)
+    } else {
+        Err(diags)
+    }
+}
+
+/// True for `name` or `schema.name`, letters, digits and underscores, not starting with a
+/// digit.
+pub fn is_identifier(s: &str) -> bool {
+    let part = |p: &str| {
+        !p.is_empty()
+            && p.len() <= 63
+            && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !p.starts_with(|c: char| c.is_ascii_digit())
+    };
+    let parts: Vec<&str> = s.split('.').collect();
+    parts.len() <= 2 && parts.iter().all(|p| part(p))
+}
+
+/// Quotes a validated identifier for the dialect.
+pub fn quote(dialect: Dialect, ident: &str) -> String {
+    ident
+        .split('.')
+        .map(|p| match dialect {
+            Dialect::Mysql => format!("`{p}`"),
+            _ => format!("\"{p}\""),
+        })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// An SQL string literal, or an error for text that no dialect escapes the same way.
+pub fn literal(s: &str) -> Result<String, String> {
+    if s.contains(['\\', '\0']) {
+        return Err("text parameters may not contain backslashes or NUL characters".into());
+    }
+    Ok(format!("'{}'", s.replace('\'', "''")))
+}
+
+/// Checks a condition: one expression, no statement separator or comment.
+pub fn condition(s: &str) -> Result<String, String> {
+    if s.contains(';') || s.contains("--") || s.contains("/*") {
+        return Err("a condition may not contain `;`, `--` or `/*`".into());
+    }
+    Ok(format!("({s})"))
+}
+
+/// Validates a check's `[params]` against the rule and turns them into the template context.
+/// Each problem is `(param name, message)`.
+pub fn bind(
+    rule: &Rule,
+    given: &toml::Table,
+    dialect: Dialect,
+) -> Result<Value, Vec<(String, String)>> {
+    let mut errs = Vec::new();
+    let mut ctx = serde_json::Map::new();
+    for name in given.keys() {
+        if !rule.def.params.contains_key(name) {
+            let known: Vec<&str> = rule.def.params.keys().map(String::as_str).collect();
+            errs.push((
+                name.clone(),
+                format!(
+                    "unknown parameter \"{name}\" for rule {} (parameters: {})",
+                    rule.name,
+                    known.join(", ")
+                ),
+            ));
+        }
+    }
+    for (name, def) in &rule.def.params {
+        let value = match given.get(name).or(def.default.as_ref()) {
+            Some(v) => v,
+            None if def.required => {
+                errs.push((
+                    name.clone(),
+                    format!("rule {} needs parameter \"{name}\": {}", rule.name, def.doc),
+                ));
+                continue;
+            }
+            None => {
+                ctx.insert(name.clone(), Value::Null);
+                continue;
+            }
+        };
+        match convert(def, value, dialect) {
+            Ok(v) => {
+                ctx.insert(name.clone(), v);
+            }
+            Err(m) => errs.push((name.clone(), format!("parameter \"{name}\": {m}"))),
+        }
+    }
+    if errs.is_empty() {
+        Ok(Value::Object(ctx))
+    } else {
+        Err(errs)
+    }
+}
+
+fn as_str<'a>(v: &'a toml::Value, what: &str) -> Result<&'a str, String> {
+    v.as_str()
+        .ok_or_else(|| format!("expected {what}, found {}", v.type_str()))
+}
+
+fn ident(v: &str, dialect: Dialect) -> Result<String, String> {
+    if is_identifier(v) {
+        Ok(quote(dialect, v))
+    } else {
+        Err(format!(
+            "\"{v}\" is not a valid identifier: use letters, digits and _ (schema.table at most)"
+        ))
+    }
+}
+
+fn convert(def: &ParamDef, v: &toml::Value, dialect: Dialect) -> Result<Value, String> {
+    match def.kind {
+        ParamType::Identifier => Ok(json!(ident(as_str(v, "a name")?, dialect)?)),
+        ParamType::Identifiers => {
+            let list = v
+                .as_array()
+                .ok_or("expected a list of names, e.g. [\"order_id\"]")?;
+            if list.is_empty() {
+                return Err("expected at least one name".into());
+            }
+            let names = list
+                .iter()
+                .map(|x| ident(as_str(x, "a name")?, dialect))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(json!({ "list": names, "csv": names.join(", ") }))
+        }
+        ParamType::Duration => {
+            let d = parse_duration(as_str(v, "a duration such as \"48h\"")?)?;
+            Ok(json!(d.as_secs()))
+        }
+        ParamType::Integer => v
+            .as_integer()
+            .map(|i| json!(i))
+            .ok_or_else(|| format!("expected a whole number, found {}", v.type_str())),
+        ParamType::Number => v
+            .as_float()
+            .or_else(|| v.as_integer().map(|i| i as f64))
+            .filter(|f| f.is_finite())
+            .map(|f| json!(f))
+            .ok_or_else(|| format!("expected a number, found {}", v.type_str())),
+        ParamType::String => Ok(json!(literal(as_str(v, "text")?)?)),
+        ParamType::Strings => {
+            let list = v.as_array().ok_or("expected a list of texts")?;
+            if list.is_empty() {
+                return Err("expected at least one value".into());
+            }
+            let lits = list
+                .iter()
+                .map(|x| literal(as_str(x, "text")?))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(json!(lits.join(", ")))
+        }
+        ParamType::Choice => {
+            let s = as_str(v, "a choice")?;
+            if def.choices.iter().any(|c| c == s) {
+                Ok(json!(s))
+            } else {
+                Err(format!("\"{s}\" is not one of {}", def.choices.join(", ")))
+            }
+        }
+        ParamType::Condition => Ok(json!(condition(as_str(v, "a condition")?)?)),
+        ParamType::Side => side(v, dialect),
+    }
+}
+
+/// A reconciliation side: `{ connection?, query }` or `{ connection?, table, key_column,
+/// value_expression }`.
+fn side(v: &toml::Value, dialect: Dialect) -> Result<Value, String> {
+    let t = v
+        .as_table()
+        .ok_or("expected a table: { connection = \"…\", query = \"SELECT key, value …\" }")?;
+    for k in t.keys() {
+        if ![
+            "connection",
+            "query",
+            "table",
+            "key_column",
+            "value_expression",
+        ]
+        .contains(&k.as_str())
+        {
+            return Err(format!(
+                "unknown key \"{k}\" (use connection, query, or table, key_column, value_expression)"
+            ));
+        }
+    }
+    let connection = t
+        .get("connection")
+        .map(|c| as_str(c, "a connection name").map(str::to_string))
+        .transpose()?;
+    let query = match (t.get("query"), t.get("table")) {
+        (Some(q), None) => as_str(q, "a query")?.to_string(),
+        (None, Some(table)) => {
+            let table = ident(as_str(table, "a table")?, dialect)?;
+            let key = ident(
+                as_str(t.get("key_column").ok_or("needs key_column")?, "a column")?,
+                dialect,
+            )?;
+            let value = condition(as_str(
+                t.get("value_expression")
+                    .ok_or("needs value_expression, e.g. \"SUM(amount)\"")?,
+                "an expression",
+            )?)?;
+            format!("SELECT {key} AS key, {value} AS value FROM {table} GROUP BY {key}")
+        }
+        _ => return Err("give either query, or table with key_column and value_expression".into()),
+    };
+    Ok(json!({ "connection": connection, "query": query }))
+}
+
+/// Renders a rule's template for `dialect` with bound parameters.
+pub fn render(rule: &Rule, dialect: Dialect, params: &Value) -> Result<String, String> {
+    let mut hb = handlebars::Handlebars::new();
+    hb.set_strict_mode(true);
+    hb.register_escape_fn(handlebars::no_escape);
+    hb.render_template(rule.template(dialect), &json!({ "params": params }))
+        .map_err(|e| format!("rule {} ({}.sql): {e}", rule.name, dialect.as_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use test_case::test_case;
+
+    #[test_case("orders", true)]
+    #[test_case("sales.orders", true)]
+    #[test_case("_t1", true)]
+    #[test_case("1t", false)]
+    #[test_case("a.b.c", false)]
+    #[test_case("orders; DROP TABLE x", false)]
+    #[test_case("orders\"--", false)]
+    #[test_case("o`x", false)]
+    #[test_case("", false)]
+    fn identifiers(s: &str, ok: bool) {
+        assert_eq!(is_identifier(s), ok);
+    }
+
+    #[test]
+    fn quoting_and_literals() {
+        assert_eq!(quote(Dialect::Postgres, "s.t"), "\"s\".\"t\"");
+        assert_eq!(quote(Dialect::Mysql, "t"), "`t`");
+        assert_eq!(literal("it's").unwrap(), "'it''s'");
+        assert!(literal("a\\'; DROP").is_err());
+        assert!(condition("1=1; DROP TABLE t").is_err());
+        assert!(condition("x > 1 -- hi").is_err());
+        assert_eq!(condition("status = 'ok'").unwrap(), "(status = 'ok')");
+    }
+
+    #[test]
+    fn builtin_rules_parse_and_render_on_every_dialect() {
+        let rules = load_rules(None).unwrap();
+        assert_eq!(rules.len(), BUILTIN.len());
+        for rule in rules.values() {
+            let mut given = toml::Table::new();
+            for (name, def) in &rule.def.params {
+                if def.required {
+                    let v = match def.kind {
+                        ParamType::Identifier => toml::Value::String("t".into()),
+                        ParamType::Identifiers => {
+                            toml::Value::Array(vec![toml::Value::String("k".into())])
+                        }
+                        ParamType::Duration => toml::Value::String("1h".into()),
+                        ParamType::Integer => toml::Value::Integer(1),
+                        ParamType::Number => toml::Value::Float(1.0),
+                        ParamType::String | ParamType::Condition => toml::Value::String("x".into()),
+                        ParamType::Strings => {
+                            toml::Value::Array(vec![toml::Value::String("x".into())])
+                        }
+                        ParamType::Choice => toml::Value::String(def.choices[0].clone()),
+                        ParamType::Side => toml::Value::Table(
+                            toml::from_str("query = \"SELECT 1 AS key, 2 AS value\"").unwrap(),
+                        ),
+                    };
+                    given.insert(name.clone(), v);
+                }
+            }
+            for dialect in [Dialect::Postgres, Dialect::Mysql, Dialect::Sqlite] {
+                let params =
+                    bind(rule, &given, dialect).unwrap_or_else(|e| panic!("{}: {e:?}", rule.name));
+                render(rule, dialect, &params).unwrap_or_else(|e| panic!("{e}"));
+            }
+        }
+    }
+
+    #[test]
+    fn injection_through_every_identifier_parameter_is_refused() {
+        let rules = load_rules(None).unwrap();
+        for rule in rules.values() {
+            for (name, def) in &rule.def.params {
+                let bad = match def.kind {
+                    ParamType::Identifier => toml::Value::String("t; DROP TABLE x".into()),
+                    ParamType::Identifiers => {
+                        toml::Value::Array(vec![toml::Value::String("k) OR (1=1".into())])
+                    }
+                    ParamType::String => toml::Value::String("x\\' OR 1=1".into()),
+                    ParamType::Strings => {
+                        toml::Value::Array(vec![toml::Value::String("a\\'".into())])
+                    }
+                    ParamType::Condition => toml::Value::String("1=1; DROP TABLE t".into()),
+                    ParamType::Duration => toml::Value::String("1h; DROP".into()),
+                    ParamType::Choice => toml::Value::String("day; DROP".into()),
+                    ParamType::Side => toml::Value::Table(
+                        toml::from_str(
+                            "table = \"t x\"\nkey_column = \"k\"\nvalue_expression = \"1\"",
+                        )
+                        .unwrap(),
+                    ),
+                    ParamType::Integer | ParamType::Number => toml::Value::String("1; DROP".into()),
+                };
+                let mut given = toml::Table::new();
+                given.insert(name.clone(), bad);
+                let errs = bind(rule, &given, Dialect::Postgres).unwrap_err();
+                assert!(
+                    errs.iter().any(|(p, _)| p == name),
+                    "{}.{name} accepted an injection",
+                    rule.name
+                );
+            }
+        }
+    }
+}
