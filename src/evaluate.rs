@@ -121,6 +121,78 @@ pub fn join_sides(
     })
 }
 
+/// The robust z-score of `x` against `history`: (x − median) / (1.4826 · MAD). A history
+/// with no spread gives ±1e6 for any other value, 0 for the same one.
+pub fn robust_z(history: &[f64], x: f64) -> f64 {
+    fn median(v: &mut [f64]) -> f64 {
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        if n == 0 {
+            0.0
+        } else if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        }
+    }
+    let mut h = history.to_vec();
+    let med = median(&mut h);
+    let mut dev: Vec<f64> = history.iter().map(|v| (v - med).abs()).collect();
+    let mad = 1.4826 * median(&mut dev);
+    if mad > 0.0 {
+        ((x - med) / mad).clamp(-1e6, 1e6)
+    } else if x == med {
+        0.0
+    } else {
+        1e6_f64.copysign(x - med)
+    }
+}
+
+/// Differences between two schema snapshots (`table.column` → type): rows of
+/// `(column, change, old type, new type)`, change being dropped, retyped or added.
+pub fn schema_diff(
+    previous: &std::collections::BTreeMap<String, String>,
+    current: &std::collections::BTreeMap<String, String>,
+) -> Vec<(String, &'static str, Option<String>, Option<String>)> {
+    let mut out = Vec::new();
+    for (col, old) in previous {
+        match current.get(col) {
+            None => out.push((col.clone(), "dropped", Some(old.clone()), None)),
+            Some(new) if !new.eq_ignore_ascii_case(old) => {
+                out.push((col.clone(), "retyped", Some(old.clone()), Some(new.clone())))
+            }
+            Some(_) => {}
+        }
+    }
+    for (col, new) in current {
+        if !previous.contains_key(col) {
+            out.push((col.clone(), "added", None, Some(new.clone())));
+        }
+    }
+    out
+}
+
+/// A key's latest value with its drop (percent, positive = down) against the value before it
+/// and against the value closest to a week before (within a day). Values oldest first.
+pub fn trend(
+    values: &[(chrono::DateTime<chrono::Utc>, f64)],
+) -> Option<(f64, Option<f64>, Option<f64>)> {
+    let (at, latest) = *values.last()?;
+    let drop = |base: f64| (base != 0.0).then(|| 100.0 * (base - latest) / base);
+    let day = values
+        .len()
+        .checked_sub(2)
+        .map(|i| values[i].1)
+        .and_then(drop);
+    let target = at - chrono::Duration::days(7);
+    let week = values
+        .iter()
+        .filter(|(t, _)| (*t - target).num_seconds().abs() <= 86_400)
+        .min_by_key(|(t, _)| (*t - target).num_seconds().abs())
+        .and_then(|(_, v)| drop(*v));
+    Some((latest, day, week))
+}
+
 type Judged = Result<Vec<Observation>, (ErrorKind, String)>;
 
 fn column(rs: &ResultSet, name: &str, role: &str) -> Result<usize, (ErrorKind, String)> {
@@ -269,6 +341,7 @@ fn observation(key: Key, status: Status, metric: Option<f64>, row: Vec<Value>) -
         key,
         status,
         metric,
+        value: metric,
         threshold: None,
         label: None,
         sample: vec![row],
@@ -401,6 +474,7 @@ mod tests {
             sql_line: 2,
             rule: None,
             reconcile: None,
+            history: None,
         }
     }
 
@@ -676,6 +750,49 @@ mod tests {
             ],
         );
         assert!(join_sides(&dup, &b, &spec).unwrap_err().1.contains("twice"));
+    }
+
+    #[test]
+    fn robust_z_scores() {
+        let h = [100.0, 102.0, 98.0, 101.0, 99.0, 100.0, 103.0];
+        assert!(robust_z(&h, 100.0).abs() < 0.01);
+        assert!(robust_z(&h, 40.0) < -20.0);
+        assert!(robust_z(&h, 104.0) < 3.5);
+        assert_eq!(robust_z(&[5.0, 5.0, 5.0], 5.0), 0.0);
+        assert_eq!(robust_z(&[5.0, 5.0, 5.0], 1.0), -1e6);
+        // One outlier in the history does not move the baseline.
+        let with_outlier = [100.0, 101.0, 99.0, 100.0, 5000.0];
+        assert!(robust_z(&with_outlier, 100.0).abs() < 1.0);
+    }
+
+    #[test]
+    fn schema_differences() {
+        let m = |v: &[(&str, &str)]| {
+            v.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        };
+        let d = schema_diff(
+            &m(&[("t.a", "int"), ("t.b", "text"), ("t.c", "int")]),
+            &m(&[("t.a", "INT"), ("t.b", "bigint"), ("t.d", "int")]),
+        );
+        let changes: Vec<(&str, &str)> = d.iter().map(|(c, k, _, _)| (c.as_str(), *k)).collect();
+        assert_eq!(
+            changes,
+            [("t.b", "retyped"), ("t.c", "dropped"), ("t.d", "added")]
+        );
+    }
+
+    #[test]
+    fn trend_against_day_and_week() {
+        use chrono::TimeZone;
+        let t = |d: u32| chrono::Utc.with_ymd_and_hms(2026, 11, d, 6, 0, 0).unwrap();
+        let v = vec![(t(10), 0.92), (t(16), 0.92), (t(22), 0.88), (t(23), 0.81)];
+        let (latest, day, week) = trend(&v).unwrap();
+        assert_eq!(latest, 0.81);
+        assert!((day.unwrap() - 7.954).abs() < 0.01);
+        assert!((week.unwrap() - 11.956).abs() < 0.01);
+        assert_eq!(trend(&v[..1]).unwrap().1, None);
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod config;
 pub mod daemon;
 pub mod diag;
 pub mod evaluate;
+pub mod history;
 pub mod incidents;
 pub mod mail;
 pub mod model;

@@ -317,6 +317,10 @@ pub struct Observation {
     /// The metric, when the check has one and it was not NULL. For a check without a
     /// metric, the number of rows returned for this key.
     pub metric: Option<f64>,
+    /// The measurement behind the metric, kept as history (for most checks the metric
+    /// itself; for volume_anomaly the row count while the metric is its z-score).
+    #[serde(skip)]
+    pub value: Option<f64>,
     /// The threshold that matched (breach) or the mildest one not reached (pass).
     pub threshold: Option<Threshold>,
     /// The label read from `severity_column`, if the check maps one.

@@ -63,9 +63,11 @@ impl RunReport {
 }
 
 /// Runs `checks` once. `on_done` is told of each check as it finishes (progress display).
+/// Rules judged against history read it from `store`; without one they are check errors.
 pub async fn run(
     checks: Vec<Arc<Check>>,
     warehouses: &Warehouses,
+    store: Option<&Store>,
     clock: &dyn Clock,
     on_done: &(dyn Fn(&CheckRun) + Sync),
 ) -> RunReport {
@@ -76,10 +78,14 @@ pub async fn run(
         let check = Arc::clone(check);
         let warehouse = warehouses.get(&check.connection).cloned();
         let warehouses = warehouses.clone();
+        let store = store.cloned();
         let now = clock.now();
         tasks.spawn(async move {
             let t = Instant::now();
             let outcome = match (&check.reconcile, warehouse) {
+                (_, w) if check.history.is_some() => {
+                    crate::history::outcome(&check, w, store, now).await
+                }
                 (Some(spec), _) => reconcile_sides(&check, spec, &warehouses).await,
                 (None, Some(w)) => match w.fetch(&check.sql).await {
                     Ok(rows) => evaluate(&check, &rows),

@@ -91,6 +91,40 @@ pub struct Check {
     pub rule: Option<String>,
     /// For `reconciliation_gap`: the two sides joined in dqwatch (`sql` is the source's).
     pub reconcile: Option<Reconcile>,
+    /// For rules judged against dqwatch's own stored history.
+    pub history: Option<HistoryEngine>,
+}
+
+/// Rules that compare a run with dqwatch's stored history.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HistoryEngine {
+    /// `volume_anomaly`: the count per key against its past counts (robust z-score).
+    Volume {
+        /// Past runs needed before judging.
+        min_history: usize,
+        /// |z| beyond this is an anomaly.
+        sensitivity: f64,
+        /// Compare only with the same weekday.
+        day_of_week: bool,
+        /// Severity of an anomaly.
+        severity: Severity,
+    },
+    /// `schema_change`: columns and types against the previous snapshot.
+    Schema {
+        /// Severity of a dropped or retyped column.
+        severity: Severity,
+        /// Severity of an added column (`None`: a pass).
+        added: Option<Severity>,
+    },
+    /// `trend_risk` with `of`: another check's stored metric history.
+    TrendOf {
+        /// The other check.
+        of: CheckId,
+        /// Day and week drop limits (percent) and severity of HIGH risk.
+        high: (f64, f64, Severity),
+        /// The same for MEDIUM risk.
+        medium: (f64, f64, Severity),
+    },
 }
 
 /// One side of a reconciliation.
@@ -154,6 +188,7 @@ pub mod tests_support {
             sql_line: 2,
             rule: None,
             reconcile: None,
+            history: None,
         }
     }
 }

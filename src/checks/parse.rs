@@ -118,6 +118,7 @@ struct FromRule {
     name: String,
     sql: String,
     reconcile: Option<super::Reconcile>,
+    history: Option<super::HistoryEngine>,
 }
 
 fn toml_error(ctx: &mut Ctx<'_>, e: &toml::de::Error) {
@@ -288,6 +289,7 @@ pub fn parse_rule_check(
                 name: rule.name.clone(),
                 sql,
                 reconcile: reconcile.flatten(),
+                history: history_engine(rule, &bound),
             })
         }
         Some(Err(errs)) => {
@@ -311,6 +313,42 @@ pub fn parse_rule_check(
         None => None, // the connection error is reported by `build`
     };
     build(ctx, id, raw, config, from_rule)
+}
+
+/// The history engine of a rule check, from its bound parameters.
+fn history_engine(rule: &Rule, p: &serde_json::Value) -> Option<super::HistoryEngine> {
+    let sev = |name: &str, default: Severity| {
+        p[name]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(default)
+    };
+    let num = |name: &str| p[name].as_f64().unwrap_or(0.0);
+    match rule.def.engine {
+        Engine::Volume => Some(super::HistoryEngine::Volume {
+            min_history: p["min_history"].as_i64().unwrap_or(7).max(1) as usize,
+            sensitivity: num("sensitivity"),
+            day_of_week: p["seasonality"].as_str() == Some("day_of_week"),
+            severity: sev("severity", Severity::P2),
+        }),
+        Engine::Schema => Some(super::HistoryEngine::Schema {
+            severity: sev("severity", Severity::P1),
+            added: p["added_severity"].as_str().and_then(|s| s.parse().ok()),
+        }),
+        _ => p["of"].as_str().map(|of| super::HistoryEngine::TrendOf {
+            of: CheckId(of.to_string()),
+            high: (
+                num("drop_high_pct_day"),
+                num("drop_high_pct_week"),
+                sev("high_severity", Severity::P1),
+            ),
+            medium: (
+                num("drop_medium_pct_day"),
+                num("drop_medium_pct_week"),
+                sev("medium_severity", Severity::P2),
+            ),
+        }),
+    }
 }
 
 fn known_rules(rules: &BTreeMap<String, Rule>) -> String {
@@ -514,6 +552,7 @@ fn build(
             .map_or_else(|| header.query.clone(), |r| r.sql.clone()),
         sql_line: header.query_line,
         rule: from_rule.as_ref().map(|r| r.name.clone()),
+        history: from_rule.as_ref().and_then(|r| r.history.clone()),
         reconcile: from_rule.and_then(|r| r.reconcile),
     })
 }

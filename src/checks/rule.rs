@@ -39,6 +39,8 @@ pub const BUILTIN: &[Builtin] = &[
     builtin!("failure_rate_spike"),
     builtin!("trend_risk"),
     builtin!("duplicate_rows"),
+    builtin!("volume_anomaly"),
+    builtin!("schema_change"),
 ];
 
 /// How a rule's rows are produced.
@@ -49,6 +51,10 @@ pub enum Engine {
     Sql,
     /// Two queries (source, target), possibly on two connections, joined by key in dqwatch.
     Reconcile,
+    /// A count per key, judged against its own stored history (robust z-score).
+    Volume,
+    /// Columns and types, judged against the previous stored snapshot.
+    Schema,
 }
 
 /// A parameter's type.
@@ -77,6 +83,8 @@ pub enum ParamType {
     /// A `{ connection, query }` or `{ table, key_column, value_expression }` side of a
     /// reconciliation.
     Side,
+    /// Another check's id.
+    Check,
 }
 
 /// A declared parameter.
@@ -130,6 +138,9 @@ pub struct RuleDef {
     /// Declared parameters.
     #[serde(default)]
     pub params: BTreeMap<String, ParamDef>,
+    /// Alternative parameter groups: a check gives every parameter of exactly one group.
+    #[serde(default)]
+    pub one_of: Vec<Vec<String>>,
 }
 
 fn default_engine() -> Engine {
@@ -311,7 +322,53 @@ pub fn bind(
             ));
         }
     }
+    if !rule.def.one_of.is_empty() {
+        let complete: Vec<&Vec<String>> = rule
+            .def
+            .one_of
+            .iter()
+            .filter(|g| g.iter().all(|p| given.contains_key(p)))
+            .collect();
+        let touched = rule
+            .def
+            .one_of
+            .iter()
+            .filter(|g| g.iter().any(|p| given.contains_key(p)))
+            .count();
+        if complete.len() != 1 || touched != 1 {
+            let groups: Vec<String> = rule.def.one_of.iter().map(|g| g.join(", ")).collect();
+            let first = rule.def.one_of[0].first().cloned().unwrap_or_default();
+            errs.push((
+                first,
+                format!(
+                    "rule {} needs exactly one of these parameter groups: {}",
+                    rule.name,
+                    groups.join(" | ")
+                ),
+            ));
+        }
+    }
     for (name, def) in &rule.def.params {
+        if def.kind == ParamType::Identifier {
+            // The name as data too (information_schema lookups), as validated literals.
+            let raw = given
+                .get(name)
+                .and_then(toml::Value::as_str)
+                .filter(|v| is_identifier(v));
+            let (schema, table) = match raw.map(|v| v.split_once('.')) {
+                Some(Some((s, t))) => (literal(s).ok(), literal(t).ok()),
+                Some(None) => (None, raw.and_then(|v| literal(v).ok())),
+                None => (None, None),
+            };
+            ctx.insert(
+                format!("{name}_literal"),
+                table.map_or(Value::Null, Value::String),
+            );
+            ctx.insert(
+                format!("{name}_schema_literal"),
+                Value::String(schema.unwrap_or_else(|| "NULL".into())),
+            );
+        }
         let value = match given.get(name).or(def.default.as_ref()) {
             Some(v) => v,
             None if def.required => {
@@ -407,6 +464,18 @@ fn convert(def: &ParamDef, v: &toml::Value, dialect: Dialect) -> Result<Value, S
         }
         ParamType::Condition => Ok(json!(condition(as_str(v, "a condition")?)?)),
         ParamType::Side => side(v, dialect),
+        ParamType::Check => {
+            let id = as_str(v, "a check id")?;
+            let ok = !id.is_empty()
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-./".contains(c));
+            if ok {
+                Ok(json!(id))
+            } else {
+                Err(format!("\"{id}\" is not a check id"))
+            }
+        }
     }
 }
 
@@ -499,8 +568,9 @@ mod tests {
         assert_eq!(rules.len(), BUILTIN.len());
         for rule in rules.values() {
             let mut given = toml::Table::new();
+            let first_group = rule.def.one_of.first().cloned().unwrap_or_default();
             for (name, def) in &rule.def.params {
-                if def.required {
+                if def.required || first_group.contains(name) {
                     let v = match def.kind {
                         ParamType::Identifier => toml::Value::String("t".into()),
                         ParamType::Identifiers => {
@@ -517,6 +587,7 @@ mod tests {
                         ParamType::Side => toml::Value::Table(
                             toml::from_str("query = \"SELECT 1 AS key, 2 AS value\"").unwrap(),
                         ),
+                        ParamType::Check => toml::Value::String("a/b".into()),
                     };
                     given.insert(name.clone(), v);
                 }
@@ -553,6 +624,7 @@ mod tests {
                         .unwrap(),
                     ),
                     ParamType::Integer | ParamType::Number => toml::Value::String("1; DROP".into()),
+                    ParamType::Check => toml::Value::String("x'; DROP".into()),
                 };
                 let mut given = toml::Table::new();
                 given.insert(name.clone(), bad);

@@ -54,7 +54,14 @@ pub async fn execute(cfg: &Config, catalog: &Catalog, args: &RunArgs) -> Exit {
         bar.set_message(run.check.id.to_string());
         bar.inc(1);
     };
-    let report = runner::run(checks, &warehouses, &SystemClock, &on_done).await;
+    let report = runner::run(
+        checks,
+        &warehouses,
+        state.as_ref().map(|s| &s.store),
+        &SystemClock,
+        &on_done,
+    )
+    .await;
     bar.finish_and_clear();
 
     let mut verdict = report::verdict(&report, args.fail_on);

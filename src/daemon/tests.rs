@@ -62,6 +62,7 @@ async fn run_checks(shared: &Shared) {
     let report = runner::run(
         loaded.checks.clone(),
         &loaded.warehouses,
+        Some(&shared.store),
         shared.clock.as_ref(),
         &|_| {},
     )

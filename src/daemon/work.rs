@@ -133,7 +133,7 @@ async fn launch(
         tracker.spawn(async move {
             let id = check.id.0.clone();
             let run = tokio::select! {
-                report = runner::run(vec![check], &warehouses, shared.clock.as_ref(), &|_| {}) => report.runs.into_iter().next(),
+                report = runner::run(vec![check], &warehouses, Some(&shared.store), shared.clock.as_ref(), &|_| {}) => report.runs.into_iter().next(),
                 // Stopping: a check still running is dropped; its slot stays claimed.
                 () = async { shutdown.cancelled().await; tokio::time::sleep(super::SHUTDOWN_GRACE / 2).await } => None,
             };

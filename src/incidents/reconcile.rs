@@ -98,6 +98,7 @@ pub fn reconcile(
                             severity: policy.failure_severity,
                         },
                         metric: None,
+                        value: None,
                         threshold: None,
                         label: None,
                         sample: Vec::new(),
@@ -419,6 +420,7 @@ mod tests {
             key: key(k),
             status,
             metric: Some(1.0),
+            value: Some(1.0),
             threshold: Some(Threshold {
                 severity: P2,
                 op: crate::model::Op::Gt,

@@ -101,6 +101,19 @@ pub fn render(report: &RunReport, format: Format, fail_on: Severity) -> String {
 /// `metric=value (threshold)` for a line of output, durations shown as durations.
 pub(crate) fn metric_text(run: &crate::runner::CheckRun, o: &crate::model::Observation) -> String {
     let Some(name) = run.check.metric() else {
+        if let Some(label) = &o.label {
+            return format!(
+                "{label} ({})",
+                o.sample
+                    .first()
+                    .map(|r| r
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", "))
+                    .unwrap_or_default()
+            );
+        }
         let n = o.metric.unwrap_or(0.0) as u64;
         return format!("{n} row{}", if n == 1 { "" } else { "s" });
     };

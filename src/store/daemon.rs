@@ -258,3 +258,73 @@ impl Store {
             .map_err(StoreError::query("ping"))
     }
 }
+
+impl Store {
+    /// The stored values of one fingerprint, newest first: (observed at, value, breached).
+    pub async fn value_history(
+        &self,
+        fingerprint: &str,
+        limit: i64,
+    ) -> Result<Vec<(DateTime<Utc>, f64, bool)>, StoreError> {
+        let rows: Vec<(String, Option<f64>, String)> = with_pool!(self, p => sqlx::query_as(
+            "SELECT observed_at, value, status FROM observations WHERE fingerprint = $1 AND value IS NOT NULL ORDER BY id DESC LIMIT $2",
+        )
+        .bind(fingerprint.to_string())
+        .bind(limit)
+        .fetch_all(p)
+        .await)
+        .map_err(StoreError::query("load value history"))?;
+        rows.into_iter()
+            .filter_map(|(t, v, s)| Some((t, v?, s)))
+            .map(|(t, v, s)| Ok((parse_time(&t)?, v, s == "breach")))
+            .collect()
+    }
+
+    /// The stored values of every key of a check since `since`, oldest first:
+    /// (key json, observed at, value).
+    pub async fn check_values(
+        &self,
+        check_id: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(String, DateTime<Utc>, f64)>, StoreError> {
+        let rows: Vec<(String, String, Option<f64>)> = with_pool!(self, p => sqlx::query_as(
+            "SELECT key_json, observed_at, value FROM observations WHERE check_id = $1 AND observed_at >= $2 AND value IS NOT NULL ORDER BY id",
+        )
+        .bind(check_id.to_string())
+        .bind(format_time(since))
+        .fetch_all(p)
+        .await)
+        .map_err(StoreError::query("load check history"))?;
+        rows.into_iter()
+            .filter_map(|(k, t, v)| Some((k, t, v?)))
+            .map(|(k, t, v)| Ok((k, parse_time(&t)?, v)))
+            .collect()
+    }
+
+    /// The last schema snapshot of a check.
+    pub async fn snapshot(&self, check_id: &str) -> Result<Option<String>, StoreError> {
+        let row: Option<(String,)> = with_pool!(self, p => sqlx::query_as("SELECT body FROM snapshots WHERE check_id = $1").bind(check_id.to_string()).fetch_optional(p).await)
+            .map_err(StoreError::query("load a schema snapshot"))?;
+        Ok(row.map(|(b,)| b))
+    }
+
+    /// Replaces the schema snapshot of a check.
+    pub async fn put_snapshot(
+        &self,
+        check_id: &str,
+        body: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        with_pool!(self, p => sqlx::query(
+            "INSERT INTO snapshots (check_id, body, taken_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (check_id) DO UPDATE SET body = excluded.body, taken_at = excluded.taken_at",
+        )
+        .bind(check_id.to_string())
+        .bind(body.to_string())
+        .bind(format_time(now))
+        .execute(p)
+        .await
+        .map(drop))
+        .map_err(StoreError::query("save a schema snapshot"))
+    }
+}

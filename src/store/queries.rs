@@ -129,7 +129,7 @@ impl Store {
                 .filter_map(|(r, o)| Some((*run_ids.get(r.check_id.0.as_str())?, r, o)))
                 .collect();
             for chunk in observed.chunks(BATCH) {
-                let mut q = QueryBuilder::new("INSERT INTO observations (run_id, check_id, fingerprint, key_json, status, severity, metric, observed_at) ");
+                let mut q = QueryBuilder::new("INSERT INTO observations (run_id, check_id, fingerprint, key_json, status, severity, metric, observed_at, value) ");
                 q.push_values(chunk, |mut b, (run_id, r, o)| {
                     let (status, severity) = match o.status {
                         Status::Pass => ("pass", None),
@@ -143,7 +143,8 @@ impl Store {
                         .push_bind(status)
                         .push_bind(severity)
                         .push_bind(o.metric)
-                        .push_bind(format_time(r.started_at));
+                        .push_bind(format_time(r.started_at))
+                        .push_bind(o.value);
                 });
                 q.build().execute(&mut *tx).await.map_err(StoreError::query("record observations"))?;
             }

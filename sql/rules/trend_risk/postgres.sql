@@ -1,4 +1,6 @@
--- trend_risk (postgres): the latest value per key against the day before and a week before.
+{{#if params.of}}-- trend_risk of = {{params.of}}: computed by dqwatch from the stored metric history; no query runs.
+SELECT 1 AS unused
+{{else}}-- trend_risk (postgres): the latest value per key against the day before and a week before.
 WITH h AS (
     SELECT {{params.key_column}} AS k, {{params.date_column}}::date AS d, {{params.value_column}} AS v FROM {{params.table}}
 ), l AS (
@@ -20,3 +22,4 @@ SELECT k AS subject, drop_pct_day, drop_pct_week,
             WHEN drop_pct_day > {{params.drop_medium_pct_day}} AND drop_pct_week > {{params.drop_medium_pct_week}} THEN '{{params.medium_severity}}'
             ELSE 'pass' END AS risk
 FROM p
+{{/if}}
