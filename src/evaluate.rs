@@ -121,8 +121,9 @@ pub fn join_sides(
     })
 }
 
-/// The robust z-score of `x` against `history`: (x − median) / (1.4826 · MAD). A history
-/// with no spread gives ±1e6 for any other value, 0 for the same one.
+/// The robust z-score of `x` against `history`: (x − median) / spread, the spread being
+/// 1.4826 · MAD, or 1.2533 · the mean absolute deviation when MAD is 0, and never less than
+/// 1 % of the median: a flat history does not make every small change an anomaly.
 pub fn robust_z(history: &[f64], x: f64) -> f64 {
     fn median(v: &mut [f64]) -> f64 {
         v.sort_by(f64::total_cmp);
@@ -138,9 +139,11 @@ pub fn robust_z(history: &[f64], x: f64) -> f64 {
     let mut h = history.to_vec();
     let med = median(&mut h);
     let mut dev: Vec<f64> = history.iter().map(|v| (v - med).abs()).collect();
+    let mean_dev = dev.iter().sum::<f64>() / dev.len().max(1) as f64;
     let mad = 1.4826 * median(&mut dev);
-    if mad > 0.0 {
-        ((x - med) / mad).clamp(-1e6, 1e6)
+    let spread = if mad > 0.0 { mad } else { 1.2533 * mean_dev }.max(0.01 * med.abs());
+    if spread > 0.0 {
+        ((x - med) / spread).clamp(-1e6, 1e6)
     } else if x == med {
         0.0
     } else {
@@ -759,7 +762,10 @@ mod tests {
         assert!(robust_z(&h, 40.0) < -20.0);
         assert!(robust_z(&h, 104.0) < 3.5);
         assert_eq!(robust_z(&[5.0, 5.0, 5.0], 5.0), 0.0);
-        assert_eq!(robust_z(&[5.0, 5.0, 5.0], 1.0), -1e6);
+        // A flat history: the spread floor is 1 % of the median.
+        assert!((robust_z(&[100.0, 100.0, 100.0], 101.0) - 1.0).abs() < 1e-9);
+        assert!(robust_z(&[100.0, 100.0, 100.0], 50.0) < -40.0);
+        assert_eq!(robust_z(&[0.0, 0.0, 0.0], 1.0), 1e6);
         // One outlier in the history does not move the baseline.
         let with_outlier = [100.0, 101.0, 99.0, 100.0, 5000.0];
         assert!(robust_z(&with_outlier, 100.0).abs() < 1.0);

@@ -14,5 +14,7 @@ mod daemon;
 mod incidents;
 mod mariadb;
 mod postgres;
+mod rules;
+mod rules_history;
 mod smtp;
 mod sqlite;
