@@ -44,7 +44,7 @@ pub enum Command {
     Demo(RunArgs),
     /// Schedule checks by cron, escalate, send digests and mail, serve HTTP.
     Daemon {
-        /// Address for health, metrics, the API and the incidents page (overrides [daemon] listen).
+        /// Address for health, metrics, the API and the incidents page (overrides `[daemon] listen`).
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
     },
