@@ -67,6 +67,18 @@ impl fmt::Display for Diagnostic {
     }
 }
 
+/// An error and its causes on one line: "failed to …: cause: cause".
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
 /// Maps byte offsets in a text to 1-based (line, column), columns counted in characters.
 pub struct LineIndex<'a> {
     text: &'a str,

@@ -3,7 +3,6 @@
 
 use super::args::{IncidentsCommand, StateFilter, TextOrJson};
 use super::exit::Exit;
-use super::load;
 use super::state::{self, State};
 use crate::checks;
 use crate::clock::{Clock, SystemClock};
@@ -17,15 +16,8 @@ use std::path::Path;
 
 /// Runs `dqwatch incidents …`.
 pub async fn cmd(config: Option<&Path>, command: IncidentsCommand) -> Exit {
-    let cfg = match load::config(config) {
-        Ok(c) => c,
-        Err(d) => {
-            load::print_diagnostics(&d);
-            return Exit::Invalid;
-        }
-    };
-    let st = match state::open(&cfg).await {
-        Ok(s) => s,
+    let (cfg, st) = match state::open_from(config).await {
+        Ok(v) => v,
         Err(e) => return e,
     };
     let clock = SystemClock;

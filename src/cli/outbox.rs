@@ -2,22 +2,15 @@
 
 use super::args::{OutboxCommand, OutboxFilter};
 use super::exit::Exit;
-use super::{load, state};
+use super::state;
 use crate::clock::{Clock, SystemClock};
 use crate::store::{OutboxState, format_time};
 use std::path::Path;
 
 /// Runs `dqwatch outbox …`.
 pub async fn cmd(config: Option<&Path>, command: OutboxCommand) -> Exit {
-    let cfg = match load::config(config) {
-        Ok(c) => c,
-        Err(d) => {
-            load::print_diagnostics(&d);
-            return Exit::Invalid;
-        }
-    };
-    let st = match state::open(&cfg).await {
-        Ok(s) => s,
+    let (_, st) = match state::open_from(config).await {
+        Ok(v) => v,
         Err(e) => return e,
     };
     let exit = match command {

@@ -20,6 +20,16 @@ pub struct State {
     pub mailer: Option<Mailer>,
 }
 
+/// Loads the config (exit 2 on a problem) and opens its state (see [`open`]).
+pub async fn open_from(flag: Option<&std::path::Path>) -> Result<(Config, State), Exit> {
+    let cfg = load::config(flag).map_err(|d| {
+        load::print_diagnostics(&d);
+        Exit::Invalid
+    })?;
+    let state = open(&cfg).await?;
+    Ok((cfg, state))
+}
+
 /// Loads templates (exit 2 on a bad one), then opens the store (exit 3 when unreachable).
 pub async fn open(cfg: &Config) -> Result<State, Exit> {
     let templates = Templates::load(&cfg.templates_dir).map_err(|d| {

@@ -125,23 +125,11 @@ impl Mailer {
                     .map(drop)
                     .map_err(|e| MailError {
                         permanent: e.is_permanent(),
-                        message: format!("SMTP {relay}: {}", describe(&e)),
+                        message: format!("SMTP {relay}: {}", crate::diag::error_chain(&e)),
                     })
             }
         }
     }
-}
-
-/// A lettre error with its causes, one line.
-fn describe(e: &lettre::transport::smtp::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 /// Builds the MIME message: both parts, threading headers and the incident header.

@@ -56,13 +56,6 @@ impl StoreError {
 
     /// The whole chain as one line: "failed to …: cause".
     pub fn chain(&self) -> String {
-        let mut out = self.to_string();
-        let mut source = std::error::Error::source(self);
-        while let Some(s) = source {
-            out.push_str(": ");
-            out.push_str(&s.to_string());
-            source = s.source();
-        }
-        out
+        crate::diag::error_chain(self)
     }
 }
