@@ -40,6 +40,22 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: Cancell
     }
 }
 
+/// Serves `/healthz` (alive) and a 503 for everything else while the daemon waits for its
+/// state store; stops when `done` is cancelled.
+pub async fn serve_starting(listener: TcpListener, done: CancellationToken) {
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .fallback(|| async {
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "starting: waiting for the state store",
+            )
+        });
+    let _ = axum::serve(listener, app)
+        .with_graceful_shutdown(done.cancelled_owned())
+        .await;
+}
+
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }

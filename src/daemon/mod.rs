@@ -99,7 +99,9 @@ impl Shared {
             .loaded
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(new);
-        self.replanned.notify_waiters();
+        // notify_one keeps the notice until the scheduler next waits: a reload that comes
+        // while it is busy is not lost.
+        self.replanned.notify_one();
     }
 
     /// Marks the store reachable or not, logging the change.
@@ -170,7 +172,21 @@ pub async fn run(
     clock: Arc<dyn Clock>,
     reload: Arc<Notify>,
 ) -> Result<(), String> {
-    let store = open_store(&loaded.config, &shutdown).await?;
+    // Until the state store answers, a stand-in server says "alive, not ready" on the same
+    // port, so that an orchestrator sees a live process rather than a hung one.
+    let std_listener = listener.into_std().map_err(|e| e.to_string())?;
+    let early = TcpListener::from_std(std_listener.try_clone().map_err(|e| e.to_string())?)
+        .map_err(|e| e.to_string())?;
+    let listener = TcpListener::from_std(std_listener).map_err(|e| e.to_string())?;
+    let starting = shutdown.child_token();
+    let early_server = tokio::spawn(http::serve_starting(early, starting.clone()));
+    let store = open_store(&loaded.config, &shutdown).await;
+    starting.cancel();
+    let _ = early_server.await;
+    let Some(store) = store else {
+        // Stopped while waiting for the store: nothing ran, nothing is lost.
+        return Ok(());
+    };
     let replica = format!("{}-{}", hostname(), std::process::id());
     let shared = Arc::new(Shared::new(loaded, store, clock, replica));
     let tracker = TaskTracker::new();
@@ -220,16 +236,21 @@ pub async fn run(
     Ok(())
 }
 
-/// Opens the store, retrying with backoff until it answers or the daemon is stopped.
-async fn open_store(cfg: &Config, shutdown: &CancellationToken) -> Result<Store, String> {
+/// Opens the store, retrying with backoff until it answers; `None` when the daemon is stopped
+/// first (also in the middle of a connection attempt).
+async fn open_store(cfg: &Config, shutdown: &CancellationToken) -> Option<Store> {
     let mut delay = Duration::from_millis(500);
     loop {
-        match Store::open(&cfg.state).await {
-            Ok(s) => return Ok(s),
+        let attempt = tokio::select! {
+            () = shutdown.cancelled() => return None,
+            r = Store::open(&cfg.state) => r,
+        };
+        match attempt {
+            Ok(s) => return Some(s),
             Err(e) => {
                 tracing::warn!(error = %e.chain(), retry_in = ?delay, "State store unavailable.");
                 tokio::select! {
-                    () = shutdown.cancelled() => return Err(e.chain()),
+                    () = shutdown.cancelled() => return None,
                     () = tokio::time::sleep(delay) => {}
                 }
                 delay = (delay * 2).min(Duration::from_secs(30));

@@ -73,10 +73,11 @@ pub async fn render(shared: &Shared) -> Result<String, String> {
         .map_err(|e| e.chain())?;
     let mut html = format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>dqwatch</title><style>{STYLE}</style></head><body>\
-         <h1>dqwatch — {} open incident{}</h1><p class=\"muted\">{} checks · updated {}</p>",
+         <h1>dqwatch — {} open incident{}</h1><p class=\"muted\">{} check{} · updated {}</p>",
         open.len(),
         if open.len() == 1 { "" } else { "s" },
         loaded.checks.len(),
+        if loaded.checks.len() == 1 { "" } else { "s" },
         esc(&format_time(shared.clock.now()))
     );
     for sev in Severity::ALL {

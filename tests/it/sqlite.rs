@@ -86,7 +86,7 @@ fn demo_exits_1_with_a_p0_for_revenue_reconciliation() {
                 .args(["--config", "config/dqwatch.toml", "run", "--format", "json"]),
         );
     let report = run.code(1).json();
-    assert_eq!(report["summary"]["checks"], 15);
+    assert_eq!(report["summary"]["checks"], 18);
     assert_eq!(report["summary"]["errors"], 0, "{report:#}");
     let recon = check_doc(&report, "finance/revenue_reconciliation");
     assert_eq!(recon["status"], "breach");
