@@ -276,7 +276,7 @@ pub fn parse_rule_check(
     {
         Some(Ok((dl, bound))) => {
             let reconcile = (rule.def.engine == Engine::Reconcile)
-                .then(|| reconcile_spec(&bound, config, &mut ctx, params.span()));
+                .then(|| reconcile_spec(&bound, dl, config, &mut ctx, params.span()));
             let sql = match &reconcile {
                 Some(Some(r)) => r.source.sql.clone(),
                 Some(None) => String::new(),
@@ -378,15 +378,18 @@ fn find_key(text: &str, name: &str) -> Option<Range<usize>> {
 
 fn reconcile_spec(
     bound: &serde_json::Value,
+    dialect: crate::config::Dialect,
     config: &Config,
     ctx: &mut Ctx<'_>,
     span: Range<usize>,
 ) -> Option<super::Reconcile> {
     let side = |v: &serde_json::Value| -> (Option<String>, String) {
-        (
-            v["connection"].as_str().map(str::to_string),
-            v["query"].as_str().unwrap_or_default().to_string(),
-        )
+        let conn = v["connection"].as_str().map(str::to_string);
+        let d = conn
+            .as_ref()
+            .and_then(|c| config.connections.get(c))
+            .map_or(dialect, |c| c.dialect);
+        (conn, rule::side_query(v, d))
     };
     let (sc, sq) = side(&bound["source"]);
     let (tc, tq) = side(&bound["target"]);

@@ -504,24 +504,40 @@ fn side(v: &toml::Value, dialect: Dialect) -> Result<Value, String> {
         .get("connection")
         .map(|c| as_str(c, "a connection name").map(str::to_string))
         .transpose()?;
-    let query = match (t.get("query"), t.get("table")) {
-        (Some(q), None) => as_str(q, "a query")?.to_string(),
+    match (t.get("query"), t.get("table")) {
+        (Some(q), None) => Ok(json!({ "connection": connection, "query": as_str(q, "a query")? })),
         (None, Some(table)) => {
-            let table = ident(as_str(table, "a table")?, dialect)?;
-            let key = ident(
-                as_str(t.get("key_column").ok_or("needs key_column")?, "a column")?,
-                dialect,
-            )?;
+            let table = as_str(table, "a table")?;
+            ident(table, dialect)?;
+            let key = as_str(t.get("key_column").ok_or("needs key_column")?, "a column")?;
+            ident(key, dialect)?;
             let value = condition(as_str(
                 t.get("value_expression")
                     .ok_or("needs value_expression, e.g. \"SUM(amount)\"")?,
                 "an expression",
             )?)?;
-            format!("SELECT {key} AS key, {value} AS value FROM {table} GROUP BY {key}")
+            Ok(
+                json!({ "connection": connection, "table": table, "key_column": key, "value": value }),
+            )
         }
-        _ => return Err("give either query, or table with key_column and value_expression".into()),
-    };
-    Ok(json!({ "connection": connection, "query": query }))
+        _ => Err("give either query, or table with key_column and value_expression".into()),
+    }
+}
+
+/// The query of a `{ table, key_column, value_expression }` side, in the dialect of the
+/// connection it runs on.
+pub fn side_query(side: &Value, dialect: Dialect) -> String {
+    if let Some(q) = side["query"].as_str() {
+        return q.to_string();
+    }
+    let table = quote(dialect, side["table"].as_str().unwrap_or_default());
+    let key = quote(dialect, side["key_column"].as_str().unwrap_or_default());
+    let value = side["value"].as_str().unwrap_or_default();
+    format!(
+        "SELECT {key} AS {k}, {value} AS {v} FROM {table} GROUP BY {key}",
+        k = quote(dialect, "key"),
+        v = quote(dialect, "value")
+    )
 }
 
 /// Renders a rule's template for `dialect` with bound parameters.

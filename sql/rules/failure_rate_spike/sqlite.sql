@@ -5,6 +5,6 @@ SELECT {{#if params.key_column}}{{params.key_column}}{{else}}'all'{{/if}} AS sub
        END AS failure_pct,
        COUNT(*) AS volume
 FROM {{params.table}}
-WHERE {{params.timestamp_column}} >= datetime('now', '-{{params.window}} seconds')
+WHERE julianday({{params.timestamp_column}}) >= julianday('now', '-{{params.window}} seconds')
 {{#if params.key_column}}GROUP BY {{params.key_column}}
 {{/if}}

@@ -1,13 +1,13 @@
 -- missing_partition (PostgreSQL): expected partitions from a calendar, rows found per partition.
 WITH expected AS (
     SELECT p FROM generate_series(
-        date_trunc('{{params.granularity}}', now()) - interval '{{params.lookback}} seconds',
+        date_trunc('{{params.granularity}}', date_trunc('{{params.granularity}}', now()) - interval '{{params.lookback}} seconds'),
         date_trunc('{{params.granularity}}', now()) - interval '1 {{params.granularity}}',
         interval '1 {{params.granularity}}') AS p
 ), found AS (
     SELECT date_trunc('{{params.granularity}}', {{params.partition_column}}) AS p, COUNT(*) AS n
     FROM {{params.table}}
-    WHERE {{params.partition_column}} >= date_trunc('{{params.granularity}}', now()) - interval '{{params.lookback}} seconds'
+    WHERE {{params.partition_column}} >= date_trunc('{{params.granularity}}', date_trunc('{{params.granularity}}', now()) - interval '{{params.lookback}} seconds')
     GROUP BY 1
 )
 SELECT to_char(e.p, {{#if (eq params.granularity "day")}}'YYYY-MM-DD'{{else}}'YYYY-MM-DD HH24:00'{{/if}}) AS partition,

@@ -1,6 +1,6 @@
 -- missing_partition (SQLite): expected partitions from a recursive calendar (UTC).
 WITH RECURSIVE expected (p) AS (
-    SELECT {{#if (eq params.granularity "day")}}datetime(date('now'), '-{{params.lookback}} seconds'){{else}}datetime(strftime('%Y-%m-%d %H:00:00', 'now'), '-{{params.lookback}} seconds'){{/if}}
+    SELECT {{#if (eq params.granularity "day")}}datetime(date(date('now'), '-{{params.lookback}} seconds')){{else}}strftime('%Y-%m-%d %H:00:00', strftime('%Y-%m-%d %H:00:00', 'now'), '-{{params.lookback}} seconds'){{/if}}
     UNION ALL
     SELECT datetime(p, '+1 {{params.granularity}}') FROM expected
     WHERE datetime(p, '+1 {{params.granularity}}') < {{#if (eq params.granularity "day")}}datetime(date('now')){{else}}strftime('%Y-%m-%d %H:00:00', 'now'){{/if}}

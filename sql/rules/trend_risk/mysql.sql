@@ -13,8 +13,8 @@ WITH h AS (
     FROM l
 ), p AS (
     SELECT k,
-           CASE WHEN day_before <> 0 THEN 100.0 * (day_before - latest) / day_before END AS drop_pct_day,
-           CASE WHEN week_before <> 0 THEN 100.0 * (week_before - latest) / week_before END AS drop_pct_week
+           CASE WHEN day_before <> 0 THEN 100e0 * (day_before - latest) / day_before END AS drop_pct_day,
+           CASE WHEN week_before <> 0 THEN 100e0 * (week_before - latest) / week_before END AS drop_pct_week
     FROM c
 )
 SELECT k AS subject, drop_pct_day, drop_pct_week,
