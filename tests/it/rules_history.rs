@@ -168,3 +168,95 @@ fn trend_risk_over_another_checks_stored_history() {
         .code(0)
         .stdout_has("computed by dqwatch from the stored metric history");
 }
+
+/// schema_change on a server: a snapshot, then a dropped and a retyped column.
+fn schema_change_on(url: &str, exec: &dyn Fn(&str)) {
+    let env = TestEnv::with_connection(url, "");
+    env.write(
+        "checks/schema.toml",
+        "rule = \"schema_change\"\n[params]\ntable = \"t\"\n",
+    );
+    let r = run_json(&env);
+    assert_eq!(
+        check_doc(&r, "schema")["observations"][0]["status"],
+        "no_data",
+        "{r:#}"
+    );
+    exec("ALTER TABLE t DROP COLUMN c");
+    exec("ALTER TABLE t ADD COLUMN d VARCHAR(10)");
+    let out = env.run(["run", "--format", "json"]);
+    let r = out.code(1).json();
+    let obs = check_doc(&r, "schema")["observations"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let got: Vec<(&str, &str)> = obs
+        .iter()
+        .map(|o| {
+            (
+                o["key"]["column"].as_str().unwrap(),
+                o["severity"].as_str().unwrap_or("-"),
+            )
+        })
+        .collect();
+    assert_eq!(got, [("t.c", "P1"), ("t.d", "P3")], "{r:#}");
+    env.run(["validate", "--connect"]).code(0);
+}
+
+#[test]
+fn schema_change_on_postgres() {
+    let admin = crate::require_env!("DQWATCH_TEST_POSTGRES_URL");
+    let schema = crate::util::PgSchema::new(&admin, "schema_change");
+    schema.exec("CREATE TABLE t (a INT, b TEXT, c NUMERIC)");
+    schema_change_on(&schema.url, &|sql| schema.exec(sql));
+}
+
+#[test]
+fn schema_change_on_mariadb() {
+    let admin = crate::require_env!("DQWATCH_TEST_MARIADB_URL");
+    let db = crate::util::MyDatabase::new(&admin, "schema_change");
+    db.exec("CREATE TABLE t (a INT, b TEXT, c DECIMAL(10, 2))");
+    schema_change_on(&db.url, &|sql| db.exec(sql));
+}
+
+#[test]
+fn volume_anomaly_on_postgres_and_mariadb_counts() {
+    for (var, make) in [
+        ("DQWATCH_TEST_POSTGRES_URL", 0),
+        ("DQWATCH_TEST_MARIADB_URL", 1),
+    ] {
+        let Ok(admin) = std::env::var(var) else {
+            crate::util::skip(
+                "rules_history::volume_anomaly_on_postgres_and_mariadb_counts",
+                &format!("{var} not set"),
+            );
+            continue;
+        };
+        let (url, exec): (String, Box<dyn Fn(&str)>) = if make == 0 {
+            let s = crate::util::PgSchema::new(&admin, "volume");
+            (s.url.clone(), Box::new(move |sql: &str| s.exec(sql)))
+        } else {
+            let d = crate::util::MyDatabase::new(&admin, "volume");
+            (d.url.clone(), Box::new(move |sql: &str| d.exec(sql)))
+        };
+        exec("CREATE TABLE ev (kind VARCHAR(5))");
+        exec("INSERT INTO ev VALUES ('a'), ('a'), ('a'), ('a'), ('b')");
+        let env = TestEnv::with_connection(&url, "");
+        env.write("checks/vol.toml", "rule = \"volume_anomaly\"\n[params]\ntable = \"ev\"\nkey_column = \"kind\"\nmin_history = 1\n");
+        let r = run_json(&env);
+        assert_eq!(
+            statuses(&r, "vol"),
+            [
+                ("a".into(), "no_data".into()),
+                ("b".into(), "no_data".into())
+            ],
+            "{var}"
+        );
+        let r = run_json(&env);
+        assert_eq!(
+            statuses(&r, "vol"),
+            [("a".into(), "pass".into()), ("b".into(), "pass".into())],
+            "{var}: {r:#}"
+        );
+    }
+}
