@@ -219,6 +219,9 @@ fn schema_change_on_mariadb() {
     schema_change_on(&db.url, &|sql| db.exec(sql));
 }
 
+/// Runs SQL on a test database.
+type Exec = Box<dyn Fn(&str)>;
+
 #[test]
 fn volume_anomaly_on_postgres_and_mariadb_counts() {
     for (var, make) in [
@@ -232,7 +235,7 @@ fn volume_anomaly_on_postgres_and_mariadb_counts() {
             );
             continue;
         };
-        let (url, exec): (String, Box<dyn Fn(&str)>) = if make == 0 {
+        let (url, exec): (String, Exec) = if make == 0 {
             let s = crate::util::PgSchema::new(&admin, "volume");
             (s.url.clone(), Box::new(move |sql: &str| s.exec(sql)))
         } else {
