@@ -6,11 +6,61 @@ use super::{Store, StoreError, with_pool};
 use crate::incidents::{Change, Event, Incident, fingerprint};
 use crate::model::{CheckId, Mail, Outcome, Status};
 use chrono::{DateTime, Utc};
-use sqlx::QueryBuilder;
 use std::collections::HashMap;
 
-/// Rows per multi-row INSERT (well under both backends' bind-parameter limits).
-const BATCH: usize = 500;
+/// Rows per batch statement.
+const BATCH: usize = 5000;
+
+/// Columns of the batch inserts, with their PostgreSQL types.
+const RUN_COLUMNS: &[(&str, &str)] = &[
+    ("check_id", "text"),
+    ("started_at", "text"),
+    ("duration_ms", "bigint"),
+    ("outcome", "text"),
+    ("severity", "text"),
+    ("error_kind", "text"),
+    ("error_message", "text"),
+    ("row_count", "bigint"),
+    ("capped", "bigint"),
+];
+const OBSERVATION_COLUMNS: &[(&str, &str)] = &[
+    ("run_id", "bigint"),
+    ("check_id", "text"),
+    ("fingerprint", "text"),
+    ("key_json", "text"),
+    ("status", "text"),
+    ("severity", "text"),
+    ("metric", "float8"),
+    ("observed_at", "text"),
+    ("value", "float8"),
+];
+const CHECK_STATE_COLUMNS: &[(&str, &str)] = &[
+    ("check_id", "text"),
+    ("error_streak", "bigint"),
+    ("last_run_at", "text"),
+    ("last_pass_at", "text"),
+];
+
+/// `INSERT INTO table (cols) SELECT … FROM <a JSON array of objects in $1>` for the backend.
+fn json_insert(pg: bool, table: &str, columns: &[(&str, &str)], tail: &str) -> String {
+    let names: Vec<&str> = columns.iter().map(|(n, _)| *n).collect();
+    let select = if pg {
+        let typed: Vec<String> = columns.iter().map(|(n, t)| format!("{n} {t}")).collect();
+        format!(
+            "SELECT {} FROM json_to_recordset($1::json) AS x({})",
+            names.join(", "),
+            typed.join(", ")
+        )
+    } else {
+        let fields: Vec<String> = names
+            .iter()
+            .map(|n| format!("json_extract(value, '$.{n}')"))
+            .collect();
+        // `WHERE true` keeps SQLite from reading a following ON CONFLICT as a join clause.
+        format!("SELECT {} FROM json_each($1) WHERE true", fields.join(", "))
+    };
+    format!("INSERT INTO {table} ({}) {select}{tail}", names.join(", "))
+}
 
 /// One check's run, as recorded.
 #[derive(Debug, Clone, Copy)]
@@ -90,76 +140,87 @@ impl Store {
     ) -> Result<Recorded, StoreError> {
         with_pool!(self, pool => {
             let mut tx = pool.begin().await.map_err(StoreError::query("begin a transaction"))?;
-            let mut run_ids: HashMap<&str, i64> = HashMap::new();
+            // Runs, observations and check state go in as one JSON parameter per statement
+            // (json_to_recordset / json_each): thousands of rows cost one round trip and one
+            // plan, where a VALUES list with thousands of placeholders is slow to plan on
+            // PostgreSQL.
+            let pg = matches!(self, Store::Postgres(_));
+            let mut run_ids: HashMap<String, i64> = HashMap::new();
             for chunk in runs.chunks(BATCH) {
-                let mut q = QueryBuilder::new("INSERT INTO runs (check_id, started_at, duration_ms, outcome, severity, error_kind, error_message, row_count, capped) ");
-                q.push_values(chunk, |mut b, r| {
-                    let (outcome, kind, message, rows, capped) = match r.outcome {
-                        Outcome::Error { kind, message } => ("error", Some(kind.as_str()), Some(message.clone()), 0, 0),
-                        Outcome::Evaluated { rows, capped, .. } => {
-                            (if r.outcome.worst().is_some() { "breach" } else { "pass" }, None, None, *rows as i64, i64::from(*capped))
-                        }
-                    };
-                    b.push_bind(r.check_id.0.clone())
-                        .push_bind(format_time(r.started_at))
-                        .push_bind(r.duration_ms)
-                        .push_bind(outcome)
-                        .push_bind(r.outcome.worst().map(|s| s.as_str()))
-                        .push_bind(kind)
-                        .push_bind(message)
-                        .push_bind(rows)
-                        .push_bind(capped);
-                });
-                q.push(" RETURNING id, check_id");
-                let ids: Vec<(i64, String)> = q.build_query_as().fetch_all(&mut *tx).await.map_err(StoreError::query("record runs"))?;
+                let rows: Vec<serde_json::Value> = chunk
+                    .iter()
+                    .map(|r| {
+                        let (outcome, kind, message, rows, capped) = match r.outcome {
+                            Outcome::Error { kind, message } => ("error", Some(kind.as_str()), Some(message.clone()), 0, 0),
+                            Outcome::Evaluated { rows, capped, .. } => {
+                                (if r.outcome.worst().is_some() { "breach" } else { "pass" }, None, None, *rows as i64, i64::from(*capped))
+                            }
+                        };
+                        serde_json::json!({
+                            "check_id": r.check_id.0, "started_at": format_time(r.started_at), "duration_ms": r.duration_ms,
+                            "outcome": outcome, "severity": r.outcome.worst().map(|s| s.as_str()), "error_kind": kind,
+                            "error_message": message, "row_count": rows, "capped": capped,
+                        })
+                    })
+                    .collect();
+                let sql = json_insert(pg, "runs", RUN_COLUMNS, " RETURNING id, check_id");
+                let ids: Vec<(i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(serde_json::Value::Array(rows).to_string())
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(StoreError::query("record runs"))?;
                 for (id, check) in ids {
-                    if let Some(r) = chunk.iter().find(|r| r.check_id.0 == check) {
-                        run_ids.insert(r.check_id.0.as_str(), id);
-                    }
+                    run_ids.insert(check, id);
                 }
             }
 
-            let observed: Vec<(i64, &RunRow<'_>, &crate::model::Observation)> = runs
+            let observed: Vec<serde_json::Value> = runs
                 .iter()
                 .filter_map(|r| match r.outcome {
                     Outcome::Evaluated { observations, .. } => Some(observations.iter().map(move |o| (r, o))),
                     Outcome::Error { .. } => None,
                 })
                 .flatten()
-                .filter_map(|(r, o)| Some((*run_ids.get(r.check_id.0.as_str())?, r, o)))
-                .collect();
-            for chunk in observed.chunks(BATCH) {
-                let mut q = QueryBuilder::new("INSERT INTO observations (run_id, check_id, fingerprint, key_json, status, severity, metric, observed_at, value) ");
-                q.push_values(chunk, |mut b, (run_id, r, o)| {
+                .filter_map(|(r, o)| {
                     let (status, severity) = match o.status {
                         Status::Pass => ("pass", None),
                         Status::NoData => ("no_data", None),
                         Status::Breach { severity } => ("breach", Some(severity.as_str())),
                     };
-                    b.push_bind(*run_id)
-                        .push_bind(r.check_id.0.clone())
-                        .push_bind(fingerprint(r.check_id, &o.key))
-                        .push_bind(key_json(&o.key))
-                        .push_bind(status)
-                        .push_bind(severity)
-                        .push_bind(o.metric)
-                        .push_bind(format_time(r.started_at))
-                        .push_bind(o.value);
-                });
-                q.build().execute(&mut *tx).await.map_err(StoreError::query("record observations"))?;
+                    Some(serde_json::json!({
+                        "run_id": run_ids.get(&r.check_id.0)?, "check_id": r.check_id.0,
+                        "fingerprint": fingerprint(r.check_id, &o.key), "key_json": key_json(&o.key),
+                        "status": status, "severity": severity, "metric": o.metric.filter(|m| m.is_finite()),
+                        "observed_at": format_time(r.started_at), "value": o.value.filter(|v| v.is_finite()),
+                    }))
+                })
+                .collect();
+            for chunk in observed.chunks(BATCH) {
+                sqlx::query(sqlx::AssertSqlSafe(json_insert(pg, "observations", OBSERVATION_COLUMNS, "")))
+                    .bind(serde_json::Value::Array(chunk.to_vec()).to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::query("record observations"))?;
             }
 
             for chunk in runs.chunks(BATCH) {
-                let mut q = QueryBuilder::new("INSERT INTO check_state (check_id, error_streak, last_run_at, last_pass_at) ");
-                q.push_values(chunk, |mut b, r| {
-                    let passed = !r.outcome.is_error() && r.outcome.worst().is_none();
-                    b.push_bind(r.check_id.0.clone())
-                        .push_bind(i64::from(r.error_streak))
-                        .push_bind(format_time(r.started_at))
-                        .push_bind(passed.then(|| format_time(r.started_at)));
-                });
-                q.push(" ON CONFLICT (check_id) DO UPDATE SET error_streak = excluded.error_streak, last_run_at = excluded.last_run_at, last_pass_at = COALESCE(excluded.last_pass_at, check_state.last_pass_at)");
-                q.build().execute(&mut *tx).await.map_err(StoreError::query("record check state"))?;
+                let rows: Vec<serde_json::Value> = chunk
+                    .iter()
+                    .map(|r| {
+                        let passed = !r.outcome.is_error() && r.outcome.worst().is_none();
+                        serde_json::json!({
+                            "check_id": r.check_id.0, "error_streak": i64::from(r.error_streak),
+                            "last_run_at": format_time(r.started_at), "last_pass_at": passed.then(|| format_time(r.started_at)),
+                        })
+                    })
+                    .collect();
+                let upsert = " ON CONFLICT (check_id) DO UPDATE SET error_streak = excluded.error_streak, last_run_at = excluded.last_run_at, \
+                              last_pass_at = COALESCE(excluded.last_pass_at, check_state.last_pass_at)";
+                sqlx::query(sqlx::AssertSqlSafe(json_insert(pg, "check_state", CHECK_STATE_COLUMNS, upsert)))
+                    .bind(serde_json::Value::Array(rows).to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::query("record check state"))?;
             }
 
             let mut done = Recorded::default();
