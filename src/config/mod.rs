@@ -126,6 +126,8 @@ pub enum Transport {
         password: Secret,
         /// Per-command timeout.
         timeout: Duration,
+        /// A CA certificate (PEM) to trust besides the public roots, for an internal relay.
+        ca_file: Option<PathBuf>,
     },
 }
 

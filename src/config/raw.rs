@@ -58,6 +58,7 @@ pub(super) struct RawMail {
     pub username: Option<Str>,
     pub password: Option<Str>,
     pub timeout: Option<Str>,
+    pub ca_file: Option<Str>,
 }
 
 #[derive(Deserialize)]

@@ -491,6 +491,11 @@ fn validate_mail(ctx: &mut Ctx<'_>, m: &RawMail, base: &Path) -> Option<Mail> {
                 .timeout
                 .as_ref()
                 .map_or(Some(Duration::from_secs(30)), |t| ctx.duration(t));
+            let ca_file = m
+                .ca_file
+                .as_ref()
+                .and_then(|c| ctx.string(c))
+                .map(|c| normalize(&base.join(c)));
             Transport::Smtp {
                 host,
                 port: port? as u16,
@@ -498,6 +503,7 @@ fn validate_mail(ctx: &mut Ctx<'_>, m: &RawMail, base: &Path) -> Option<Mail> {
                 username,
                 password: Secret::new(password),
                 timeout: timeout?,
+                ca_file,
             }
         }
         other => {

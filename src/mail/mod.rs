@@ -6,6 +6,7 @@ use crate::model::Mail;
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls as SmtpTls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use std::path::PathBuf;
 
@@ -66,15 +67,31 @@ impl Mailer {
                 username,
                 password,
                 timeout,
+                ca_file,
             } => {
+                let params = || -> Result<TlsParameters, MailError> {
+                    let mut b = TlsParameters::builder(host.clone());
+                    if let Some(path) = ca_file {
+                        let pem = std::fs::read(path).map_err(|e| {
+                            MailError::permanent(format!(
+                                "cannot read ca_file {}: {e}",
+                                path.display()
+                            ))
+                        })?;
+                        let cert = Certificate::from_pem(&pem).map_err(|e| {
+                            MailError::permanent(format!("ca_file {}: {e}", path.display()))
+                        })?;
+                        b = b.add_root_certificate(cert);
+                    }
+                    b.build()
+                        .map_err(|e| MailError::permanent(format!("TLS setup for {host}: {e}")))
+                };
+                let plain = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host);
                 let builder = match tls {
-                    Tls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host),
-                    Tls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host),
-                    Tls::None => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
-                        host,
-                    )),
-                }
-                .map_err(|e| MailError::permanent(format!("invalid SMTP relay {host}: {e}")))?;
+                    Tls::Starttls => plain.tls(SmtpTls::Required(params()?)),
+                    Tls::Tls => plain.tls(SmtpTls::Wrapper(params()?)),
+                    Tls::None => plain,
+                };
                 let mut builder = builder.port(*port).timeout(Some(*timeout));
                 if let Some(user) = username {
                     builder = builder.credentials(Credentials::new(

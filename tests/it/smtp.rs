@@ -204,3 +204,94 @@ fn permanent_refusal_is_a_dead_letter_that_can_be_retried() {
         .code(2)
         .stderr_has("no pending or dead mail 1");
 }
+
+/// Makes a CA and a leaf certificate for 127.0.0.1 / localhost (rustls refuses a bare
+/// self-signed server certificate).
+fn certificates(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let run = |args: &[&str]| {
+        let ok = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(ok.success(), "openssl {args:?}");
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=dq-test-ca",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "leaf.key",
+        "-out",
+        "leaf.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    std::fs::write(dir.join("leaf.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n").unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "leaf.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "leaf.ext",
+    ]);
+}
+
+#[test]
+fn starttls_with_a_private_ca() {
+    let _ = require_env!("DQWATCH_TEST_AIOSMTPD");
+    let port = free_port();
+    let env = env(port);
+    certificates(&env.path().join("certs"));
+    let cfg = env.read("dqwatch.toml").replace(
+        "tls = \"none\"",
+        "tls = \"starttls\"\nca_file = \"certs/ca.pem\"",
+    );
+    env.config(&cfg);
+    let server = Smtp::start(
+        port,
+        &env.path().join("maildir"),
+        &["--tlscert", "certs/leaf.pem", "--tlskey", "certs/leaf.key"],
+    );
+    env.run(["run"]).code(0).stdout_has("2 queued, 2 sent");
+    assert_eq!(server.messages().len(), 2);
+    // Without the CA the relay's certificate is not trusted: the mail waits, nothing is lost.
+    let env2 = self::env(port);
+    let cfg = env2
+        .read("dqwatch.toml")
+        .replace("tls = \"none\"", "tls = \"starttls\"");
+    env2.config(&cfg);
+    env2.run(["run"])
+        .code(0)
+        .stdout_has("2 pending")
+        .stdout_has("mail delivery failed");
+}
