@@ -63,6 +63,7 @@ pub async fn execute(cfg: &Config, catalog: &Catalog, args: &RunArgs) -> Exit {
     )
     .await;
     bar.finish_and_clear();
+    warehouses.close().await;
 
     let mut verdict = report::verdict(&report, args.fail_on);
     let mut rendered = report::render(&report, args.format, args.fail_on);

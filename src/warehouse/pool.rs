@@ -10,7 +10,9 @@ use futures_util::TryStreamExt;
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection};
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
-use sqlx::{AssertSqlSafe, Column, ConnectOptions, Executor, Row, SqlSafeStr, Statement};
+use sqlx::{
+    AssertSqlSafe, Column, ConnectOptions, Connection as _, Executor, Row, SqlSafeStr, Statement,
+};
 use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -44,6 +46,25 @@ impl Warehouses {
                 .map(|(n, c)| (n.clone(), Arc::new(Warehouse::new(c.clone()))))
                 .collect(),
         )
+    }
+
+    /// Closes every idle connection politely (the server logs no reset).
+    pub async fn close(&self) {
+        for w in self.0.values() {
+            let idle: Vec<Conn> = std::mem::take(
+                &mut *w
+                    .idle
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            );
+            for conn in idle {
+                let _ = match conn {
+                    Conn::Pg(c) => c.close().await,
+                    Conn::My(c) => c.close().await,
+                    Conn::Lite(c) => c.close().await,
+                };
+            }
+        }
     }
 
     /// The pool of a connection.
