@@ -74,7 +74,25 @@ pub async fn run(
     let started_at = clock.now();
     let begin = Instant::now();
     let mut tasks = JoinSet::new();
+    let mut runs: Vec<Option<CheckRun>> = vec![None; checks.len()];
+    let collect = |joined: Result<(usize, CheckRun), tokio::task::JoinError>,
+                   runs: &mut Vec<Option<CheckRun>>| match joined {
+        Ok((i, run)) => {
+            on_done(&run);
+            runs[i] = Some(run);
+        }
+        Err(e) => tracing::error!(error = %e, "Check task failed."),
+    };
+    // Enough checks in flight to keep every connection busy, and no more: each waiting task
+    // holds ~10 kB, which at thousands of checks is most of the memory.
+    let in_flight = (warehouses.total_concurrency() * 4).max(64);
     for (i, check) in checks.iter().enumerate() {
+        while tasks.len() >= in_flight {
+            match tasks.join_next().await {
+                Some(joined) => collect(joined, &mut runs),
+                None => break,
+            }
+        }
         let check = Arc::clone(check);
         let warehouse = warehouses.get(&check.connection).cloned();
         let warehouses = warehouses.clone();
@@ -110,15 +128,8 @@ pub async fn run(
             )
         });
     }
-    let mut runs: Vec<Option<CheckRun>> = vec![None; checks.len()];
     while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok((i, run)) => {
-                on_done(&run);
-                runs[i] = Some(run);
-            }
-            Err(e) => tracing::error!(error = %e, "Check task failed."),
-        }
+        collect(joined, &mut runs);
     }
     // A task that panicked still gets a row: it is an error, not a silent gap.
     let runs = runs

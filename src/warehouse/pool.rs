@@ -67,6 +67,11 @@ impl Warehouses {
         }
     }
 
+    /// The sum of every connection's `max_concurrency`.
+    pub fn total_concurrency(&self) -> usize {
+        self.0.values().map(|w| w.conn.max_concurrency).sum()
+    }
+
     /// The pool of a connection.
     pub fn get(&self, name: &str) -> Option<&Arc<Warehouse>> {
         self.0.get(name)
