@@ -19,6 +19,8 @@ pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(TICK) => {}
         }
+        // Histogram samples pile up between scrapes unless drained.
+        shared.metrics.run_upkeep();
         match tick(&shared).await {
             Ok(n) if n > 0 => shared.mail_due.notify_one(),
             Ok(_) => {}

@@ -113,36 +113,63 @@ async fn launch(
         }
     };
     let loaded = shared.loaded();
-    for (check, fire_at) in free {
-        if !claimed.contains(&(check.id.0.clone(), fire_at)) {
-            continue;
-        }
-        let lag = (shared.clock.now() - fire_at).num_milliseconds().max(0) as f64 / 1000.0;
-        metrics::histogram!("dqwatch_scheduler_lag_seconds").record(lag);
-        running
+    let mut jobs = Vec::new();
+    {
+        let mut busy = running
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(check.id.0.clone());
-        let (tx, running, shared, warehouses, shutdown) = (
-            tx.clone(),
-            Arc::clone(running),
-            Arc::clone(shared),
-            loaded.warehouses.clone(),
-            shutdown.clone(),
-        );
-        tracker.spawn(async move {
-            let id = check.id.0.clone();
-            let run = tokio::select! {
-                report = runner::run(vec![check], &warehouses, Some(&shared.store), shared.clock.as_ref(), &|_| {}) => report.runs.into_iter().next(),
-                // Stopping: a check still running is dropped; its slot stays claimed.
-                () = async { shutdown.cancelled().await; tokio::time::sleep(super::SHUTDOWN_GRACE / 2).await } => None,
-            };
-            running.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id);
-            if let Some(run) = run {
-                let _ = tx.send(run).await;
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (check, fire_at) in free {
+            if claimed.contains(&(check.id.0.clone(), fire_at)) {
+                busy.insert(check.id.0.clone());
+                jobs.push((check, fire_at));
             }
-        });
+        }
     }
+    // One dispatcher starts the claimed checks as run slots free up: a few dozen tasks exist
+    // at a time instead of one per slot (thousands of waiting tasks were most of the memory).
+    let in_flight = (loaded.warehouses.total_concurrency() * 4).max(64);
+    let (tx, running, shared, warehouses, shutdown, runs) = (
+        tx.clone(),
+        Arc::clone(running),
+        Arc::clone(shared),
+        loaded.warehouses.clone(),
+        shutdown.clone(),
+        tracker.clone(),
+    );
+    tracker.spawn(async move {
+        let permits = Arc::new(tokio::sync::Semaphore::new(in_flight));
+        let mut jobs = jobs.into_iter();
+        for (check, fire_at) in jobs.by_ref() {
+            let permit = tokio::select! {
+                p = Arc::clone(&permits).acquire_owned() => p,
+                () = shutdown.cancelled() => break,
+            };
+            let Ok(permit) = permit else { break };
+            // The lag to the moment the check is handed to its connection.
+            let lag = (shared.clock.now() - fire_at).num_milliseconds().max(0) as f64 / 1000.0;
+            metrics::histogram!("dqwatch_scheduler_lag_seconds").record(lag);
+            let (tx, running, shared, warehouses, shutdown) =
+                (tx.clone(), Arc::clone(&running), Arc::clone(&shared), warehouses.clone(), shutdown.clone());
+            runs.spawn(async move {
+                let _permit = permit;
+                let id = check.id.0.clone();
+                let run = tokio::select! {
+                    report = runner::run(vec![check], &warehouses, Some(&shared.store), shared.clock.as_ref(), &|_| {}) => report.runs.into_iter().next(),
+                    // Stopping: a check still running is dropped; its slot stays claimed.
+                    () = async { shutdown.cancelled().await; tokio::time::sleep(super::SHUTDOWN_GRACE / 2).await } => None,
+                };
+                running.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id);
+                if let Some(run) = run {
+                    let _ = tx.send(run).await;
+                }
+            });
+        }
+        // Stopped before starting these: they are not running.
+        let mut busy = running.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (check, _) in jobs {
+            busy.remove(&check.id.0);
+        }
+    });
 }
 
 /// Records finished runs in batches until every sender is gone.
