@@ -15,6 +15,7 @@ use sqlx::{
 };
 use std::collections::BTreeMap;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
@@ -29,7 +30,31 @@ const CLIENT_GRACE: Duration = Duration::from_secs(5);
 enum Conn {
     Pg(PgConnection),
     My(MySqlConnection),
-    Lite(SqliteConnection),
+    Lite(SqliteConnection, Arc<Deadline>),
+}
+
+/// The statement deadline of one SQLite connection, read by its progress handler.
+struct Deadline {
+    base: Instant,
+    /// Milliseconds after `base`; `u64::MAX` when no check is running.
+    millis: AtomicU64,
+}
+
+impl Deadline {
+    fn arm(&self, timeout: Duration) {
+        let at = (self.base.elapsed() + timeout).as_millis();
+        self.millis
+            .store(u64::try_from(at).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    fn disarm(&self) {
+        self.millis.store(u64::MAX, Ordering::Relaxed);
+    }
+
+    /// True while the statement may go on.
+    fn open(&self) -> bool {
+        (self.base.elapsed().as_millis() as u64) < self.millis.load(Ordering::Relaxed)
+    }
 }
 
 /// The pools of every configured connection. Nothing connects until a check needs it.
@@ -61,7 +86,7 @@ impl Warehouses {
                 let _ = match conn {
                     Conn::Pg(c) => c.close().await,
                     Conn::My(c) => c.close().await,
-                    Conn::Lite(c) => c.close().await,
+                    Conn::Lite(c, _) => c.close().await,
                 };
             }
         }
@@ -146,7 +171,7 @@ impl Warehouse {
         let columns = match &mut conn {
             Conn::Pg(c) => c.prepare(sql).await.map(|s| names(s.columns())),
             Conn::My(c) => c.prepare(sql).await.map(|s| names(s.columns())),
-            Conn::Lite(c) => c.prepare(sql).await.map(|s| names(s.columns())),
+            Conn::Lite(c, _) => c.prepare(sql).await.map(|s| names(s.columns())),
         };
         match columns {
             Ok(cols) => {
@@ -248,7 +273,18 @@ async fn connect(conn: &Connection) -> Result<Conn, sqlx::Error> {
                 .read_only(true)
                 .pragma("query_only", "ON")
                 .disable_statement_logging();
-            Ok(Conn::Lite(opts.connect().await?))
+            let mut c = opts.connect().await?;
+            // SQLite has no server to enforce a timeout: a progress handler, set once per
+            // connection, interrupts the statement once the current check's deadline passes.
+            let deadline = Arc::new(Deadline {
+                base: Instant::now(),
+                millis: AtomicU64::new(u64::MAX),
+            });
+            let d = Arc::clone(&deadline);
+            c.lock_handle()
+                .await?
+                .set_progress_handler(10_000, move || d.open());
+            Ok(Conn::Lite(c, deadline))
         }
     }
 }
@@ -257,7 +293,8 @@ async fn rollback(conn: &mut Conn) -> Result<(), sqlx::Error> {
     match conn {
         Conn::Pg(c) => c.execute("ROLLBACK").await.map(drop),
         Conn::My(c) => c.execute("ROLLBACK").await.map(drop),
-        Conn::Lite(c) => c.execute("ROLLBACK").await.map(drop),
+        // No transaction was opened: the connection is read-only and query_only.
+        Conn::Lite(..) => Ok(()),
     }
 }
 
@@ -311,18 +348,12 @@ async fn run(conn: &mut Conn, sql: &str, cfg: &Connection) -> Result<ResultSet, 
             }
             Ok(rs)
         }
-        Conn::Lite(c) => {
-            // SQLite has no server to enforce a timeout: its progress handler interrupts the
-            // statement once the deadline passes.
-            let deadline = Instant::now() + cfg.statement_timeout;
-            c.lock_handle()
-                .await?
-                .set_progress_handler(10_000, move || Instant::now() < deadline);
-            c.execute("BEGIN").await?;
+        Conn::Lite(c, deadline) => {
+            // One round trip per check: a single SELECT on a read-only connection is its own
+            // read transaction, and the deadline is a store, not a call into the driver.
+            deadline.arm(cfg.statement_timeout);
             let rs = stream_rows!(c, sql, max, decode::sqlite);
-            if !rs.capped {
-                c.execute("ROLLBACK").await?;
-            }
+            deadline.disarm();
             Ok(rs)
         }
     }

@@ -263,3 +263,43 @@ fn volume_anomaly_on_postgres_and_mariadb_counts() {
         );
     }
 }
+
+#[test]
+fn schema_change_over_a_table_pattern() {
+    let env = TestEnv::sqlite(
+        "CREATE TABLE orders_2025 (a INTEGER); CREATE TABLE orders_2026 (a INTEGER, b TEXT); CREATE TABLE other (z INTEGER);",
+        "",
+    );
+    env.write(
+        "checks/schema.toml",
+        "rule = \"schema_change\"\n[params]\ntable_pattern = \"orders_%\"\n",
+    );
+    env.run(["render", "schema"])
+        .code(0)
+        .stdout_has("LIKE 'orders_%'");
+    run_json(&env);
+    sqlite_exec(
+        &env.path().join("warehouse.db"),
+        "ALTER TABLE orders_2026 DROP COLUMN b; ALTER TABLE other ADD COLUMN y TEXT;",
+    );
+    let r = env.run(["run", "--format", "json"]).code(1).json();
+    let keys: Vec<String> = check_doc(&r, "schema")["observations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["key"]["column"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        keys,
+        ["orders_2026.b"],
+        "only tables matching the pattern are watched"
+    );
+    // table and table_pattern together, or neither, is an error.
+    env.write(
+        "checks/schema.toml",
+        "rule = \"schema_change\"\n[params]\ntable = \"other\"\ntable_pattern = \"orders_%\"\n",
+    );
+    env.run(["validate"])
+        .code(2)
+        .stderr_has("exactly one of these parameter groups");
+}
