@@ -1,18 +1,19 @@
-//! Outbox delivery: claim pending mails (leased, so one process sends each), send them, and
-//! record success, a retry with exponential backoff and jitter, or a dead letter.
+//! Outbox delivery: claim one due mail at a time (leased to this process for as long as one
+//! send may take), send it, and settle it — sent, retried with backoff and jitter, or dead —
+//! only while still holding its lease. A transport that is down is nobody's attempt.
 
 use crate::clock::Clock;
-use crate::mail::Mailer;
+use crate::mail::{Failure, Mailer};
 use crate::store::{Store, StoreError};
 use chrono::Duration;
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{BuildHasher, DefaultHasher, Hash, Hasher, RandomState};
+use std::sync::OnceLock;
 
 /// Attempts before a mail is dead-lettered.
 pub const MAX_ATTEMPTS: u32 = 10;
-/// How long a claim protects a mail from other processes.
-const LEASE: Duration = Duration::minutes(5);
-/// Mails claimed at once.
-const BATCH: i64 = 50;
+/// The least a lease outlasts one send: room for the store writes around it and for clock
+/// skew between replicas (a lease is 1.5 × the send limit, at least this much more).
+const LEASE_SLACK: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// What one delivery pass did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -23,6 +24,12 @@ pub struct Delivery {
     pub retrying: usize,
     /// Mails moved to the dead-letter state.
     pub dead: usize,
+    /// Mails sent after another process had taken over their lease (possibly sent twice;
+    /// receivers deduplicate by Message-ID).
+    pub lease_lost: usize,
+    /// True when the pass stopped because the transport failed (the relay is down, refuses
+    /// our credentials…): no mail's attempts were used, all of them wait.
+    pub transport_down: bool,
     /// The last failure, if any.
     pub last_error: Option<String>,
 }
@@ -37,52 +44,79 @@ pub fn backoff(id: i64, attempts: u32) -> Duration {
     Duration::seconds(base + jitter)
 }
 
-/// Sends what is due (everything pending with `ignore_backoff`, as `dqwatch run` does).
-/// Stops at the first transient failure: the relay is down, and the rest would only wait
-/// for the same timeout.
+/// How long a claimed mail is this process's: one send at most, plus slack (90 s with the
+/// default SMTP timeout of 30 s).
+pub fn lease_for(mailer: &Mailer) -> Duration {
+    let limit = mailer.send_limit();
+    let lease = (limit + limit / 2).max(limit + LEASE_SLACK);
+    Duration::from_std(lease).unwrap_or(Duration::hours(1))
+}
+
+/// This process's name on the leases it takes: its pid and a random part (pids repeat
+/// across hosts and restarts).
+pub fn lease_owner() -> &'static str {
+    static OWNER: OnceLock<String> = OnceLock::new();
+    OWNER.get_or_init(|| {
+        let random = RandomState::new().hash_one(std::process::id());
+        format!("{}-{random:016x}", std::process::id())
+    })
+}
+
+/// Sends every mail that is due, oldest first, each incident's mails in order. A mail
+/// waiting for its retry time stays waiting (`dqwatch outbox retry ID` makes it due now).
+/// Stops at the first transport failure: the rest would only meet the same one.
 pub async fn deliver(
     store: &Store,
     mailer: &Mailer,
     clock: &dyn Clock,
-    ignore_backoff: bool,
 ) -> Result<Delivery, StoreError> {
+    let owner = lease_owner();
     let mut done = Delivery::default();
     let mut after = 0;
     loop {
         let now = clock.now();
-        let batch = store
-            .claim_outbox(now, now + LEASE, BATCH, ignore_backoff, after)
-            .await?;
-        if batch.is_empty() {
+        let Some(item) = store
+            .claim_mail(now, now + lease_for(mailer), owner, after)
+            .await?
+        else {
+            return Ok(done);
+        };
+        after = item.id;
+        let failure = match mailer.send(item.id, item.incident_id, &item.mail).await {
+            Ok(()) => {
+                if store.mark_sent(item.id, owner, clock.now()).await? {
+                    done.sent += 1;
+                } else {
+                    tracing::warn!(
+                        outbox = item.id,
+                        "Mail sent after its lease passed to another process; it may arrive twice (same Message-ID)."
+                    );
+                    done.lease_lost += 1;
+                }
+                continue;
+            }
+            Err(e) => e,
+        };
+        done.last_error = Some(failure.message.clone());
+        if failure.failure == Failure::Transport {
+            tracing::warn!(outbox = item.id, error = %failure, "Mail transport failed; every mail waits for it.");
+            store.release_mail(item.id, owner, &failure.message).await?;
+            done.transport_down = true;
             return Ok(done);
         }
-        let ids: Vec<i64> = batch.iter().map(|m| m.id).collect();
-        for (n, item) in batch.into_iter().enumerate() {
-            after = after.max(item.id);
-            match mailer.send(item.id, item.incident_id, &item.mail).await {
-                Ok(()) => {
-                    store.mark_sent(item.id, clock.now()).await?;
-                    done.sent += 1;
-                }
-                Err(e) => {
-                    let attempts = item.attempts + 1;
-                    let dead = e.permanent || attempts >= MAX_ATTEMPTS;
-                    let next = clock.now() + backoff(item.id, item.attempts);
-                    tracing::warn!(outbox = item.id, attempts, dead, error = %e, "Mail delivery failed.");
-                    store.mark_failed(item.id, &e.message, next, dead).await?;
-                    if dead {
-                        done.dead += 1
-                    } else {
-                        done.retrying += 1
-                    }
-                    done.last_error = Some(e.message);
-                    if !e.permanent {
-                        // Hand back the rest of the batch at once rather than at lease expiry.
-                        store.release_outbox(&ids[n + 1..]).await?;
-                        return Ok(done);
-                    }
-                }
-            }
+        let attempts = item.attempts + 1;
+        let dead = failure.failure == Failure::Permanent || attempts >= MAX_ATTEMPTS;
+        let next = clock.now() + backoff(item.id, item.attempts);
+        tracing::warn!(outbox = item.id, attempts, dead, error = %failure, "Mail delivery failed.");
+        if !store
+            .mark_failed(item.id, owner, &failure.message, next, dead)
+            .await?
+        {
+            done.lease_lost += 1;
+        } else if dead {
+            done.dead += 1;
+        } else {
+            done.retrying += 1;
         }
     }
 }
@@ -90,6 +124,11 @@ pub async fn deliver(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::ManualClock;
+    use crate::config::Secret;
+    use crate::model::Mail;
+    use crate::store::OutboxState;
+    use chrono::{DateTime, TimeZone, Utc};
 
     #[test]
     fn backoff_grows_and_caps() {
@@ -106,5 +145,181 @@ mod tests {
                 .len()
                 > 5
         );
+    }
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 30, 8, 0, 0).unwrap()
+    }
+
+    /// A SQLite store holding mails for `incidents` (one mail each, in that order).
+    async fn store_with(incidents: &[i64]) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("state.db").display());
+        let store = Store::open(&Secret::new(url)).await.unwrap();
+        for (n, incident) in incidents.iter().enumerate() {
+            let mail = Mail {
+                to: vec!["oncall@example.com".into()],
+                subject: format!("mail {n}"),
+                text: "text".into(),
+                html: "<p>html</p>".into(),
+                message_id: format!("<m{n}@dqwatch.test>"),
+                in_reply_to: None,
+            };
+            store
+                .test_insert_mail(*incident, &mail, t0())
+                .await
+                .unwrap();
+        }
+        (dir, store)
+    }
+
+    async fn state_of(store: &Store, id: i64) -> (OutboxState, u32) {
+        let all = store.outbox(None, 100).await.unwrap();
+        let m = all.iter().find(|m| m.id == id).unwrap();
+        (m.state, m.attempts)
+    }
+
+    // See: issues/8 item 7
+    #[tokio::test]
+    async fn only_the_lease_holder_settles_a_mail() {
+        let (_dir, store) = store_with(&[1]).await;
+        let lease = Duration::seconds(90);
+        let a = store
+            .claim_mail(t0(), t0() + lease, "a", 0)
+            .await
+            .unwrap()
+            .unwrap();
+        // While A holds it, nobody else can take it.
+        assert!(
+            store
+                .claim_mail(t0() + Duration::seconds(89), t0() + lease * 2, "b", 0)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // A's lease runs out; B takes the mail over and sends it.
+        let later = t0() + Duration::seconds(91);
+        let b = store
+            .claim_mail(later, later + lease, "b", 0)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(a.id, b.id);
+        assert!(store.mark_sent(b.id, "b", later).await.unwrap());
+        // A finishing late settles nothing: not sent again, not failed, not dead.
+        assert!(!store.mark_sent(a.id, "a", later).await.unwrap());
+        assert!(
+            !store
+                .mark_failed(a.id, "a", "late", later, true)
+                .await
+                .unwrap()
+        );
+        assert!(!store.release_mail(a.id, "a", "late").await.unwrap());
+        assert_eq!(state_of(&store, a.id).await, (OutboxState::Sent, 1));
+    }
+
+    // See: issues/8 item 6
+    #[tokio::test]
+    async fn a_claim_leases_one_mail_not_a_batch() {
+        let (_dir, store) = store_with(&[1, 2, 3]).await;
+        let lease = t0() + Duration::seconds(90);
+        let first = store
+            .claim_mail(t0(), lease, "dead-process", 0)
+            .await
+            .unwrap()
+            .unwrap();
+        // The process holding the first mail dies; every other mail is free at once.
+        let mut others = Vec::new();
+        while let Some(m) = store.claim_mail(t0(), lease, "next", 0).await.unwrap() {
+            assert!(store.mark_sent(m.id, "next", t0()).await.unwrap());
+            others.push(m.id);
+        }
+        assert_eq!(others.len(), 2);
+        assert!(!others.contains(&first.id));
+        let w = store.outbox_waiting(t0()).await.unwrap();
+        assert_eq!((w.leased, w.leased_until), (1, Some(lease)));
+    }
+
+    // See: issues/8 item 9
+    #[tokio::test]
+    async fn an_incident_s_mails_go_out_in_event_order() {
+        // Mails 1 and 2 tell incident 7 (opened, then resolved); mail 3 tells incident 8.
+        let (_dir, store) = store_with(&[7, 7, 8]).await;
+        let lease = t0() + Duration::seconds(90);
+        let opened = store
+            .claim_mail(t0(), lease, "p", 0)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(opened.mail.subject, "mail 0");
+        // The opening mail fails for now and backs off: its resolution must wait for it,
+        // the other incident's mail need not.
+        let retry_at = t0() + Duration::minutes(10);
+        assert!(
+            store
+                .mark_failed(opened.id, "p", "451 try later", retry_at, false)
+                .await
+                .unwrap()
+        );
+        let next = store
+            .claim_mail(t0(), lease, "p", 0)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(next.mail.subject, "mail 2");
+        assert!(store.mark_sent(next.id, "p", t0()).await.unwrap());
+        assert!(
+            store
+                .claim_mail(t0(), lease, "p", 0)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // At the retry time the thread goes out in order: opened, then resolved.
+        let order: Vec<String> = {
+            let mut v = Vec::new();
+            let at = retry_at + Duration::seconds(1);
+            while let Some(m) = store
+                .claim_mail(at, at + Duration::seconds(90), "p", 0)
+                .await
+                .unwrap()
+            {
+                assert!(store.mark_sent(m.id, "p", at).await.unwrap());
+                v.push(m.mail.subject);
+            }
+            v
+        };
+        assert_eq!(order, ["mail 0", "mail 1"]);
+    }
+
+    // See: issues/8 item 5
+    #[tokio::test]
+    async fn a_transport_that_is_down_uses_up_no_mail_s_attempts() {
+        let (dir, store) = store_with(&[1, 2]).await;
+        // A folder that cannot be created: the file transport fails, whatever the mail.
+        let blocker = dir.path().join("not-a-dir");
+        std::fs::write(&blocker, "").unwrap();
+        let mailer = Mailer::File {
+            dir: blocker.join("outbox"),
+            from: "dq <dq@example.com>".into(),
+        };
+        let clock = ManualClock::new(t0());
+        for _ in 0..(MAX_ATTEMPTS + 5) {
+            let d = deliver(&store, &mailer, &clock).await.unwrap();
+            assert!(d.transport_down);
+            assert_eq!((d.sent, d.retrying, d.dead), (0, 0, 0));
+            clock.advance(Duration::minutes(1));
+        }
+        for id in [1, 2] {
+            assert_eq!(state_of(&store, id).await, (OutboxState::Pending, 0));
+        }
+        // The transport comes back: both go out, oldest first, once.
+        let mailer = Mailer::File {
+            dir: dir.path().join("outbox"),
+            from: "dq <dq@example.com>".into(),
+        };
+        let d = deliver(&store, &mailer, &clock).await.unwrap();
+        assert_eq!((d.sent, d.transport_down), (2, false));
+        assert_eq!(deliver(&store, &mailer, &clock).await.unwrap().sent, 0);
     }
 }

@@ -227,7 +227,7 @@ async fn change(
         .record(&[], std::slice::from_ref(&change), now, &compose)
         .await
         .map_err(|e| e.chain())?;
-    let delivery = st.deliver(clock, true).await;
+    let delivery = st.deliver(clock).await;
     let ev = change.events.first().map_or("updated", |e| e.kind.as_str());
     print!("incident #{id} {ev}");
     if rec.mails > 0 {

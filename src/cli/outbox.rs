@@ -4,7 +4,8 @@ use super::args::{OutboxCommand, OutboxFilter};
 use super::exit::Exit;
 use super::state;
 use crate::clock::{Clock, SystemClock};
-use crate::store::{OutboxState, format_time};
+use crate::store::{OutboxState, Waiting, format_time};
+use std::fmt::Write as _;
 use std::path::Path;
 
 /// Runs `dqwatch outbox …`.
@@ -31,6 +32,7 @@ pub async fn cmd(config: Option<&Path>, command: OutboxCommand) -> Exit {
                         "{:>5}  {:<7}  {:>8}  {:<24}  {:<30}  SUBJECT",
                         "ID", "STATE", "ATTEMPTS", "CREATED", "TO"
                     );
+                    let now = SystemClock.now();
                     for r in rows {
                         println!(
                             "{:>5}  {:<7}  {:>8}  {:<24}  {:<30}  {}",
@@ -41,6 +43,19 @@ pub async fn cmd(config: Option<&Path>, command: OutboxCommand) -> Exit {
                             r.mail.to.join(","),
                             r.mail.subject
                         );
+                        if r.state == OutboxState::Pending {
+                            if let Some(until) = r.leased_until.filter(|u| *u >= now) {
+                                println!(
+                                    "       leased until {} (being sent, or its sender died)",
+                                    format_time(until)
+                                );
+                            } else if r.next_attempt_at > now {
+                                println!(
+                                    "       next attempt at {}",
+                                    format_time(r.next_attempt_at)
+                                );
+                            }
+                        }
                         if let Some(e) = r.last_error.filter(|_| r.state != OutboxState::Sent) {
                             println!("       last error: {e}");
                         }
@@ -77,9 +92,13 @@ async fn deliver(st: &state::State) -> Exit {
         eprintln!("error: no [mail] in the config: nothing can be delivered");
         return Exit::Invalid;
     }
-    match st.deliver(&SystemClock, true).await {
+    match st.deliver(&SystemClock).await {
         Some(d) => {
-            println!("{} sent, {} retrying, {} dead", d.sent, d.retrying, d.dead);
+            let mut line = format!("{} sent, {} retrying, {} dead", d.sent, d.retrying, d.dead);
+            if let Ok(w) = st.store.outbox_waiting(SystemClock.now()).await {
+                line.push_str(&waiting_line(&w));
+            }
+            println!("{line}");
             if let Some(e) = d.last_error {
                 eprintln!("warning: {e}");
                 return Exit::CheckFailed;
@@ -88,4 +107,24 @@ async fn deliver(st: &state::State) -> Exit {
         }
         None => Exit::CheckFailed,
     }
+}
+
+/// What still waits after a pass, and until when (empty when nothing does).
+pub fn waiting_line(w: &Waiting) -> String {
+    let mut line = String::new();
+    if let (n @ 1.., Some(until)) = (w.leased, w.leased_until) {
+        let _ = write!(
+            line,
+            "; {n} leased by a sender until {} (a sender that died frees them then)",
+            format_time(until)
+        );
+    }
+    if let (n @ 1.., Some(next)) = (w.backing_off, w.next_attempt) {
+        let _ = write!(
+            line,
+            "; {n} waiting to retry (next at {}; `dqwatch outbox retry ID` sends one now)",
+            format_time(next)
+        );
+    }
+    line
 }

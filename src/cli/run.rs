@@ -78,7 +78,7 @@ pub async fn execute(cfg: &Config, catalog: &Catalog, args: &RunArgs) -> Exit {
         .await
         {
             Ok(rec) => {
-                let delivery = state.deliver(&SystemClock, true).await;
+                let delivery = state.deliver(&SystemClock).await;
                 let (pending, dead) = state.store.outbox_counts().await.unwrap_or_default();
                 let line = incidents_line(&rec, delivery.as_ref(), pending, dead);
                 if args.format == Format::Text {

@@ -63,10 +63,11 @@ pub async fn open(cfg: &Config) -> Result<State, Exit> {
 }
 
 impl State {
-    /// Delivers pending mail, if a transport is configured; prints a warning on failure.
-    pub async fn deliver(&self, clock: &dyn Clock, ignore_backoff: bool) -> Option<Delivery> {
+    /// Delivers the mail that is due, if a transport is configured; prints a warning on
+    /// failure.
+    pub async fn deliver(&self, clock: &dyn Clock) -> Option<Delivery> {
         let mailer = self.mailer.as_ref()?;
-        match outbox::deliver(&self.store, mailer, clock, ignore_backoff).await {
+        match outbox::deliver(&self.store, mailer, clock).await {
             Ok(d) => Some(d),
             Err(e) => {
                 eprintln!("warning: {}; the mail stays in the outbox", e.chain());

@@ -16,6 +16,8 @@ use tokio_util::task::TaskTracker;
 const RECORD_BATCH: usize = 2000;
 /// The deliverer's idle tick.
 const DELIVER_EVERY: Duration = Duration::from_secs(5);
+/// The longest pause between delivery passes while the mail transport is down.
+const TRANSPORT_PAUSE_MAX: Duration = Duration::from_secs(300);
 
 /// Plans and starts scheduled runs until shutdown; re-plans on reload.
 pub async fn schedule(
@@ -237,22 +239,29 @@ pub async fn record(
     }
 }
 
-/// Delivers the outbox when told to, and every few seconds for retries.
+/// Delivers the outbox when told to, and every few seconds for retries. While the transport
+/// is down, passes back off (5 s doubling to 5 min) instead of knocking on a closed door.
 pub async fn deliver(shared: Arc<Shared>, shutdown: CancellationToken) {
+    let mut pause = DELIVER_EVERY;
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
-            () = shared.mail_due.notified() => {}
-            () = tokio::time::sleep(DELIVER_EVERY) => {}
+            () = shared.mail_due.notified(), if pause == DELIVER_EVERY => {}
+            () = tokio::time::sleep(pause) => {}
         }
         let loaded = shared.loaded();
         let Some(mailer) = &loaded.mailer else {
             continue;
         };
-        match crate::outbox::deliver(&shared.store, mailer, shared.clock.as_ref(), false).await {
+        match crate::outbox::deliver(&shared.store, mailer, shared.clock.as_ref()).await {
             Ok(d) => {
                 shared.set_ready(true);
                 metrics::counter!("dqwatch_mail_sent_total").increment(d.sent as u64);
+                pause = if d.transport_down {
+                    (pause * 2).min(TRANSPORT_PAUSE_MAX)
+                } else {
+                    DELIVER_EVERY
+                };
             }
             Err(e) => {
                 shared.set_ready(false);

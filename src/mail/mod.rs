@@ -9,16 +9,33 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls as SmtpTls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use std::path::PathBuf;
+use std::time::Duration;
+
+/// The longest a `.eml` file write may take before the send is called failed.
+const FILE_LIMIT: Duration = Duration::from_secs(10);
 
 /// Header naming the incident on every mail.
 pub const INCIDENT_HEADER: &str = "X-Dqwatch-Incident";
 
-/// A failed send: permanent failures are not retried.
+/// Whose problem a failed send is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The transport's, not the mail's: the relay is unreachable, slow, refuses our TLS or
+    /// credentials, or the folder cannot be written. No mail is to blame, so no mail's
+    /// attempts are used up; delivery stops until the transport works again.
+    Transport,
+    /// This mail's, for now (an SMTP 4xx reply to it): retried with backoff.
+    Transient,
+    /// This mail's, for good (an SMTP 5xx reply to it, an invalid address): a dead letter.
+    Permanent,
+}
+
+/// A failed send.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct MailError {
-    /// True for a refusal that retrying cannot fix (SMTP 5xx, an invalid address).
-    pub permanent: bool,
+    /// Whose problem it is, which decides what happens to the mail.
+    pub failure: Failure,
     /// What went wrong, without secrets.
     pub message: String,
 }
@@ -26,9 +43,26 @@ pub struct MailError {
 impl MailError {
     fn permanent(message: impl Into<String>) -> Self {
         Self {
-            permanent: true,
+            failure: Failure::Permanent,
             message: message.into(),
         }
+    }
+}
+
+/// SMTP replies about the session rather than a mail: service not available (421),
+/// temporary authentication failure (454), STARTTLS or authentication required (530),
+/// mechanism too weak (534), bad credentials (535), encryption required (538).
+const SESSION_CODES: [u16; 6] = [421, 454, 530, 534, 535, 538];
+
+/// Classifies a lettre error. lettre calls only reply codes transient (4xx) or permanent
+/// (5xx); a refused connection, a timeout or a TLS failure is neither, and a rejected login
+/// is a 5xx that no mail can fix, so both are the transport's.
+fn classify(e: &lettre::transport::smtp::Error) -> Failure {
+    match e.status().map(u16::from) {
+        Some(code) if SESSION_CODES.contains(&code) => Failure::Transport,
+        Some(_) if e.is_permanent() => Failure::Permanent,
+        Some(_) if e.is_transient() => Failure::Transient,
+        _ => Failure::Transport,
     }
 }
 
@@ -49,6 +83,8 @@ pub enum Mailer {
         from: String,
         /// Relay address, for messages.
         relay: String,
+        /// The longest one send may take (see [`Mailer::send_limit`]).
+        limit: Duration,
     },
 }
 
@@ -103,8 +139,20 @@ impl Mailer {
                     transport: builder.build(),
                     from: mail.from.clone(),
                     relay: format!("{host}:{port}"),
+                    // lettre's timeout bounds each command; a send is several of them.
+                    limit: timeout.saturating_mul(2),
                 })
             }
+        }
+    }
+
+    /// The longest one send may take: a send still going then is abandoned as a transport
+    /// failure. The outbox leases a mail for longer than this, so no other process takes a
+    /// mail while its send can still succeed.
+    pub fn send_limit(&self) -> Duration {
+        match self {
+            Mailer::File { .. } => FILE_LIMIT,
+            Mailer::Smtp { limit, .. } => *limit,
         }
     }
 
@@ -126,7 +174,7 @@ impl Mailer {
                     std::fs::rename(&tmp, dir.join(format!("{outbox_id}.eml")))
                 };
                 write().map_err(|e| MailError {
-                    permanent: false,
+                    failure: Failure::Transport,
                     message: format!("cannot write to {}: {e}", dir.display()),
                 })
             }
@@ -134,16 +182,19 @@ impl Mailer {
                 transport,
                 from,
                 relay,
+                limit,
             } => {
                 let message = build(from, mail, incident_id)?;
-                transport
-                    .send(message)
-                    .await
-                    .map(drop)
-                    .map_err(|e| MailError {
-                        permanent: e.is_permanent(),
+                match tokio::time::timeout(*limit, transport.send(message)).await {
+                    Ok(sent) => sent.map(drop).map_err(|e| MailError {
+                        failure: classify(&e),
                         message: format!("SMTP {relay}: {}", crate::diag::error_chain(&e)),
-                    })
+                    }),
+                    Err(_) => Err(MailError {
+                        failure: Failure::Transport,
+                        message: format!("SMTP {relay}: no answer within {}s", limit.as_secs_f64()),
+                    }),
+                }
             }
         }
     }

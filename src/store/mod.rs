@@ -10,7 +10,7 @@ mod rows;
 
 pub use daemon::RecentRun;
 pub use error::StoreError;
-pub use outbox::{OutboxMail, OutboxState};
+pub use outbox::{OutboxMail, OutboxState, Waiting};
 pub use queries::{Recorded, RunRow, Stats};
 pub use rows::{format_time, parse_time};
 

@@ -58,11 +58,26 @@ pub struct OutboxMail {
     pub next_attempt_at: DateTime<Utc>,
     /// The last failure.
     pub last_error: Option<String>,
+    /// While a process is sending it: until when no other process may take it.
+    pub leased_until: Option<DateTime<Utc>>,
     /// When it was written.
     pub created_at: DateTime<Utc>,
 }
 
-const COLUMNS: &str = "id, incident_id, recipients, subject, body_text, body_html, message_id, in_reply_to, state, attempts, next_attempt_at, last_error, created_at";
+/// Pending mails that are not due now, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Waiting {
+    /// Mails leased by a process (sending them, or dead while sending them).
+    pub leased: i64,
+    /// The latest of those leases' ends.
+    pub leased_until: Option<DateTime<Utc>>,
+    /// Mails waiting for their retry time after a failed attempt.
+    pub backing_off: i64,
+    /// The earliest of those retry times.
+    pub next_attempt: Option<DateTime<Utc>>,
+}
+
+const COLUMNS: &str = "id, incident_id, recipients, subject, body_text, body_html, message_id, in_reply_to, state, attempts, next_attempt_at, last_error, lease_until, created_at";
 
 #[derive(sqlx::FromRow)]
 struct Row {
@@ -78,6 +93,7 @@ struct Row {
     attempts: i64,
     next_attempt_at: String,
     last_error: Option<String>,
+    lease_until: Option<String>,
     created_at: String,
 }
 
@@ -103,6 +119,7 @@ impl Row {
             attempts: self.attempts as u32,
             next_attempt_at: parse_time(&self.next_attempt_at)?,
             last_error: self.last_error,
+            leased_until: self.lease_until.as_deref().map(parse_time).transpose()?,
             created_at: parse_time(&self.created_at)?,
         })
     }
@@ -137,87 +154,162 @@ macro_rules! insert_mail {
 }
 pub(crate) use insert_mail;
 
+/// Runs one update that settles a leased mail (`$1` = id, `$2` = lease owner, then the
+/// rest); true when it changed the row, i.e. the owner still held the lease.
+macro_rules! settle {
+    ($store:expr, $what:literal, $sql:literal, $($bind:expr),+) => {
+        with_pool!($store, p => sqlx::query($sql)$(.bind($bind))+.execute(p).await.map(|r| r.rows_affected() == 1))
+            .map_err(StoreError::query($what))
+    };
+}
+
 impl Store {
-    /// Claims up to `limit` pending mails that are due (all pending ones with
-    /// `ignore_backoff`) and not leased by another process, leasing them until `lease_until`.
-    /// Only mails with an id above `after` are claimed (a pass walks the outbox once).
-    pub async fn claim_outbox(
+    /// Claims the oldest pending mail that is due, not leased by another process, not held
+    /// back by an earlier pending mail of its incident (a thread goes out in event order),
+    /// and has an id above `after` (a pass walks the outbox once). The lease, until
+    /// `lease_until` and in `owner`'s name, is what lets only this process settle the mail.
+    pub async fn claim_mail(
         &self,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
-        limit: i64,
-        ignore_backoff: bool,
+        owner: &str,
         after: i64,
-    ) -> Result<Vec<OutboxMail>, StoreError> {
-        let due = if ignore_backoff {
-            ""
-        } else {
-            " AND next_attempt_at <= $2"
-        };
+    ) -> Result<Option<OutboxMail>, StoreError> {
         let lock = match self {
             Store::Sqlite(_) => "",
             Store::Postgres(_) => " FOR UPDATE SKIP LOCKED",
         };
         let sql = format!(
-            "UPDATE outbox SET lease_until = $1 WHERE id IN (SELECT id FROM outbox WHERE state = 'pending'{due} \
-             AND id > $4 AND (lease_until IS NULL OR lease_until < $2) ORDER BY id LIMIT $3{lock}) RETURNING {COLUMNS}"
+            "UPDATE outbox SET lease_until = $1, lease_owner = $3 WHERE id = (\
+             SELECT o.id FROM outbox o WHERE o.state = 'pending' AND o.next_attempt_at <= $2 AND o.id > $4 \
+             AND (o.lease_until IS NULL OR o.lease_until < $2) \
+             AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.incident_id = o.incident_id AND e.id < o.id AND e.state = 'pending') \
+             ORDER BY o.id LIMIT 1{lock}) \
+             AND state = 'pending' AND (lease_until IS NULL OR lease_until < $2) RETURNING {COLUMNS}"
         );
-        let mut rows: Vec<Row> = with_pool!(self, p => sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        let row: Option<Row> = with_pool!(self, p => sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(format_time(lease_until))
             .bind(format_time(now))
-            .bind(limit)
+            .bind(owner.to_string())
             .bind(after)
-            .fetch_all(p)
+            .fetch_optional(p)
             .await)
         .map_err(StoreError::query("claim outbox mail"))?;
-        rows.sort_by_key(|r| r.id);
-        rows.into_iter().map(Row::into_mail).collect()
+        row.map(Row::into_mail).transpose()
     }
 
-    /// Gives up the lease on claimed mails that were not attempted.
-    pub async fn release_outbox(&self, ids: &[i64]) -> Result<(), StoreError> {
-        for id in ids {
-            with_pool!(self, p => sqlx::query("UPDATE outbox SET lease_until = NULL WHERE id = $1 AND state = 'pending'")
-                .bind(*id)
-                .execute(p)
-                .await
-                .map(drop))
-            .map_err(StoreError::query("release outbox mail"))?;
-        }
-        Ok(())
+    /// Gives a claimed mail back without counting an attempt (its transport failed, not
+    /// the mail), noting why. False if `owner` no longer holds its lease.
+    pub async fn release_mail(
+        &self,
+        id: i64,
+        owner: &str,
+        error: &str,
+    ) -> Result<bool, StoreError> {
+        settle!(
+            self,
+            "release outbox mail",
+            "UPDATE outbox SET lease_until = NULL, lease_owner = NULL, last_error = $3 \
+             WHERE id = $1 AND lease_owner = $2 AND state = 'pending'",
+            id,
+            owner.to_string(),
+            error.to_string()
+        )
     }
 
-    /// Marks a mail sent.
-    pub async fn mark_sent(&self, id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
-        with_pool!(self, p => sqlx::query("UPDATE outbox SET state = 'sent', sent_at = $2, lease_until = NULL, attempts = attempts + 1, last_error = NULL WHERE id = $1")
-            .bind(id)
-            .bind(format_time(now))
-            .execute(p)
-            .await
-            .map(drop))
-        .map_err(StoreError::query("mark mail sent"))?;
-        Ok(())
+    /// Marks a mail sent. False if `owner` no longer holds its lease (another process may
+    /// have sent it too: delivery is at least once, with a stable Message-ID).
+    pub async fn mark_sent(
+        &self,
+        id: i64,
+        owner: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        settle!(
+            self,
+            "mark mail sent",
+            "UPDATE outbox SET state = 'sent', sent_at = $3, lease_until = NULL, lease_owner = NULL, \
+             attempts = attempts + 1, last_error = NULL WHERE id = $1 AND lease_owner = $2 AND state = 'pending'",
+            id,
+            owner.to_string(),
+            format_time(now)
+        )
     }
 
-    /// Records a failed attempt: retry at `next_attempt_at`, or dead-letter it.
+    /// Records a failed attempt: retry at `next_attempt_at`, or dead-letter it. False if
+    /// `owner` no longer holds the mail's lease.
     pub async fn mark_failed(
         &self,
         id: i64,
+        owner: &str,
         error: &str,
         next_attempt_at: DateTime<Utc>,
         dead: bool,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let state = if dead { "dead" } else { "pending" };
-        with_pool!(self, p => sqlx::query("UPDATE outbox SET state = $2, attempts = attempts + 1, last_error = $3, next_attempt_at = $4, lease_until = NULL WHERE id = $1")
-            .bind(id)
-            .bind(state)
-            .bind(error.to_string())
-            .bind(format_time(next_attempt_at))
+        settle!(
+            self,
+            "record a failed delivery",
+            "UPDATE outbox SET state = $3, attempts = attempts + 1, last_error = $4, next_attempt_at = $5, \
+             lease_until = NULL, lease_owner = NULL WHERE id = $1 AND lease_owner = $2 AND state = 'pending'",
+            id,
+            owner.to_string(),
+            state,
+            error.to_string(),
+            format_time(next_attempt_at)
+        )
+    }
+
+    /// Writes one pending mail for `incident_id` (unit tests of delivery).
+    #[cfg(test)]
+    pub(crate) async fn test_insert_mail(
+        &self,
+        incident_id: i64,
+        mail: &Mail,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let t = format_time(now);
+        with_pool!(self, p => sqlx::query(
+            "INSERT INTO incidents (id, fingerprint, check_id, key_json, state, category, severity, \
+             current_severity, peak_severity, title, first_seen_at, last_seen_at, breach_streak, \
+             pass_streak, repeat_count) VALUES ($1, $2, 'c', '{}', 'resolved', 'missing_data', 'P1', \
+             'P1', 'P1', 't', $3, $3, 0, 0, 0) ON CONFLICT DO NOTHING")
+            .bind(incident_id)
+            .bind(format!("c#{incident_id}"))
+            .bind(t)
             .execute(p)
             .await
             .map(drop))
-        .map_err(StoreError::query("record a failed delivery"))?;
-        Ok(())
+        .map_err(StoreError::query("insert a test incident"))?;
+        let key = mail.message_id.clone();
+        with_pool!(self, p => insert_mail!(p, Some(incident_id), None::<i64>, key, mail, now))
+    }
+
+    /// Why pending mails are not going out right now: leased to a process that is sending
+    /// them (or died doing so), or waiting for their retry time.
+    pub async fn outbox_waiting(&self, now: DateTime<Utc>) -> Result<Waiting, StoreError> {
+        let (leased, leased_until, backing_off, next_attempt): (
+            i64,
+            Option<String>,
+            i64,
+            Option<String>,
+        ) = with_pool!(self, p => sqlx::query_as(
+                "SELECT COALESCE(SUM(CASE WHEN lease_until >= $1 THEN 1 ELSE 0 END), 0), \
+                 MAX(CASE WHEN lease_until >= $1 THEN lease_until END), \
+                 COALESCE(SUM(CASE WHEN next_attempt_at > $1 THEN 1 ELSE 0 END), 0), \
+                 MIN(CASE WHEN next_attempt_at > $1 THEN next_attempt_at END) \
+                 FROM outbox WHERE state = 'pending'",
+            )
+            .bind(format_time(now))
+            .fetch_one(p)
+            .await)
+        .map_err(StoreError::query("count waiting mail"))?;
+        Ok(Waiting {
+            leased,
+            leased_until: leased_until.as_deref().map(parse_time).transpose()?,
+            backing_off,
+            next_attempt: next_attempt.as_deref().map(parse_time).transpose()?,
+        })
     }
 
     /// Outbox mails in `state` (all when `None`), newest first, at most `limit`.
@@ -249,7 +341,7 @@ impl Store {
     /// Puts a dead (or pending) mail back in line for delivery now. False if no such mail
     /// or it was already sent.
     pub async fn retry_outbox(&self, id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        let done = with_pool!(self, p => sqlx::query("UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = $2, lease_until = NULL WHERE id = $1 AND state <> 'sent'")
+        let done = with_pool!(self, p => sqlx::query("UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = $2, lease_until = NULL, lease_owner = NULL WHERE id = $1 AND state <> 'sent'")
             .bind(id)
             .bind(format_time(now))
             .execute(p)
