@@ -80,7 +80,14 @@ pub async fn execute(cfg: &Config, catalog: &Catalog, args: &RunArgs) -> Exit {
             Ok(rec) => {
                 let delivery = state.deliver(&SystemClock).await;
                 let (pending, dead) = state.store.outbox_counts().await.unwrap_or_default();
-                let line = incidents_line(&rec, delivery.as_ref(), pending, dead);
+                let mut line = incidents_line(&rec, delivery.as_ref(), pending, dead);
+                if let Ok(w) = state.store.outbox_waiting(SystemClock.now()).await {
+                    // After the counts, before the newline: which mails wait, and until when.
+                    let waiting = super::outbox::waiting_line(&w);
+                    if let Some(at) = line.find('\n') {
+                        line.insert_str(at, &waiting);
+                    }
+                }
                 if args.format == Format::Text {
                     rendered.push_str(&line);
                 } else {

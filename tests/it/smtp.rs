@@ -155,11 +155,13 @@ fn smtp_down_then_up_loses_nothing_and_sends_nothing_twice() {
 }
 
 #[test]
-fn permanent_refusal_is_a_dead_letter_that_can_be_retried() {
+fn a_tls_only_relay_refusing_plaintext_is_the_transport_s_problem() {
     let _ = require_env!("DQWATCH_TEST_AIOSMTPD");
     let port = free_port();
     let env = env(port);
-    // A server that requires STARTTLS refuses a plaintext send with 530: permanent.
+    // See: issues/8 item 5
+    // A server that requires STARTTLS refuses a plaintext send with 530: a permanent reply,
+    // but about the session, not a mail. No mail dies of a transport misconfiguration.
     let certs = env.path().join("certs");
     std::fs::create_dir_all(&certs).unwrap();
     let ok = Command::new("openssl")
@@ -190,16 +192,19 @@ fn permanent_refusal_is_a_dead_letter_that_can_be_retried() {
     );
     // aiosmtpd resolves the cert paths against its working directory.
     let _ = &tls;
-    env.run(["run"]).code(0).stdout_has("2 dead");
-    env.run(["outbox", "list", "--state", "dead"])
+    env.run(["run"]).code(0).stdout_has("0 sent, 2 pending");
+    env.run(["run"]).code(0).stdout_has("0 sent, 2 pending");
+    env.run(["outbox", "list", "--state", "pending"])
         .code(0)
         .stdout_has("530");
-    drop(tls);
-    let plain = Smtp::start(port, &env.path().join("maildir2"), &[]);
-    env.run(["outbox", "retry", "1"])
+    env.run(["outbox", "list", "--state", "dead"])
         .code(0)
-        .stdout_has("1 sent");
-    assert_eq!(plain.messages().len(), 1);
+        .stdout_has("outbox is empty");
+    drop(tls);
+    // The relay is fixed: both go out with no `outbox retry`.
+    let plain = Smtp::start(port, &env.path().join("maildir2"), &[]);
+    env.run(["outbox", "deliver"]).code(0).stdout_has("2 sent");
+    assert_eq!(plain.messages().len(), 2);
     env.run(["outbox", "retry", "1"])
         .code(2)
         .stderr_has("no pending or dead mail 1");
