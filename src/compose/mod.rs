@@ -251,3 +251,79 @@ fn route_matches(r: &Route, inc: &Incident, tags: &[String]) -> bool {
         && (r.category.is_empty() || r.category.contains(&inc.category))
         && (r.tags.is_empty() || r.tags.iter().any(|t| tags.contains(t)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A composer with the built-in templates and one route to on-call.
+    fn composer() -> (tempfile::TempDir, Composer) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dqwatch.toml");
+        std::fs::write(
+            &path,
+            "[connections.warehouse]\nurl = \"sqlite://w.db\"\n\
+             [mail]\nfrom = \"dqwatch <dq@example.com>\"\ndir = \"outbox\"\n\
+             [[routes]]\nemail = [\"oncall@example.com\"]\n\
+             [severity.P0]\ndescription = \"Critical\"\nrespond_within = \"15m\"\n",
+        )
+        .unwrap();
+        let cfg = crate::config::load(&path, &|_| None).unwrap();
+        let templates = Templates::load(&dir.path().join("templates")).unwrap();
+        (dir, Composer::new(&cfg, templates))
+    }
+
+    fn show(mail: &Mail) -> String {
+        format!(
+            "To: {}\nSubject: {}\nMessage-ID: {}\nIn-Reply-To: {}\n\n{}\n----- html -----\n{}",
+            mail.to.join(", "),
+            mail.subject,
+            mail.message_id,
+            mail.in_reply_to.as_deref().unwrap_or("-"),
+            mail.text,
+            mail.html
+        )
+    }
+
+    // What users read: each template rendered for the fixed example incident, reviewed as a
+    // snapshot (`cargo insta review`) when a template or its context changes.
+    #[test]
+    fn every_mail_reads_as_reviewed() {
+        let (_dir, c) = composer();
+        let (inc, events, check, sample) = context::example();
+        for ev in &events {
+            let mail = c
+                .compose(
+                    &inc,
+                    ev,
+                    Some(&check),
+                    Some(&sample),
+                    Some("2026-01-01T00:00:00.000Z"),
+                )
+                .unwrap();
+            let name = format!("mail_{}", ev.kind.as_str());
+            match mail {
+                Some(m) => insta::assert_snapshot!(name, show(&m)),
+                None => insta::assert_snapshot!(name, "(no mail)"),
+            }
+        }
+        let route = &c.routes[0].clone();
+        let digest = c
+            .digest(
+                &Route {
+                    digest: Digest::Daily,
+                    ..route.clone()
+                },
+                "2026-01-02",
+                std::slice::from_ref(&inc),
+                &|_| vec![],
+            )
+            .unwrap()
+            .unwrap();
+        insta::assert_snapshot!("mail_digest", show(&digest));
+        insta::assert_snapshot!(
+            "postmortem",
+            c.postmortem(&inc, &events, Some(&check)).unwrap()
+        );
+    }
+}
