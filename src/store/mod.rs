@@ -7,12 +7,14 @@ mod error;
 mod outbox;
 mod queries;
 mod rows;
+mod tx;
 
 pub use daemon::RecentRun;
 pub use error::StoreError;
 pub use outbox::{OutboxMail, OutboxState, Waiting};
 pub use queries::{Recorded, RunRow, Stats};
 pub use rows::{format_time, parse_time};
+pub use tx::Tx;
 
 use crate::config::Secret;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
