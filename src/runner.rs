@@ -102,7 +102,7 @@ pub async fn run(
             let t = Instant::now();
             let outcome = match (&check.reconcile, warehouse) {
                 (_, w) if check.history.is_some() => {
-                    crate::history::outcome(&check, w, store, now).await
+                    crate::engine::history::outcome(&check, w, store, now).await
                 }
                 (Some(spec), _) => reconcile_sides(&check, spec, &warehouses).await,
                 (None, Some(w)) => match w.fetch(&check.sql).await {

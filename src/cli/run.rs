@@ -130,7 +130,7 @@ pub async fn execute(cfg: &Config, catalog: &Catalog, args: &RunArgs) -> Exit {
 
 fn incidents_line(
     rec: &crate::store::Recorded,
-    delivery: Option<&crate::outbox::Delivery>,
+    delivery: Option<&crate::engine::deliver::Delivery>,
     pending: i64,
     dead: i64,
 ) -> String {

@@ -6,8 +6,8 @@ use super::load;
 use crate::clock::Clock;
 use crate::compose::{Composer, Templates};
 use crate::config::Config;
+use crate::engine::deliver::{self as outbox, Delivery};
 use crate::mail::Mailer;
-use crate::outbox::{self, Delivery};
 use crate::store::Store;
 
 /// The incident machinery of one config.

@@ -253,7 +253,7 @@ pub async fn deliver(shared: Arc<Shared>, shutdown: CancellationToken) {
         let Some(mailer) = &loaded.mailer else {
             continue;
         };
-        match crate::outbox::deliver(&shared.store, mailer, shared.clock.as_ref()).await {
+        match crate::engine::deliver::deliver(&shared.store, mailer, shared.clock.as_ref()).await {
             Ok(d) => {
                 shared.set_ready(true);
                 metrics::counter!("dqwatch_mail_sent_total").increment(d.sent as u64);
