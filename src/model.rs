@@ -185,6 +185,15 @@ impl fmt::Display for Value {
     }
 }
 
+/// How times are written everywhere (stored, mailed, printed): fixed-width UTC with
+/// milliseconds, so that text order is time order.
+pub const TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.3fZ";
+
+/// Formats a time: `2026-11-23T18:53:51.177Z`.
+pub fn format_time(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format(TIME_FORMAT).to_string()
+}
+
 /// Renders a metric without float noise: integers without `.0`, others to at most 6 decimals.
 pub fn format_number(x: f64) -> String {
     if x.fract() == 0.0 && x.abs() < 1e15 {

@@ -7,7 +7,7 @@ use crate::clock::Clock;
 use crate::compose::{Composer, Templates};
 use crate::config::Config;
 use crate::engine::deliver::{self as outbox, Delivery};
-use crate::mail::Mailer;
+use crate::notify::Mailer;
 use crate::store::Store;
 
 /// The incident machinery of one config.

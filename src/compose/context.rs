@@ -3,8 +3,8 @@
 
 use crate::config::{SeverityPolicy, format_duration};
 use crate::incidents::{Event, EventKind, Incident};
+use crate::model::format_time;
 use crate::model::{Category, CheckId, IncidentState, Key, Severity, Value as Cell, format_number};
-use crate::store::format_time;
 use chrono::{TimeZone, Utc};
 use serde_json::{Value, json};
 

@@ -17,7 +17,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::compose::{CheckInfo, Composer, Templates};
 use crate::config::{self, Config};
 use crate::diag::Diagnostic;
-use crate::mail::Mailer;
+use crate::notify::Mailer;
 use crate::runner::check_info;
 use crate::store::Store;
 use crate::warehouse::Warehouses;

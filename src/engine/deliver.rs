@@ -3,7 +3,7 @@
 //! only while still holding its lease. A transport that is down is nobody's attempt.
 
 use crate::clock::Clock;
-use crate::mail::{Failure, Mailer};
+use crate::notify::{Failure, Mailer};
 use crate::store::{Store, StoreError};
 use chrono::Duration;
 use std::hash::{BuildHasher, DefaultHasher, Hash, Hasher, RandomState};

@@ -6,12 +6,8 @@ use crate::incidents::{Event, EventKind, Incident};
 use crate::model::{Category, CheckId, IncidentState, Key, Severity};
 use chrono::{DateTime, NaiveDateTime, Utc};
 
-const TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.3fZ";
-
-/// Formats a time as stored: `2026-11-23T18:53:51.177Z`.
-pub fn format_time(t: DateTime<Utc>) -> String {
-    t.format(TIME_FORMAT).to_string()
-}
+use crate::model::TIME_FORMAT;
+pub use crate::model::format_time;
 
 /// Parses a stored time.
 pub fn parse_time(s: &str) -> Result<DateTime<Utc>, StoreError> {

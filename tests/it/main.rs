@@ -13,6 +13,7 @@ mod config_errors;
 mod daemon;
 mod faults;
 mod incidents;
+mod layers;
 mod mariadb;
 mod postgres;
 mod rules;

@@ -1,4 +1,4 @@
-//! Mail transports: SMTP through lettre (STARTTLS, TLS or none) and a folder of `.eml` files
+//! Mail: SMTP through lettre (STARTTLS, TLS or none) and a folder of `.eml` files
 //! named by outbox id. Sends one rendered [`Mail`]; retry policy lives with the outbox.
 
 use crate::config::{self, Tls, Transport};
