@@ -6,6 +6,7 @@
 // with its error.
 #![expect(clippy::unwrap_used, reason = "test helpers panic on failed setup")]
 
+mod db;
 mod util;
 
 mod cli;
@@ -14,9 +15,8 @@ mod daemon;
 mod faults;
 mod incidents;
 mod layers;
-mod mariadb;
-mod postgres;
 mod rules;
 mod rules_history;
 mod smtp;
 mod sqlite;
+mod warehouses;

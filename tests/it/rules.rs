@@ -3,138 +3,36 @@
 //! and finds exactly the planted breaches. Also: a reconciliation across two databases,
 //! `render`, `validate --connect`, and bad or hostile parameters.
 //!
-//! Each rule scenario is one function taking a [`Db`]; `on_every_database!` turns it into
-//! `rules::<scenario>::{postgres, mariadb, sqlite}`. PostgreSQL and MariaDB tests print a
-//! `SKIP` line without `DQWATCH_TEST_POSTGRES_URL` / `DQWATCH_TEST_MARIADB_URL`.
+//! Each rule scenario is one function taking a [`Db`] (`db.rs`); `on_every_database!` turns
+//! it into `rules::<scenario>::{postgres, mariadb, sqlite}`. PostgreSQL and MariaDB tests
+//! print a `SKIP` line without `DQWATCH_TEST_POSTGRES_URL` / `DQWATCH_TEST_MARIADB_URL`.
 
+use crate::db::{Db, Kind, on_every_database};
 use crate::require_env;
-use crate::util::{MyDatabase, Output, PgSchema, TestEnv, block_on, check_doc, sqlite_exec};
+use crate::util::{Output, TestEnv, check_doc};
 use chrono::{Days, NaiveDateTime, TimeDelta, Timelike};
 use serde_json::Value;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
+on_every_database!(
+    "r_",
+    missing_partition,
+    freshness_lag,
+    failure_rate_spike,
+    trend_risk,
+    duplicate_rows,
+    reconciliation_gap,
+    validate_connect_reports_a_missing_table,
+    bad_and_hostile_parameters_are_refused,
+);
+
 // ---------------------------------------------------------------------------------------
-// A warehouse of one kind, with a temp dir whose config names it `warehouse`.
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Postgres,
-    Mariadb,
-    Sqlite,
-}
-
-struct Db {
-    kind: Kind,
-    env: TestEnv,
-    url: String,
-    pg: Option<PgSchema>,
-    my: Option<MyDatabase>,
-}
+// What the rule scenarios need of a warehouse beyond the shared facade: its clock, time
+// expressions and column types, and rule checks.
 
 impl Db {
-    fn postgres(admin: &str, test: &str) -> Self {
-        let schema = PgSchema::new(admin, test);
-        Self {
-            kind: Kind::Postgres,
-            env: TestEnv::with_connection(&schema.url, ""),
-            url: schema.url.clone(),
-            pg: Some(schema),
-            my: None,
-        }
-    }
-
-    fn mariadb(admin: &str, test: &str) -> Self {
-        let db = MyDatabase::new(admin, test);
-        Self {
-            kind: Kind::Mariadb,
-            env: TestEnv::with_connection(&db.url, ""),
-            url: db.url.clone(),
-            pg: None,
-            my: Some(db),
-        }
-    }
-
-    fn sqlite() -> Self {
-        let env = TestEnv::with_connection("sqlite://warehouse.db", "");
-        let path = env.path().join("warehouse.db");
-        sqlite_exec(&path, "CREATE TABLE dqwatch_created (n INTEGER)");
-        Self {
-            kind: Kind::Sqlite,
-            url: path.display().to_string(),
-            env,
-            pg: None,
-            my: None,
-        }
-    }
-
-    /// Runs `sql` (several statements).
-    fn exec(&self, sql: &str) {
-        match self.kind {
-            Kind::Postgres => self.pg.as_ref().unwrap().exec(sql),
-            Kind::Mariadb => self.my.as_ref().unwrap().exec(sql),
-            Kind::Sqlite => sqlite_exec(std::path::Path::new(&self.url), sql),
-        }
-    }
-
-    /// The first column of the first row of `sql`, as text.
-    fn text(&self, sql: &str) -> String {
-        use sqlx::{ConnectOptions, Connection, Row};
-        block_on(async {
-            match self.kind {
-                Kind::Postgres => {
-                    let mut c = sqlx::PgConnection::connect(&self.url).await.unwrap();
-                    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-                        .fetch_one(&mut c)
-                        .await
-                        .unwrap();
-                    row.get::<String, _>(0)
-                }
-                Kind::Mariadb => {
-                    let mut c = sqlx::MySqlConnection::connect(&self.url).await.unwrap();
-                    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-                        .fetch_one(&mut c)
-                        .await
-                        .unwrap();
-                    row.get::<String, _>(0)
-                }
-                Kind::Sqlite => {
-                    let mut c = sqlx::sqlite::SqliteConnectOptions::new()
-                        .filename(&self.url)
-                        .connect()
-                        .await
-                        .unwrap();
-                    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-                        .fetch_one(&mut c)
-                        .await
-                        .unwrap();
-                    row.get::<String, _>(0)
-                }
-            }
-        })
-    }
-
-    /// The schema (PostgreSQL), database (MariaDB) or attached database (SQLite) holding
-    /// the test's tables, for `schema.table` parameters.
-    fn schema(&self) -> &str {
-        match self.kind {
-            Kind::Postgres => &self.pg.as_ref().unwrap().name,
-            Kind::Mariadb => &self.my.as_ref().unwrap().name,
-            Kind::Sqlite => "main",
-        }
-    }
-
-    /// Rows of `table` (proves it still exists).
-    fn count(&self, table: &str) -> i64 {
-        self.text(&format!(
-            "SELECT CAST(COUNT(*) AS {}) FROM {table}",
-            self.pick("text", "CHAR", "TEXT")
-        ))
-        .parse()
-        .unwrap()
-    }
-
     /// The database's clock (its session time zone), to the second.
     fn now(&self) -> NaiveDateTime {
         let s = self.text(self.pick(
@@ -158,14 +56,6 @@ impl Db {
             }
         }
         panic!("the database clock crossed a {bucket} boundary three times in a row");
-    }
-
-    fn pick<'a>(&self, postgres: &'a str, mariadb: &'a str, sqlite: &'a str) -> &'a str {
-        match self.kind {
-            Kind::Postgres => postgres,
-            Kind::Mariadb => mariadb,
-            Kind::Sqlite => sqlite,
-        }
     }
 
     /// Column types.
@@ -237,44 +127,6 @@ impl Db {
             .stdout_has("✓ warehouse");
     }
 }
-
-/// `rules::SCENARIO::{postgres, mariadb, sqlite}` for each scenario function `fn(&Db)`.
-macro_rules! on_every_database {
-    ($($scenario:ident),* $(,)?) => {$(
-        mod $scenario {
-            use super::Db;
-            use crate::require_env;
-
-            #[test]
-            fn postgres() {
-                let admin = require_env!("DQWATCH_TEST_POSTGRES_URL");
-                super::$scenario(&Db::postgres(&admin, concat!("r_", stringify!($scenario))));
-            }
-
-            #[test]
-            fn mariadb() {
-                let admin = require_env!("DQWATCH_TEST_MARIADB_URL");
-                super::$scenario(&Db::mariadb(&admin, concat!("r_", stringify!($scenario))));
-            }
-
-            #[test]
-            fn sqlite() {
-                super::$scenario(&Db::sqlite());
-            }
-        }
-    )*};
-}
-
-on_every_database!(
-    missing_partition,
-    freshness_lag,
-    failure_rate_spike,
-    trend_risk,
-    duplicate_rows,
-    reconciliation_gap,
-    validate_connect_reports_a_missing_table,
-    bad_and_hostile_parameters_are_refused,
-);
 
 // ---------------------------------------------------------------------------------------
 // Reading the JSON report.
