@@ -101,7 +101,10 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 /// The file's text without its test module (`#[cfg(test)]` to the end of the file, the
 /// layout every file here follows) and without comments.
 fn code_of(text: &str) -> String {
-    let text = text.split("#[cfg(test)]\nmod tests {").next().unwrap_or(text);
+    let text = text
+        .split("#[cfg(test)]\nmod tests {")
+        .next()
+        .unwrap_or(text);
     text.lines()
         .filter(|l| !l.trim_start().starts_with("//"))
         .collect::<Vec<_>>()

@@ -15,6 +15,7 @@ mod daemon;
 mod faults;
 mod incidents;
 mod layers;
+mod report;
 mod rules;
 mod rules_history;
 mod smtp;

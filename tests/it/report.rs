@@ -1,0 +1,152 @@
+//! What users read, as reviewed snapshots (`cargo insta review`): the report of one fixed
+//! warehouse in every format, with times and durations masked.
+// See: issues/9
+
+use crate::util::TestEnv;
+
+/// A warehouse with a breach at each level, a duration metric, a severity map, rows-fail,
+/// no data and a check error.
+fn env() -> TestEnv {
+    let env = TestEnv::sqlite(
+        "CREATE TABLE recon (day TEXT, gap REAL); \
+         INSERT INTO recon VALUES ('2026-11-20', 12500), ('2026-11-21', 150), ('2026-11-22', 3); \
+         CREATE TABLE feeds (feed TEXT, lag_seconds INT); \
+         INSERT INTO feeds VALUES ('orders', 93600), ('customers', 2700), ('events', 60); \
+         CREATE TABLE risk (dataset TEXT, level TEXT, drop_pct REAL); \
+         INSERT INTO risk VALUES ('profiles', 'HIGH', 7.95), ('accounts', 'LOW', 0.1); \
+         CREATE TABLE dupes (id INT); INSERT INTO dupes VALUES (1), (1);",
+        "",
+    );
+    env.check_with(
+        "finance/recon",
+        &[
+            "keys = [\"day\"]",
+            "metric = \"gap\"",
+            "[thresholds]",
+            "P0 = \"> 10000\"",
+            "P2 = \"> 100\"",
+        ],
+        "SELECT day, gap FROM recon",
+    );
+    env.check_with(
+        "ops/freshness",
+        &[
+            "keys = [\"feed\"]",
+            "metric = \"lag_seconds\"",
+            "[thresholds]",
+            "P1 = \"> 24h\"",
+            "P3 = \"> 30m\"",
+        ],
+        "SELECT feed, lag_seconds FROM feeds",
+    );
+    env.check_with(
+        "quality/trend",
+        &[
+            "keys = [\"dataset\"]",
+            "severity_column = \"level\"",
+            "metric = \"drop_pct\"",
+            "[severity_map]",
+            "HIGH = \"P1\"",
+            "LOW = \"pass\"",
+        ],
+        "SELECT dataset, level, drop_pct FROM risk",
+    );
+    env.check_with(
+        "quality/dupes",
+        &[],
+        "SELECT id, COUNT(*) AS n FROM dupes GROUP BY id HAVING COUNT(*) > 1",
+    );
+    env.check_with(
+        "quality/empty",
+        &[
+            "metric = \"n\"",
+            "on_no_data = \"pass\"",
+            "[thresholds]",
+            "P2 = \"> 0\"",
+        ],
+        "SELECT 1 AS n WHERE 0",
+    );
+    env.check_with("broken", &[], "SELECT nope FROM missing_table");
+    env
+}
+
+/// Replaces the digits (and `.`) right before each `suffix` with `[N]`: `12 ms` → `[N] ms`.
+fn mask_numbers_before(text: &str, suffix: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(suffix) {
+        let head = &rest[..at];
+        let digits = head.len()
+            - head
+                .trim_end_matches(|c: char| c.is_ascii_digit() || c == '.')
+                .len();
+        out.push_str(&head[..head.len() - digits]);
+        out.push_str(if digits > 0 { "[N]" } else { "" });
+        out.push_str(suffix);
+        rest = &rest[at + suffix.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Replaces the value of every `name="…"` attribute with `[X]`.
+fn mask_attribute(text: &str, name: &str) -> String {
+    let open = format!("{name}=\"");
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(&open) {
+        out.push_str(&rest[..at + open.len()]);
+        rest = &rest[at + open.len()..];
+        out.push_str("[X]");
+        rest = &rest[rest.find('"').unwrap_or(rest.len())..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The text report with durations masked.
+fn text_masked(text: &str) -> String {
+    mask_numbers_before(&mask_numbers_before(text, " ms"), " s:")
+}
+
+#[test]
+fn the_text_report_reads_as_reviewed() {
+    let env = env();
+    let out = env.run(["run", "--no-incidents"]);
+    out.code(1);
+    insta::assert_snapshot!(text_masked(&out.stdout));
+}
+
+#[test]
+fn the_json_report_reads_as_reviewed() {
+    let env = env();
+    let out = env.run(["run", "--no-incidents", "--format", "json"]);
+    out.code(1);
+    let mut doc = out.json();
+    for key in ["started_at", "duration_ms", "version"] {
+        doc[key] = serde_json::json!("[X]");
+    }
+    for check in doc["checks"].as_array_mut().unwrap() {
+        for key in ["duration_ms", "queue_ms", "started_at"] {
+            if check.get(key).is_some() {
+                check[key] = serde_json::json!("[X]");
+            }
+        }
+    }
+    insta::assert_snapshot!(serde_json::to_string_pretty(&doc).unwrap());
+}
+
+#[test]
+fn the_junit_and_github_reports_read_as_reviewed() {
+    let env = env();
+    let junit = env.run(["run", "--no-incidents", "--format", "junit"]);
+    junit.code(1);
+    let mut xml = junit.stdout.clone();
+    for attr in ["time", "timestamp", "hostname"] {
+        xml = mask_attribute(&xml, attr);
+    }
+    insta::assert_snapshot!("junit", xml);
+    let github = env.run(["run", "--no-incidents", "--format", "github"]);
+    github.code(1);
+    insta::assert_snapshot!("github", text_masked(&github.stdout));
+}
