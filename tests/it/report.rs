@@ -141,7 +141,7 @@ fn the_junit_and_github_reports_read_as_reviewed() {
     let env = env();
     let junit = env.run(["run", "--no-incidents", "--format", "junit"]);
     junit.code(1);
-    let mut xml = junit.stdout.clone();
+    let mut xml = junit.stdout;
     for attr in ["time", "timestamp", "hostname"] {
         xml = mask_attribute(&xml, attr);
     }
