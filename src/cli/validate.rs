@@ -1,5 +1,6 @@
 //! `dqwatch validate`: every problem in config and checks at once, one ✓/✗ line per stage;
-//! with `--connect`, each query is prepared on its warehouse without running it.
+//! with `--connect`, each query is prepared on its warehouse without running it, and a
+//! connection whose login is a superuser or can write gets a warning.
 
 use super::args::ValidateArgs;
 use super::exit::Exit;
@@ -114,6 +115,7 @@ pub async fn cmd(config: Option<&Path>, args: ValidateArgs) -> Exit {
             diags.push(d);
         }
     }
+    warn_about_privileges(&cfg, &warehouses).await;
     diags.sort_by(|a, b| a.path.cmp(&b.path));
     if diags.is_empty() {
         println!(
@@ -134,6 +136,25 @@ pub async fn cmd(config: Option<&Path>, args: ValidateArgs) -> Exit {
             catalog.checks.len()
         );
         Exit::Invalid
+    }
+}
+
+/// Warns (without changing the exit code) about each connection whose login is a superuser
+/// or can write: read-only transactions do not cover what such a role reaches on the server.
+async fn warn_about_privileges(cfg: &crate::config::Config, warehouses: &Warehouses) {
+    for name in cfg.connections.keys() {
+        let Some(w) = warehouses.get(name) else {
+            continue;
+        };
+        // A connection that cannot be reached was reported by its checks already.
+        if let Ok(Some(what)) = w.privileges().await {
+            eprintln!(
+                "warning: connection \"{name}\" logs in as a role that {what}; checks run \
+                 read-only, but such a role still reaches the server's side effects \
+                 (COPY … TO PROGRAM, pg_terminate_backend, SELECT … INTO OUTFILE)\n  \
+                 hint: connect as a role that can only SELECT (README: Safety)"
+            );
+        }
     }
 }
 

@@ -11,6 +11,7 @@ mod util;
 mod cli;
 mod config_errors;
 mod daemon;
+mod hostile;
 mod incidents;
 mod mariadb;
 mod postgres;

@@ -269,7 +269,7 @@ fn dml_writes_fail_and_leave_the_table_unchanged() {
         let doc = check_doc(&report, id);
         assert_eq!(doc["status"], "error", "{id} was not refused: {doc:#}");
     }
-    let msg = check_doc(&report, "insert")["error"]["message"]
+    let msg = check_doc(&report, "function")["error"]["message"]
         .as_str()
         .unwrap();
     assert!(msg.contains("READ ONLY transaction"), "{msg}");

@@ -321,7 +321,7 @@ fn writes_fail_and_leave_the_table_unchanged() {
         let doc = check_doc(&report, id);
         assert_eq!(doc["status"], "error", "{id} was not refused: {doc:#}");
     }
-    let msg = check_doc(&report, "insert_returning")["error"]["message"]
+    let msg = check_doc(&report, "function")["error"]["message"]
         .as_str()
         .unwrap();
     assert!(
