@@ -115,6 +115,8 @@ fn mariadb_writes_in_every_form_are_errors() {
         CREATE TABLE t (n INT);
         INSERT INTO t VALUES (1), (2), (3);
         CREATE PROCEDURE wipe() MODIFIES SQL DATA DELETE FROM t;
+        CREATE FUNCTION escape() RETURNS INT MODIFIES SQL DATA
+        BEGIN SET SESSION TRANSACTION READ WRITE; INSERT INTO t VALUES (7); RETURN 1; END;
     "});
     let hostile = [
         ("replace", "REPLACE INTO t VALUES (9)"),
@@ -140,6 +142,8 @@ fn mariadb_writes_in_every_form_are_errors() {
         ("lock", "LOCK TABLES t WRITE"),
         ("handler", "HANDLER t OPEN"),
         ("into_variable", "SELECT n INTO @v FROM t LIMIT 1"),
+        // A query whose function switches to read-write and writes, in one statement.
+        ("function_switch_then_write", "SELECT escape() AS n"),
     ];
     for (id, sql) in hostile {
         env.check_with(id, &[], sql);
@@ -290,7 +294,12 @@ fn postgres_a_set_never_reaches_the_next_check() {
         "set_next_check",
         "statement_timeout = \"1s\"\nmax_concurrency = 1",
     );
-    schema.exec("CREATE TABLE t (n int); INSERT INTO t VALUES (1), (2), (3);");
+    schema.exec(indoc::indoc! {"
+        CREATE TABLE t (n int);
+        INSERT INTO t VALUES (1), (2), (3);
+        CREATE FUNCTION escape() RETURNS int LANGUAGE plpgsql AS $$
+        BEGIN SET TRANSACTION READ WRITE; INSERT INTO t VALUES (7); RETURN 1; END $$;
+    "});
     env.check_with("a1_set_timeout", &[], "SET statement_timeout = 0");
     env.check_with(
         "a2_read_write",
@@ -308,6 +317,7 @@ fn postgres_a_set_never_reaches_the_next_check() {
     completes_check(&env, "b_sleep", "SELECT 0 AS s FROM pg_sleep(3)");
     env.check_with("c_delete", &[], "DELETE FROM t");
     env.check_with("c_truncate", &[], "TRUNCATE t");
+    env.check_with("c_function_switch_then_write", &[], "SELECT escape() AS n");
     let (out, report) = run_json(&env);
     assert_eq!(schema.scalar("SELECT count(*) FROM t"), 3);
     assert_errors(
@@ -319,6 +329,7 @@ fn postgres_a_set_never_reaches_the_next_check() {
             "a4_reset",
             "c_delete",
             "c_truncate",
+            "c_function_switch_then_write",
         ],
     );
     let sleep = check_doc(&report, "b_sleep");
