@@ -1,5 +1,6 @@
 //! `dqwatch validate`: every problem in config and checks at once, one ✓/✗ line per stage;
-//! with `--connect`, each query is prepared on its warehouse without running it.
+//! with `--connect`, each query is prepared on its warehouse without running it, and a
+//! connection whose login is a superuser or can write gets a warning.
 
 use super::args::ValidateArgs;
 use super::exit::Exit;
@@ -7,7 +8,9 @@ use super::load;
 use crate::checks;
 use crate::compose::{Composer, Templates};
 use crate::diag::Diagnostic;
+use crate::model::ErrorKind;
 use crate::warehouse::Warehouses;
+use std::collections::BTreeSet;
 use std::path::Path;
 
 /// Runs `dqwatch validate`.
@@ -96,24 +99,30 @@ pub async fn cmd(config: Option<&Path>, args: ValidateArgs) -> Exit {
             };
             let (path, line) = (check.path.clone(), check.sql_line);
             tasks.spawn(async move {
-                w.prepare(&sql).await.err().map(|e| {
-                    Diagnostic::at(
-                        &path,
-                        line,
-                        1,
-                        format!("query does not prepare on \"{conn}\": {e}"),
-                    )
-                    .hint("run `dqwatch render ID` to see the SQL, and try it in your SQL client")
-                })
+                let err = w.prepare(&sql).await.err()?;
+                let unreachable = err.kind() == ErrorKind::Connection;
+                let diag = Diagnostic::at(
+                    &path,
+                    line,
+                    1,
+                    format!("query does not prepare on \"{conn}\": {err}"),
+                )
+                .hint("run `dqwatch render ID` to see the SQL, and try it in your SQL client");
+                Some((conn, unreachable, diag))
             });
         }
     }
     let mut diags: Vec<Diagnostic> = Vec::new();
+    let mut unreachable: BTreeSet<String> = BTreeSet::new();
     while let Some(r) = tasks.join_next().await {
-        if let Ok(Some(d)) = r {
+        if let Ok(Some((conn, failed_to_connect, d))) = r {
+            if failed_to_connect {
+                unreachable.insert(conn);
+            }
             diags.push(d);
         }
     }
+    warn_about_privileges(&cfg, &warehouses, &unreachable).await;
     diags.sort_by(|a, b| a.path.cmp(&b.path));
     if diags.is_empty() {
         println!(
@@ -134,6 +143,33 @@ pub async fn cmd(config: Option<&Path>, args: ValidateArgs) -> Exit {
             catalog.checks.len()
         );
         Exit::Invalid
+    }
+}
+
+/// Warns (without changing the exit code) about each connection whose login is a superuser
+/// or can write: read-only transactions do not cover what such a role reaches on the server.
+/// A connection its checks could not reach is skipped: it was reported already, and trying
+/// again would only wait for it twice.
+async fn warn_about_privileges(
+    cfg: &crate::config::Config,
+    warehouses: &Warehouses,
+    unreachable: &BTreeSet<String>,
+) {
+    for name in cfg.connections.keys() {
+        let Some(w) = warehouses.get(name) else {
+            continue;
+        };
+        if unreachable.contains(name) {
+            continue;
+        }
+        if let Ok(Some(what)) = w.privileges().await {
+            eprintln!(
+                "warning: connection \"{name}\" logs in as a role that {what}; checks run \
+                 read-only, but such a role still reaches the server's side effects \
+                 (COPY … TO PROGRAM, pg_terminate_backend, SELECT … INTO OUTFILE)\n  \
+                 hint: connect as a role that can only SELECT (README: Safety)"
+            );
+        }
     }
 }
 

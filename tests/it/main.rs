@@ -13,6 +13,7 @@ mod cli;
 mod config_errors;
 mod daemon;
 mod faults;
+mod hostile;
 mod incidents;
 mod layers;
 mod report;

@@ -356,6 +356,8 @@ fn writes_fail_and_leave_the_table_unchanged() {
             msg.contains("readonly")
                 || msg.contains("read-only")
                 || msg.contains("read only")
+                // Refused before it reaches SQLite: not one query (issues/8 item 3).
+                || msg.starts_with("refused: ")
                 // No transaction is open to commit out of: the COMMIT itself fails.
                 || msg.contains("no transaction is active"),
             "{id}: {msg}"
@@ -944,9 +946,12 @@ fn validate_connect_prepares_every_query() {
         .code(2)
         .stderr_has("checks/sub/bad.sql:4:1: error: query does not prepare on \"warehouse\": no such table: nope")
         .stdout_has("✗ warehouse  1 of 2 queries do not prepare");
-    // Preparing runs nothing: a write still only prepares, and the table is unchanged.
+    // Preparing runs nothing, and a write is refused as a check would be (issues/8 item 3);
+    // the table is unchanged.
     env.check("sub/bad", "-- dqwatch\nDELETE FROM t\n");
-    env.run(["validate", "--connect"]).code(0);
+    env.run(["validate", "--connect"])
+        .code(2)
+        .stderr_has("this one starts with DELETE");
     assert_eq!(
         sqlite_scalar(&env.path().join("warehouse.db"), "SELECT count(*) FROM t"),
         3
