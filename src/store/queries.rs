@@ -75,6 +75,8 @@ pub struct RunRow<'a> {
     pub outcome: &'a Outcome,
     /// The check's consecutive-error count after this run.
     pub error_streak: u32,
+    /// The schedule slot this run is for (daemon), settled in the same transaction.
+    pub slot: Option<super::SlotClaim<'a>>,
 }
 
 /// What a recorded pass changed.
@@ -140,6 +142,7 @@ impl Store {
     ) -> Result<Recorded, StoreError> {
         with_pool!(self, pool => {
             let mut tx = pool.begin().await.map_err(StoreError::query("begin a transaction"))?;
+            super::daemon::finish_slots!(&mut *tx, matches!(self, Store::Postgres(_)), runs, now)?;
             // Runs, observations and check state go in as one JSON parameter per statement
             // (json_to_recordset / json_each): thousands of rows cost one round trip and one
             // plan, where a VALUES list with thousands of placeholders is slow to plan on

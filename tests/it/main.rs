@@ -14,6 +14,7 @@ mod daemon;
 mod incidents;
 mod mariadb;
 mod postgres;
+mod replicas;
 mod rules;
 mod rules_history;
 mod smtp;
