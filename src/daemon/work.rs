@@ -281,13 +281,31 @@ fn start(
 }
 
 /// The heartbeat: every third of the lease, renews the leases of the slots this replica
-/// holds (running or waiting to be recorded), so that no other replica takes them over.
+/// holds (running or waiting to be recorded), so that no other replica takes them over. After
+/// a stop signal it goes on while runs in flight still hold slots (they may finish and be
+/// recorded during the grace period), and returns once none does.
 pub async fn heartbeat(shared: Arc<Shared>, shutdown: CancellationToken) {
+    let mut last = std::time::Instant::now();
     loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(shared.lease() / 3) => {}
+        let stopping = shutdown.is_cancelled();
+        if stopping && shared.held().is_empty() {
+            return;
         }
+        let every = shared.lease() / 3;
+        let wait = if stopping {
+            // Notice soon that the last held slot was recorded.
+            every.min(Duration::from_millis(100))
+        } else {
+            every.saturating_sub(last.elapsed())
+        };
+        tokio::select! {
+            () = shutdown.cancelled(), if !stopping => continue,
+            () = tokio::time::sleep(wait) => {}
+        }
+        if last.elapsed() < every {
+            continue;
+        }
+        last = std::time::Instant::now();
         if let Err(e) = renew(&shared).await {
             shared.set_ready(false);
             tracing::warn!(error = %e.chain(), "Cannot renew slot leases; retrying.");
