@@ -135,3 +135,57 @@ fn a_slot_claimed_by_a_killed_replica_is_run_once_by_the_other() {
         b.log_text()
     );
 }
+
+// See: issues/8 item 8
+/// Eight replicas race to take over one expired slot on PostgreSQL at the same instant:
+/// exactly one wins; none can while the lease lasts or once the slot is settled.
+#[test]
+fn one_replica_wins_a_takeover_race_on_postgres() {
+    use chrono::TimeZone;
+    use dqwatch::store::Store;
+    let admin = require_env!("DQWATCH_TEST_POSTGRES_URL");
+    let schema = PgSchema::new(&admin, "replicas_race");
+    let lease = Duration::from_secs(30);
+    let t0 = chrono::Utc
+        .with_ymd_and_hms(2026, 11, 30, 12, 0, 0)
+        .unwrap();
+    let won = crate::util::block_on(async {
+        let store = Store::open(&dqwatch::config::Secret::new(schema.url.clone()))
+            .await
+            .unwrap();
+        let claimed = store
+            .claim_slots(&[("race".into(), t0)], "a", t0, lease)
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 1);
+        let race = |at: chrono::DateTime<chrono::Utc>| {
+            let store = store.clone();
+            async move {
+                let tries = (0..8).map(|i| {
+                    let store = store.clone();
+                    async move {
+                        store
+                            .take_over_slot("race", t0, &format!("r{i}"), at, lease)
+                            .await
+                            .unwrap()
+                    }
+                });
+                futures_util::future::join_all(tries)
+                    .await
+                    .into_iter()
+                    .filter(|w| *w)
+                    .count()
+            }
+        };
+        let early = race(t0 + chrono::Duration::seconds(29)).await;
+        let late = race(t0 + chrono::Duration::seconds(31)).await;
+        let again = race(t0 + chrono::Duration::seconds(32)).await;
+        store.close().await;
+        (early, late, again)
+    });
+    assert_eq!(won, (0, 1, 0), "(while leased, expired, just taken over)");
+    assert_eq!(
+        schema.scalar("SELECT takeovers FROM slots WHERE check_id = 'race'"),
+        1
+    );
+}
