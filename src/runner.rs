@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::evaluate::evaluate;
 use crate::incidents::{Event, Incident, Policy, fingerprint, reconcile};
 use crate::model::{ErrorKind, Outcome, Severity, Status};
-use crate::store::{Recorded, RunRow, Store, StoreError};
+use crate::store::{Recorded, RunRow, SlotClaim, Store, StoreError};
 use crate::warehouse::Warehouses;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -213,6 +213,21 @@ pub async fn record(
     config: &Config,
     now: DateTime<Utc>,
 ) -> Result<Recorded, StoreError> {
+    record_slots(report, &[], store, composer, config, now).await
+}
+
+/// [`record`] for scheduled runs: `slots[i]` is the schedule slot `report.runs[i]` ran for.
+/// The slots are settled in the same transaction; if one of them is no longer held by its
+/// replica (taken over after its lease ran out), nothing is recorded and the error is
+/// [`StoreError::SlotsLost`].
+pub async fn record_slots(
+    report: &RunReport,
+    slots: &[Option<SlotClaim<'_>>],
+    store: &Store,
+    composer: &Composer,
+    config: &Config,
+    now: DateTime<Utc>,
+) -> Result<Recorded, StoreError> {
     let window = report
         .runs
         .iter()
@@ -235,7 +250,7 @@ pub async fn record(
     let mut rows = Vec::with_capacity(report.runs.len());
     let mut infos: HashMap<String, CheckInfo> = HashMap::new();
     let mut samples: HashMap<String, Sample> = HashMap::new();
-    for run in &report.runs {
+    for (i, run) in report.runs.iter().enumerate() {
         let check = &run.check;
         let policy = Policy::new(
             check.lifecycle,
@@ -277,6 +292,7 @@ pub async fn record(
             duration_ms: run.duration.as_millis() as i64,
             outcome: &run.outcome,
             error_streak: streak,
+            slot: slots.get(i).copied().flatten(),
         });
     }
     let compose = |inc: &Incident, ev: &Event| {

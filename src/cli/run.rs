@@ -14,6 +14,9 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::sync::Arc;
 
+/// What a run whose outcomes could not be recorded says about it.
+const NOT_RECORDED: &str = "the checks ran and are reported, but their outcomes were not recorded: no incident was opened, updated or resolved and no mail was queued or sent";
+
 /// Runs `dqwatch run`.
 pub async fn cmd(config: Option<&Path>, args: RunArgs) -> Exit {
     let Some((cfg, catalog)) = load::all(config) else {
@@ -39,14 +42,6 @@ pub async fn execute(cfg: &Config, catalog: &Catalog, args: &RunArgs) -> Exit {
             cfg.checks_dir.display()
         );
     }
-    let state = if args.no_incidents {
-        None
-    } else {
-        match state::open(cfg).await {
-            Ok(s) => Some(s),
-            Err(exit) => return exit,
-        }
-    };
     let checks: Vec<_> = selected.into_iter().cloned().map(Arc::new).collect();
     let warehouses = Warehouses::new(cfg);
     let bar = progress(checks.len() as u64);
@@ -54,56 +49,110 @@ pub async fn execute(cfg: &Config, catalog: &Catalog, args: &RunArgs) -> Exit {
         bar.set_message(run.check.id.to_string());
         bar.inc(1);
     };
-    let report = runner::run(
-        checks,
-        &warehouses,
-        state.as_ref().map(|s| &s.store),
-        &SystemClock,
-        &on_done,
-    )
-    .await;
+    // The state store is opened while the checks run, unless a check reads its history from
+    // the store. A store that does not answer costs at most CONNECT_TIMEOUT, and the checks
+    // still run and are reported: only recording their outcomes needs it.
+    let (store, report) = if args.no_incidents {
+        let report = runner::run(checks, &warehouses, None, &SystemClock, &on_done).await;
+        (None, report)
+    } else {
+        let (composer, mailer) = match state::prepare(cfg) {
+            Ok(p) => p,
+            Err(exit) => return exit,
+        };
+        let (store, report) = if checks.iter().any(|c| c.history.is_some()) {
+            let store = state::connect(cfg).await;
+            let report = runner::run(
+                checks,
+                &warehouses,
+                store.as_ref().ok(),
+                &SystemClock,
+                &on_done,
+            )
+            .await;
+            (store, report)
+        } else {
+            tokio::join!(
+                state::connect(cfg),
+                runner::run(checks, &warehouses, None, &SystemClock, &on_done)
+            )
+        };
+        let state = store.map(|store| state::State {
+            store,
+            composer,
+            mailer,
+        });
+        (Some(state), report)
+    };
     bar.finish_and_clear();
     warehouses.close().await;
 
-    let mut verdict = report::verdict(&report, args.fail_on);
+    let verdict = report::verdict(&report, args.fail_on);
     let mut rendered = report::render(&report, args.format, args.fail_on);
-    if let Some(state) = &state {
-        match runner::record(
-            &report,
-            &state.store,
-            &state.composer,
-            cfg,
-            SystemClock.now(),
-        )
-        .await
-        {
-            Ok(rec) => {
-                let delivery = state.deliver(&SystemClock).await;
-                let (pending, dead) = state.store.outbox_counts().await.unwrap_or_default();
-                let mut line = incidents_line(&rec, delivery.as_ref(), pending, dead);
-                if let Ok(w) = state.store.outbox_waiting(SystemClock.now()).await {
-                    // After the counts, before the newline: which mails wait, and until when.
-                    let waiting = super::outbox::waiting_line(&w);
-                    if let Some(at) = line.find('\n') {
-                        line.insert_str(at, &waiting);
+    // Whether the outcomes were recorded: `None` with --no-incidents (nothing to record).
+    let mut recorded: Option<Result<(), String>> = None;
+    match &store {
+        None => {}
+        Some(Err(e)) => {
+            recorded = Some(Err(e.chain()));
+        }
+        Some(Ok(state)) => {
+            match runner::record(
+                &report,
+                &state.store,
+                &state.composer,
+                cfg,
+                SystemClock.now(),
+            )
+            .await
+            {
+                Ok(rec) => {
+                    recorded = Some(Ok(()));
+                    let delivery = state.deliver(&SystemClock).await;
+                    let (pending, dead) = state.store.outbox_counts().await.unwrap_or_default();
+                    let mut line = incidents_line(&rec, delivery.as_ref(), pending, dead);
+                    if let Ok(w) = state.store.outbox_waiting(SystemClock.now()).await {
+                        // After the counts, before the newline: which mails wait, and until when.
+                        let waiting = super::outbox::waiting_line(&w);
+                        if let Some(at) = line.find('\n') {
+                            line.insert_str(at, &waiting);
+                        }
+                    }
+                    if args.format == Format::Text {
+                        rendered.push_str(&line);
+                    } else {
+                        eprint!("{line}");
                     }
                 }
-                if args.format == Format::Text {
-                    rendered.push_str(&line);
-                } else {
-                    eprint!("{line}");
-                }
-            }
-            Err(e) => {
-                // The outcomes are printed below; the incident state is not updated, and the
-                // next run reconciles again.
-                eprintln!("error: {}
-  hint: outcomes were reported but not recorded; fix the state store (or the template) and run again", e.chain());
-                if verdict == report::Verdict::Clean {
-                    verdict = report::Verdict::CheckFailed;
-                }
+                Err(e) => recorded = Some(Err(e.chain())),
             }
         }
+    }
+    if let Some(Err(why)) = &recorded {
+        // The outcomes stand and decide the exit code; only the incident state and the mail
+        // are missing. The next run reconciles again.
+        eprintln!(
+            "error: {why}\n  note: {NOT_RECORDED}\n  hint: check `state` in {} (sqlite://PATH or postgres://…); the next run records again",
+            cfg.path.display()
+        );
+        match args.format {
+            Format::Text => {
+                let _ = writeln!(rendered, "incidents: not recorded ({NOT_RECORDED})");
+            }
+            Format::Github => {
+                let _ = writeln!(
+                    rendered,
+                    "::warning title=dqwatch::outcomes not recorded: {}",
+                    github_escape(why)
+                );
+            }
+            Format::Json | Format::Junit => {}
+        }
+    }
+    if args.format == Format::Json
+        && let Some(r) = &recorded
+    {
+        rendered = json_with_recorded(&rendered, r.as_ref().err().map(String::as_str));
     }
     let mut stdout = std::io::stdout().lock();
     let written = match &args.output {
@@ -126,6 +175,30 @@ pub async fn execute(cfg: &Config, catalog: &Catalog, args: &RunArgs) -> Exit {
         return Exit::Invalid;
     }
     verdict.into()
+}
+
+/// The JSON report with `"recorded"` (and, when false, `"record_error"`) appended as its last
+/// fields.
+fn json_with_recorded(rendered: &str, error: Option<&str>) -> String {
+    let Some(end) = rendered.rfind('}') else {
+        return rendered.to_string();
+    };
+    let fields = match error {
+        None => ",\n  \"recorded\": true\n".to_string(),
+        Some(e) => format!(
+            ",\n  \"recorded\": false,\n  \"record_error\": {}\n",
+            serde_json::Value::String(e.to_string())
+        ),
+    };
+    let body = rendered[..end].trim_end();
+    format!("{body}{fields}{}", &rendered[end..])
+}
+
+/// Text for a GitHub workflow command's message.
+fn github_escape(s: &str) -> String {
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
 }
 
 fn incidents_line(

@@ -8,7 +8,8 @@ use crate::compose::{Composer, Templates};
 use crate::config::Config;
 use crate::engine::deliver::{self as outbox, Delivery};
 use crate::notify::Mailer;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
+use std::time::Duration;
 
 /// The incident machinery of one config.
 pub struct State {
@@ -30,8 +31,34 @@ pub async fn open_from(flag: Option<&std::path::Path>) -> Result<(Config, State)
     Ok((cfg, state))
 }
 
+/// How long a command waits for the state store to accept a connection.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Loads templates (exit 2 on a bad one), then opens the store (exit 3 when unreachable).
 pub async fn open(cfg: &Config) -> Result<State, Exit> {
+    let (composer, mailer) = prepare(cfg)?;
+    let store = connect(cfg).await.map_err(|e| {
+        eprintln!(
+            "error: {}\n  hint: check `state` in {} (sqlite://PATH or postgres://…)",
+            e.chain(),
+            cfg.path.display()
+        );
+        Exit::CheckFailed
+    })?;
+    Ok(State {
+        store,
+        composer,
+        mailer,
+    })
+}
+
+/// Opens and migrates the state store, waiting at most [`CONNECT_TIMEOUT`] for a connection.
+pub async fn connect(cfg: &Config) -> Result<Store, StoreError> {
+    Store::open_within(&cfg.state, Some(CONNECT_TIMEOUT)).await
+}
+
+/// Templates and the mail transport (exit 2 on a problem, printed).
+pub fn prepare(cfg: &Config) -> Result<(Composer, Option<Mailer>), Exit> {
     let templates = Templates::load(&cfg.templates_dir).map_err(|d| {
         load::print_diagnostics(&d);
         Exit::Invalid
@@ -47,19 +74,7 @@ pub async fn open(cfg: &Config) -> Result<State, Exit> {
             return Err(Exit::Invalid);
         }
     };
-    let store = Store::open(&cfg.state).await.map_err(|e| {
-        eprintln!(
-            "error: {}\n  hint: check `state` in {} (sqlite://PATH or postgres://…)",
-            e.chain(),
-            cfg.path.display()
-        );
-        Exit::CheckFailed
-    })?;
-    Ok(State {
-        store,
-        composer,
-        mailer,
-    })
+    Ok((composer, mailer))
 }
 
 impl State {

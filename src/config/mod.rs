@@ -61,6 +61,9 @@ pub struct Daemon {
     pub api_token: Secret,
     /// Local time of day digests go out (weekly ones on Mondays).
     pub digest_at: chrono::NaiveTime,
+    /// How long a claimed schedule slot stays with its replica without a heartbeat; the
+    /// heartbeat renews it every third of this.
+    pub claim_lease: std::time::Duration,
 }
 
 /// The warehouse database kind, from the URL scheme.

@@ -35,6 +35,7 @@ pub(super) struct RawDaemon {
     pub catch_up: Option<bool>,
     pub api_token: Option<Str>,
     pub digest_at: Option<Str>,
+    pub claim_lease: Option<Str>,
 }
 
 #[derive(Deserialize)]

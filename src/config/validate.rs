@@ -260,6 +260,7 @@ fn validate_daemon(ctx: &mut Ctx<'_>, raw: Option<&super::raw::RawDaemon>) -> Da
         catch_up: true,
         api_token: Secret::default(),
         digest_at: chrono::NaiveTime::from_hms_opt(9, 0, 0).unwrap_or_default(),
+        claim_lease: Duration::from_secs(30),
     };
     let Some(raw) = raw else { return daemon };
     if let Some(tz) = &raw.timezone {
@@ -299,6 +300,19 @@ fn validate_daemon(ctx: &mut Ctx<'_>, raw: Option<&super::raw::RawDaemon>) -> Da
     }
     if let Some(token) = raw.api_token.as_ref().and_then(|s| ctx.string(s)) {
         daemon.api_token = Secret::new(token);
+    }
+    if let Some(lease) = &raw.claim_lease
+        && let Some(d) = ctx.duration(lease)
+    {
+        if (Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&d) {
+            daemon.claim_lease = d;
+        } else {
+            ctx.error(
+                lease.span(),
+                format!("claim_lease \"{}\" is out of range", lease.get_ref()),
+                Some("between \"1s\" and \"1h\"; the default is \"30s\"".into()),
+            );
+        }
     }
     daemon
 }

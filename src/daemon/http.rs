@@ -13,7 +13,6 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -67,27 +66,14 @@ async fn index(State(shared): S) -> Response {
     }
 }
 
+/// From the last background check ([`super::health`]): never waits for a server.
 async fn readyz(State(shared): S) -> Response {
-    let store = match shared.store.ping().await {
-        Ok(()) => "ok".to_string(),
-        Err(e) => e.chain(),
-    };
-    let loaded = shared.loaded();
-    let mut connections = serde_json::Map::new();
-    for name in loaded.config.connections.keys() {
-        let status = match loaded.warehouses.get(name) {
-            Some(w) => {
-                match tokio::time::timeout(Duration::from_secs(5), w.prepare("SELECT 1")).await {
-                    Ok(Ok(_)) => "ok".to_string(),
-                    Ok(Err(e)) => e.to_string(),
-                    Err(_) => "timed out".to_string(),
-                }
-            }
-            None => "not configured".to_string(),
-        };
-        connections.insert(name.clone(), status.into());
-    }
-    let ok = store == "ok" && connections.values().all(|v| v == "ok");
+    let health = shared
+        .health
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    let ok = health.ready();
     let code = if ok {
         StatusCode::OK
     } else {
@@ -95,40 +81,25 @@ async fn readyz(State(shared): S) -> Response {
     };
     (
         code,
-        Json(json!({ "ready": ok, "state_store": store, "connections": connections })),
+        Json(json!({
+            "ready": ok,
+            "state_store": health.state_store,
+            "connections": health.connections,
+            "checked_at": health.checked_at.map(crate::store::format_time),
+        })),
     )
         .into_response()
 }
 
+/// Prometheus text; the gauges come from the last background check, so that a scrape never
+/// waits for the state store and `dqwatch_ready` agrees with `/readyz`.
 async fn metrics(State(shared): S) -> Response {
-    if let Ok(open) = shared.store.incidents(&["open", "acknowledged"]).await {
-        let mut counts: std::collections::BTreeMap<(String, String), f64> =
-            std::collections::BTreeMap::new();
-        for sev in crate::model::Severity::ALL {
-            for cat in crate::model::Category::ALL {
-                counts.insert((sev.to_string(), cat.to_string()), 0.0);
-            }
-        }
-        for i in &open {
-            *counts
-                .entry((i.severity.to_string(), i.category.to_string()))
-                .or_default() += 1.0;
-        }
-        for ((sev, cat), n) in counts {
-            metrics::gauge!("dqwatch_open_incidents", "severity" => sev, "category" => cat).set(n);
-        }
-    }
-    if let Ok((pending, dead)) = shared.store.outbox_counts().await {
-        metrics::gauge!("dqwatch_outbox_pending").set(pending as f64);
-        metrics::gauge!("dqwatch_outbox_failed").set(dead as f64);
-    }
-    metrics::gauge!("dqwatch_ready").set(
-        if shared.ready.load(std::sync::atomic::Ordering::Relaxed) {
-            1.0
-        } else {
-            0.0
-        },
-    );
+    let health = shared
+        .health
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    super::health::set_gauges(&health);
     (
         [("content-type", "text/plain; version=0.0.4")],
         shared.metrics.render(),

@@ -5,6 +5,7 @@
 
 pub mod digest;
 pub mod escalate;
+pub mod health;
 mod http;
 mod page;
 pub mod scheduler;
@@ -21,10 +22,11 @@ use crate::notify::Mailer;
 use crate::runner::check_info;
 use crate::store::Store;
 use crate::warehouse::Warehouses;
-use std::collections::HashMap;
+use chrono::{DateTime, Utc};
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -59,10 +61,17 @@ pub struct Shared {
     pub clock: Arc<dyn Clock>,
     /// This replica's name in slot and digest claims.
     pub replica: String,
-    /// False while the state store is unreachable.
+    /// False while the work loops cannot reach the state store (for the log).
     pub ready: AtomicBool,
+    /// What the probes answer, refreshed in the background ([`health`]).
+    pub health: RwLock<health::Health>,
+    /// Schedule slots this replica claimed whose run is not recorded yet: the heartbeat
+    /// keeps their leases alive.
+    pub held: Mutex<HashSet<(String, DateTime<Utc>)>>,
     /// Wakes the mail deliverer.
     pub mail_due: Notify,
+    /// Asks for a background health check now (incidents changed).
+    pub health_due: Notify,
     /// Prometheus exposition.
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// Set by SIGHUP: the scheduler re-plans.
@@ -78,7 +87,10 @@ impl Shared {
             clock,
             replica,
             ready: AtomicBool::new(true),
+            health: RwLock::new(health::Health::default()),
+            held: Mutex::new(HashSet::new()),
             mail_due: Notify::new(),
+            health_due: Notify::new(),
             metrics: recorder(),
             replanned: Notify::new(),
         }
@@ -102,6 +114,18 @@ impl Shared {
         // notify_one keeps the notice until the scheduler next waits: a reload that comes
         // while it is busy is not lost.
         self.replanned.notify_one();
+    }
+
+    /// The slots this replica holds unrecorded.
+    pub fn held(&self) -> std::sync::MutexGuard<'_, HashSet<(String, DateTime<Utc>)>> {
+        self.held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The lease of a claimed slot (`[daemon] claim_lease`).
+    pub fn lease(&self) -> Duration {
+        self.loaded().config.daemon.claim_lease
     }
 
     /// Marks the store reachable or not, logging the change.
@@ -181,14 +205,18 @@ pub async fn run(
     let starting = shutdown.child_token();
     let early_server = tokio::spawn(http::serve_starting(early, starting.clone()));
     let store = open_store(&loaded.config, &shutdown).await;
-    starting.cancel();
-    let _ = early_server.await;
     let Some(store) = store else {
         // Stopped while waiting for the store: nothing ran, nothing is lost.
+        starting.cancel();
+        let _ = early_server.await;
         return Ok(());
     };
     let replica = format!("{}-{}", hostname(), std::process::id());
     let shared = Arc::new(Shared::new(loaded, store, clock, replica));
+    // The probes answer from the first check on; until then the stand-in says "starting".
+    health::refresh(&shared).await;
+    starting.cancel();
+    let _ = early_server.await;
     let tracker = TaskTracker::new();
     let (tx, rx) = tokio::sync::mpsc::channel(100_000);
     tracker.spawn(work::schedule(
@@ -198,7 +226,9 @@ pub async fn run(
         tracker.clone(),
     ));
     tracker.spawn(work::record(Arc::clone(&shared), rx, shutdown.clone()));
+    tracker.spawn(work::heartbeat(Arc::clone(&shared), shutdown.clone()));
     tracker.spawn(work::deliver(Arc::clone(&shared), shutdown.clone()));
+    tracker.spawn(health::run(Arc::clone(&shared), shutdown.clone()));
     tracker.spawn(escalate::run(Arc::clone(&shared), shutdown.clone()));
     tracker.spawn(digest::run(Arc::clone(&shared), shutdown.clone()));
     tracker.spawn(http::serve(listener, Arc::clone(&shared), shutdown.clone()));

@@ -204,3 +204,149 @@ async fn digests_once_per_period_and_only_with_news() {
     );
     assert!(digest.mail.text.contains("[P0] late"));
 }
+
+/// Another replica on the same store and clock, loading the same config.
+fn replica(dir: &tempfile::TempDir, shared: &Shared, name: &str) -> Arc<Shared> {
+    let loaded = load(&dir.path().join("dqwatch.toml"), &|_| None).unwrap();
+    Arc::new(Shared::new(
+        loaded,
+        shared.store.clone(),
+        Arc::clone(&shared.clock),
+        name.into(),
+    ))
+}
+
+/// The slots of check `late`: (fire time, claimed by, finished, takeovers).
+async fn slots(shared: &Shared) -> Vec<(String, String, bool, i64)> {
+    let Store::Sqlite(pool) = &shared.store else {
+        unreachable!("the test store is SQLite")
+    };
+    let rows: Vec<(String, String, Option<String>, i64)> = sqlx::query_as(
+        "SELECT fire_at, claimed_by, finished_at, takeovers FROM slots WHERE check_id = 'late' ORDER BY fire_at",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    rows.into_iter()
+        .map(|(f, c, done, n)| (f, c, done.is_some(), n))
+        .collect()
+}
+
+/// One run of check `late`, as a replica's scheduler would have it for slot `fire_at`.
+async fn late_run(shared: &Shared, fire_at: chrono::DateTime<Utc>) -> super::work::SlotRun {
+    let loaded = shared.loaded();
+    let report = runner::run(
+        loaded.checks.clone(),
+        &loaded.warehouses,
+        Some(&shared.store),
+        shared.clock.as_ref(),
+        &|_| {},
+    )
+    .await;
+    (report.runs.into_iter().next().unwrap(), fire_at)
+}
+
+async fn runs_of_late(shared: &Shared) -> i64 {
+    let Store::Sqlite(pool) = &shared.store else {
+        unreachable!("the test store is SQLite")
+    };
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM runs WHERE check_id = 'late'")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    n
+}
+
+// See: issues/8 item 8
+/// A slot claimed by a replica that dies mid-run is taken over by exactly one other replica
+/// once the lease runs out (and not while the claimer's heartbeat renews it); the dead
+/// claimer's late result is refused; a recorded slot is never taken over.
+#[tokio::test]
+async fn a_slot_whose_replica_died_is_run_once_by_another() {
+    let (dir, a, clock) = setup().await;
+    std::fs::write(
+        dir.path().join("checks/late.sql"),
+        "-- dqwatch\n-- severity = \"P0\"\n-- schedule = \"* * * * *\"\nSELECT 1 AS late\n",
+    )
+    .unwrap();
+    let a = replica(&dir, &a, "a");
+    let b = replica(&dir, &a, "b");
+    let c = replica(&dir, &a, "c");
+    let lease = a.lease();
+    assert_eq!(
+        lease,
+        std::time::Duration::from_secs(30),
+        "the default lease"
+    );
+    let fire = clock.now();
+    let won = a
+        .store
+        .claim_slots(&[("late".into(), fire)], "a", clock.now(), lease)
+        .await
+        .unwrap();
+    assert_eq!(won.len(), 1);
+    a.held().insert(("late".into(), fire));
+    let (b_running, c_running) = (Arc::default(), Arc::default());
+
+    // A's heartbeat renews the lease every third of it: nobody takes the slot over.
+    for _ in 0..6 {
+        clock.advance(Duration::seconds(10));
+        assert_eq!(super::work::renew(&a).await.unwrap(), 1);
+        assert!(super::work::orphans(&b, &b_running).await.is_empty());
+    }
+
+    // A dies (no more heartbeats). Just before the lease runs out the slot is still A's.
+    clock.advance(Duration::seconds(29));
+    assert!(super::work::orphans(&b, &b_running).await.is_empty());
+    clock.advance(Duration::seconds(2));
+    let taken = super::work::orphans(&b, &b_running).await;
+    assert_eq!(
+        taken
+            .iter()
+            .map(|(ch, t)| (ch.id.0.clone(), *t))
+            .collect::<Vec<_>>(),
+        vec![("late".to_string(), fire)]
+    );
+    assert!(
+        super::work::orphans(&c, &c_running).await.is_empty(),
+        "a slot is taken over once"
+    );
+    assert_eq!(
+        slots(&b).await,
+        vec![(crate::store::format_time(fire), "b".into(), false, 1)]
+    );
+
+    // A was only stalled, not dead: its late result is refused, B's is recorded.
+    let late = late_run(&a, fire).await;
+    match super::work::record_batch(&a, std::slice::from_ref(&late)).await {
+        Err(crate::store::StoreError::SlotsLost(lost)) => {
+            assert_eq!(lost, vec![("late".to_string(), fire)]);
+        }
+        other => panic!("the stale claimer recorded: {other:?}"),
+    }
+    assert_eq!(
+        super::work::renew(&a).await.unwrap(),
+        0,
+        "A no longer renews it"
+    );
+    let run = late_run(&b, fire).await;
+    super::work::record_batch(&b, std::slice::from_ref(&run))
+        .await
+        .unwrap();
+    assert_eq!(runs_of_late(&b).await, 1, "the slot ran once");
+    assert_eq!(
+        slots(&b).await,
+        vec![(crate::store::format_time(fire), "b".into(), true, 1)]
+    );
+
+    // Recorded: never taken over again, however long B stays silent.
+    clock.advance(Duration::hours(2));
+    assert!(super::work::orphans(&c, &c_running).await.is_empty());
+    assert!(
+        super::work::record_batch(&b, std::slice::from_ref(&run))
+            .await
+            .is_err(),
+        "a slot is settled once"
+    );
+    assert_eq!(runs_of_late(&b).await, 1);
+}

@@ -5,6 +5,8 @@
 use super::Shared;
 use super::scheduler::{Plan, Slot};
 use crate::runner::{self, CheckRun, RunReport};
+use crate::store::SlotClaim;
+use chrono::{DateTime, Utc};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,15 +20,25 @@ const RECORD_BATCH: usize = 2000;
 const DELIVER_EVERY: Duration = Duration::from_secs(5);
 /// The longest pause between delivery passes while the mail transport is down.
 const TRANSPORT_PAUSE_MAX: Duration = Duration::from_secs(300);
+/// How often the scheduler looks for slots whose replica died.
+const ORPHAN_SCAN: Duration = Duration::from_secs(1);
 
-/// Plans and starts scheduled runs until shutdown; re-plans on reload.
+/// A finished scheduled run and the slot it ran for.
+pub type SlotRun = (CheckRun, DateTime<Utc>);
+
+/// Checks whose run is in flight on this replica.
+type Running = Arc<Mutex<HashSet<String>>>;
+
+/// Plans and starts scheduled runs until shutdown; re-plans on reload. Every second it also
+/// takes over slots whose replica died ([`orphans`]).
 pub async fn schedule(
     shared: Arc<Shared>,
-    tx: mpsc::Sender<CheckRun>,
+    tx: mpsc::Sender<SlotRun>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
-    let running: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let running: Running = Arc::default();
+    let mut last_scan: Option<std::time::Instant> = None;
     loop {
         let loaded = shared.loaded();
         let last = loop {
@@ -59,12 +71,17 @@ pub async fn schedule(
             if !due.is_empty() {
                 launch(&shared, due, &tx, &tracker, &running, &shutdown).await;
             }
+            if last_scan.is_none_or(|t| t.elapsed() >= ORPHAN_SCAN) {
+                last_scan = Some(std::time::Instant::now());
+                let adopted = orphans(&shared, &running).await;
+                start(&shared, adopted, &tx, &tracker, &running, &shutdown);
+            }
             let now = shared.clock.now();
             let wait = plan
                 .next_wake()
                 .and_then(|t| (t - now).to_std().ok())
                 .unwrap_or(Duration::ZERO)
-                .min(Duration::from_secs(1));
+                .min(ORPHAN_SCAN);
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 () = shared.replanned.notified() => break,
@@ -74,21 +91,87 @@ pub async fn schedule(
     }
 }
 
+/// Takes over the slots whose lease ran out before their run was recorded (the replica that
+/// claimed them died or lost the store for longer than the lease), for checks this replica
+/// knows and is not running now. Each goes to exactly one replica; returns the ones won here,
+/// already marked running and held.
+pub async fn orphans(shared: &Shared, running: &Running) -> Vec<Slot> {
+    let now = shared.clock.now();
+    let expired = match shared.store.expired_slots(now, 500).await {
+        Ok(e) => e,
+        Err(e) => {
+            shared.set_ready(false);
+            tracing::warn!(error = %e.chain(), "Cannot look for slots of dead replicas; retrying.");
+            return Vec::new();
+        }
+    };
+    if expired.is_empty() {
+        return Vec::new();
+    }
+    let loaded = shared.loaded();
+    let lease = loaded.config.daemon.claim_lease;
+    let mut won = Vec::new();
+    for slot in expired {
+        let Some(check) = loaded
+            .checks
+            .iter()
+            .find(|c| c.id.0 == slot.check_id && c.schedule.is_some())
+        else {
+            continue;
+        };
+        // A check never overlaps itself: the slot waits until the run here is done.
+        if !lock(running).insert(slot.check_id.clone()) {
+            continue;
+        }
+        match shared
+            .store
+            .take_over_slot(&slot.check_id, slot.fire_at, &shared.replica, now, lease)
+            .await
+        {
+            Ok(true) => {
+                tracing::warn!(
+                    check = %slot.check_id,
+                    slot = %slot.fire_at,
+                    from = %slot.claimed_by,
+                    lease_ran_out = %slot.lease_until,
+                    "Took over a slot whose replica stopped renewing its lease; running it here."
+                );
+                metrics::counter!("dqwatch_slots_taken_over_total").increment(1);
+                shared.held().insert((slot.check_id.clone(), slot.fire_at));
+                won.push((Arc::clone(check), slot.fire_at));
+            }
+            Ok(false) => {
+                lock(running).remove(&slot.check_id);
+            }
+            Err(e) => {
+                lock(running).remove(&slot.check_id);
+                tracing::warn!(error = %e.chain(), "Cannot take over a slot; retrying.");
+                break;
+            }
+        }
+    }
+    won
+}
+
+fn lock(running: &Running) -> std::sync::MutexGuard<'_, HashSet<String>> {
+    running
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Claims `slots` (one replica wins each) and starts a run for every claimed one whose check
 /// is not still running: a check never overlaps itself.
 async fn launch(
     shared: &Arc<Shared>,
     slots: Vec<Slot>,
-    tx: &mpsc::Sender<CheckRun>,
+    tx: &mpsc::Sender<SlotRun>,
     tracker: &TaskTracker,
-    running: &Arc<Mutex<HashSet<String>>>,
+    running: &Running,
     shutdown: &CancellationToken,
 ) {
     let now = shared.clock.now();
     let free: Vec<Slot> = {
-        let busy = running
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let busy = lock(running);
         slots
             .into_iter()
             .filter(|(c, t)| {
@@ -103,7 +186,11 @@ async fn launch(
     };
     let keys: Vec<(String, chrono::DateTime<chrono::Utc>)> =
         free.iter().map(|(c, t)| (c.id.0.clone(), *t)).collect();
-    let claimed = match shared.store.claim_slots(&keys, &shared.replica, now).await {
+    let claimed = match shared
+        .store
+        .claim_slots(&keys, &shared.replica, now, shared.lease())
+        .await
+    {
         Ok(c) => {
             shared.set_ready(true);
             c
@@ -114,19 +201,33 @@ async fn launch(
             return;
         }
     };
-    let loaded = shared.loaded();
     let mut jobs = Vec::new();
     {
-        let mut busy = running
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut busy = lock(running);
+        let mut held = shared.held();
         for (check, fire_at) in free {
-            if claimed.contains(&(check.id.0.clone(), fire_at)) {
-                busy.insert(check.id.0.clone());
+            if claimed.contains(&(check.id.0.clone(), fire_at)) && busy.insert(check.id.0.clone()) {
+                held.insert((check.id.0.clone(), fire_at));
                 jobs.push((check, fire_at));
             }
         }
     }
+    start(shared, jobs, tx, tracker, running, shutdown);
+}
+
+/// Starts the runs of claimed slots (their checks already marked running, the slots held).
+fn start(
+    shared: &Arc<Shared>,
+    jobs: Vec<Slot>,
+    tx: &mpsc::Sender<SlotRun>,
+    tracker: &TaskTracker,
+    running: &Running,
+    shutdown: &CancellationToken,
+) {
+    if jobs.is_empty() {
+        return;
+    }
+    let loaded = shared.loaded();
     // One dispatcher starts the claimed checks as run slots free up: a few dozen tasks exist
     // at a time instead of one per slot (thousands of waiting tasks were most of the memory).
     let in_flight = (loaded.warehouses.total_concurrency() * 4).max(64);
@@ -157,38 +258,101 @@ async fn launch(
                 let id = check.id.0.clone();
                 let run = tokio::select! {
                     report = runner::run(vec![check], &warehouses, Some(&shared.store), shared.clock.as_ref(), &|_| {}) => report.runs.into_iter().next(),
-                    // Stopping: a check still running is dropped; its slot stays claimed.
+                    // Stopping: a check still running is dropped; its slot's lease runs out
+                    // and another replica (or this one, restarted) runs it.
                     () = async { shutdown.cancelled().await; tokio::time::sleep(super::SHUTDOWN_GRACE / 2).await } => None,
                 };
-                running.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id);
-                if let Some(run) = run {
-                    let _ = tx.send(run).await;
+                lock(&running).remove(&id);
+                let sent = match run {
+                    Some(run) => tx.send((run, fire_at)).await.is_ok(),
+                    None => false,
+                };
+                if !sent {
+                    shared.held().remove(&(id, fire_at));
                 }
             });
         }
         // Stopped before starting these: they are not running.
-        let mut busy = running.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        for (check, _) in jobs {
+        let mut busy = lock(&running);
+        let mut held = shared.held();
+        for (check, fire_at) in jobs {
             busy.remove(&check.id.0);
+            held.remove(&(check.id.0.clone(), fire_at));
         }
     });
 }
 
-/// Records finished runs in batches until every sender is gone.
+/// The heartbeat: every third of the lease, renews the leases of the slots this replica
+/// holds (running or waiting to be recorded), so that no other replica takes them over. After
+/// a stop signal it goes on while runs in flight still hold slots (they may finish and be
+/// recorded during the grace period), and returns once none does.
+pub async fn heartbeat(shared: Arc<Shared>, shutdown: CancellationToken) {
+    let mut last = std::time::Instant::now();
+    loop {
+        let stopping = shutdown.is_cancelled();
+        if stopping && shared.held().is_empty() {
+            return;
+        }
+        let every = shared.lease() / 3;
+        let wait = if stopping {
+            // Notice soon that the last held slot was recorded.
+            every.min(Duration::from_millis(100))
+        } else {
+            every.saturating_sub(last.elapsed())
+        };
+        tokio::select! {
+            () = shutdown.cancelled(), if !stopping => continue,
+            () = tokio::time::sleep(wait) => {}
+        }
+        if last.elapsed() < every {
+            continue;
+        }
+        last = std::time::Instant::now();
+        if let Err(e) = renew(&shared).await {
+            shared.set_ready(false);
+            tracing::warn!(error = %e.chain(), "Cannot renew slot leases; retrying.");
+        }
+    }
+}
+
+/// Renews the leases of every held slot once; how many were renewed.
+pub async fn renew(shared: &Shared) -> Result<u64, crate::store::StoreError> {
+    let held: Vec<(String, DateTime<Utc>)> = shared.held().iter().cloned().collect();
+    if held.is_empty() {
+        return Ok(0);
+    }
+    let renewed = shared
+        .store
+        .renew_slots(&held, &shared.replica, shared.clock.now(), shared.lease())
+        .await?;
+    if renewed < held.len() as u64 {
+        // Taken over while this replica could not renew them (or already recorded): their
+        // runs here are refused when recorded.
+        tracing::warn!(
+            held = held.len(),
+            renewed,
+            "Some slot leases were not renewed: another replica may have taken them over."
+        );
+    }
+    Ok(renewed)
+}
+
+/// Records finished runs in batches until every sender is gone. A run whose slot was taken
+/// over by another replica meanwhile is dropped: that replica runs and records the slot.
 pub async fn record(
     shared: Arc<Shared>,
-    mut rx: mpsc::Receiver<CheckRun>,
+    mut rx: mpsc::Receiver<SlotRun>,
     shutdown: CancellationToken,
 ) {
     while let Some(first) = rx.recv().await {
-        let mut runs = vec![first];
-        while runs.len() < RECORD_BATCH {
+        let mut batch = vec![first];
+        while batch.len() < RECORD_BATCH {
             match rx.try_recv() {
-                Ok(r) => runs.push(r),
+                Ok(r) => batch.push(r),
                 Err(_) => break,
             }
         }
-        for r in &runs {
+        for (r, _) in &batch {
             let outcome = match &r.outcome {
                 crate::model::Outcome::Error { .. } => "error",
                 o if o.worst().is_some() => "breach",
@@ -197,37 +361,43 @@ pub async fn record(
             metrics::counter!("dqwatch_runs_total", "check" => r.check.id.0.clone(), "outcome" => outcome).increment(1);
             metrics::histogram!("dqwatch_run_duration_seconds").record(r.duration.as_secs_f64());
         }
-        let report = RunReport {
-            started_at: shared.clock.now(),
-            duration: Duration::ZERO,
-            runs,
-        };
         let mut delay = Duration::from_millis(500);
-        for attempt in 1.. {
-            let loaded = shared.loaded();
-            match runner::record(
-                &report,
-                &shared.store,
-                &loaded.composer,
-                &loaded.config,
-                shared.clock.now(),
-            )
-            .await
-            {
+        let mut attempt = 0;
+        while !batch.is_empty() {
+            attempt += 1;
+            match record_batch(&shared, &batch).await {
                 Ok(rec) => {
                     shared.set_ready(true);
                     if rec.mails > 0 {
                         shared.mail_due.notify_one();
                     }
+                    if rec.opened + rec.raised + rec.resolved > 0 {
+                        shared.health_due.notify_one();
+                    }
                     break;
+                }
+                Err(crate::store::StoreError::SlotsLost(lost)) => {
+                    for (check, fire_at) in &lost {
+                        tracing::warn!(
+                            check = %check,
+                            slot = %fire_at,
+                            "Run not recorded: its slot was taken over by another replica, which runs it."
+                        );
+                    }
+                    let lost: HashSet<(String, DateTime<Utc>)> = lost.into_iter().collect();
+                    batch.retain(|(r, t)| !lost.contains(&(r.check.id.0.clone(), *t)));
+                    let mut held = shared.held();
+                    for key in &lost {
+                        held.remove(key);
+                    }
                 }
                 Err(e) => {
                     shared.set_ready(false);
-                    tracing::error!(error = %e.chain(), runs = report.runs.len(), attempt, "Cannot record runs; retrying.");
+                    tracing::error!(error = %e.chain(), runs = batch.len(), attempt, "Cannot record runs; retrying.");
                     if shutdown.is_cancelled() && attempt >= 3 {
                         tracing::error!(
-                            runs = report.runs.len(),
-                            "Stopping: unrecorded runs dropped; their checks run again at the next slot."
+                            runs = batch.len(),
+                            "Stopping: unrecorded runs dropped; their slots run again on another replica or at the next start."
                         );
                         break;
                     }
@@ -236,7 +406,42 @@ pub async fn record(
                 }
             }
         }
+        let mut held = shared.held();
+        for (r, t) in &batch {
+            held.remove(&(r.check.id.0.clone(), *t));
+        }
     }
+}
+
+/// Records one batch of scheduled runs against their slots, in one transaction.
+pub async fn record_batch(
+    shared: &Shared,
+    batch: &[SlotRun],
+) -> Result<crate::store::Recorded, crate::store::StoreError> {
+    let report = RunReport {
+        started_at: shared.clock.now(),
+        duration: Duration::ZERO,
+        runs: batch.iter().map(|(r, _)| r.clone()).collect(),
+    };
+    let slots: Vec<Option<SlotClaim<'_>>> = batch
+        .iter()
+        .map(|(_, fire_at)| {
+            Some(SlotClaim {
+                fire_at: *fire_at,
+                replica: &shared.replica,
+            })
+        })
+        .collect();
+    let loaded = shared.loaded();
+    runner::record_slots(
+        &report,
+        &slots,
+        &shared.store,
+        &loaded.composer,
+        &loaded.config,
+        shared.clock.now(),
+    )
+    .await
 }
 
 /// Delivers the outbox when told to, and every few seconds for retries. While the transport

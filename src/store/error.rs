@@ -38,6 +38,10 @@ pub enum StoreError {
         /// Why it is unreadable.
         message: String,
     },
+    /// Runs were not recorded because their schedule slots are no longer this replica's
+    /// (their lease ran out and another replica took them over and runs them itself).
+    #[error("failed to record runs: {} schedule slot(s) were taken over by another replica", .0.len())]
+    SlotsLost(Vec<(String, chrono::DateTime<chrono::Utc>)>),
     /// A mail could not be composed while recording (a template error).
     #[error("failed to compose the mail for incident {incident}: {message}")]
     Compose {

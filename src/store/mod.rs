@@ -2,14 +2,14 @@
 //! SQLite (default) or PostgreSQL. One method per transaction; migrations from
 //! `sql/state/<backend>/` are applied on open.
 
-mod daemon;
+pub(crate) mod daemon;
 mod error;
 mod outbox;
 mod queries;
 mod rows;
 mod tx;
 
-pub use daemon::RecentRun;
+pub use daemon::{ExpiredSlot, RecentRun, SlotClaim};
 pub use error::StoreError;
 pub use outbox::{OutboxMail, OutboxState, Waiting};
 pub use queries::{Recorded, RunRow, Stats};
@@ -47,6 +47,12 @@ pub(crate) use with_pool;
 impl Store {
     /// Opens (creating a SQLite file and its folder if needed) and migrates the store.
     pub async fn open(url: &Secret) -> Result<Store, StoreError> {
+        Self::open_within(url, None).await
+    }
+
+    /// [`Store::open`], giving up on a server that does not accept a connection within
+    /// `connect` (a refused port is retried until then).
+    pub async fn open_within(url: &Secret, connect: Option<Duration>) -> Result<Store, StoreError> {
         let shown = crate::config::redact_url(url.expose());
         let open_err = |source: sqlx::Error| StoreError::Open {
             url: shown.clone(),
@@ -83,12 +89,20 @@ impl Store {
             let opts = PgConnectOptions::from_str(url.expose())
                 .map_err(open_err)?
                 .application_name("dqwatch-state");
-            let pool = PgPoolOptions::new()
+            let connecting = PgPoolOptions::new()
                 .max_connections(4)
                 .acquire_timeout(Duration::from_secs(10))
-                .connect_with(opts)
-                .await
-                .map_err(open_err)?;
+                .connect_with(opts);
+            let pool = match connect {
+                Some(limit) => tokio::time::timeout(limit, connecting).await.map_err(|_| {
+                    open_err(sqlx::Error::Io(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("no connection within {}s", limit.as_secs_f64()),
+                    )))
+                })?,
+                None => connecting.await,
+            }
+            .map_err(open_err)?;
             sqlx::migrate!("sql/state/postgres")
                 .run(&pool)
                 .await

@@ -75,6 +75,8 @@ pub struct RunRow<'a> {
     pub outcome: &'a Outcome,
     /// The check's consecutive-error count after this run.
     pub error_streak: u32,
+    /// The schedule slot this run is for (daemon), settled in the same transaction.
+    pub slot: Option<super::SlotClaim<'a>>,
 }
 
 /// What a recorded pass changed.
@@ -153,6 +155,7 @@ impl Store {
         compose: &Compose<'_>,
     ) -> Result<Recorded, StoreError> {
         let mut tx = self.begin().await?;
+        tx.finish_slots(runs, now).await?;
         tx.write_runs(runs).await?;
         let mut done = Recorded::default();
         for change in changes {

@@ -55,6 +55,14 @@ impl Tx {
         with_tx!(self, c => c.commit().await).map_err(StoreError::query("commit"))
     }
 
+    /// Marks the schedule slots of `runs` finished (daemon runs carry one); fails with
+    /// [`StoreError::SlotsLost`] when another replica took one over, so the whole
+    /// transaction rolls back and the late result is not recorded.
+    pub async fn finish_slots(&mut self, runs: &[RunRow<'_>], now: DateTime<Utc>) -> Result<(), StoreError> {
+        let pg = matches!(self, Tx::Postgres(_));
+        with_tx!(self, c => super::daemon::finish_slots!(&mut **c, pg, runs, now))
+    }
+
     /// Writes a pass's runs, their observations and each check's state.
     pub async fn write_runs(&mut self, runs: &[RunRow<'_>]) -> Result<(), StoreError> {
         let pg = matches!(self, Tx::Postgres(_));

@@ -8,7 +8,9 @@
 //! screenshot `DQWATCH_TEST_TESSERACT`), both paths of binaries.
 
 use crate::require_env;
-use crate::util::{PgSchema, TestEnv, block_on, output_within, skip, sqlite_exec, sqlite_scalar};
+use crate::util::{
+    PgCluster, PgSchema, TestEnv, block_on, output_within, skip, sqlite_exec, sqlite_scalar,
+};
 use chrono::{DateTime, Timelike, Utc};
 use std::cell::RefCell;
 use std::fmt::Write as _;
@@ -24,7 +26,7 @@ const START_LIMIT: Duration = Duration::from_secs(20);
 /// it must be far quicker.
 const STOP_LIMIT: Duration = Duration::from_secs(5);
 /// Waits for things a per-second schedule makes happen within a few seconds.
-const SOON: Duration = Duration::from_secs(15);
+pub(crate) const SOON: Duration = Duration::from_secs(15);
 /// The read timeout of a probe that may hang.
 const SECOND: Duration = Duration::from_secs(1);
 /// The pause between two polls (see [`pace`]).
@@ -44,10 +46,10 @@ const TOKEN: &str = "s3cret-token";
 
 /// A running `dqwatch daemon`, its stdout and stderr going to a log file in the temp dir.
 /// Killed (SIGKILL) on drop if still running.
-struct Daemon {
+pub(crate) struct Daemon {
     child: RefCell<Option<Child>>,
     pid: u32,
-    port: u16,
+    pub(crate) port: u16,
     log: PathBuf,
 }
 
@@ -55,7 +57,7 @@ impl Daemon {
     /// Starts `dqwatch --config dqwatch.toml daemon --listen 127.0.0.1:PORT` in `env` with the
     /// extra environment `vars`, and waits for `/healthz`. A port taken between picking and
     /// binding is picked again.
-    fn start(env: &TestEnv, vars: &[(&str, &str)]) -> Daemon {
+    pub(crate) fn start(env: &TestEnv, vars: &[(&str, &str)]) -> Daemon {
         for attempt in 1..=3 {
             let daemon = Daemon::spawn(env, vars);
             let deadline = Instant::now() + START_LIMIT;
@@ -85,7 +87,7 @@ impl Daemon {
     }
 
     /// Spawns the daemon on a free port without waiting for anything.
-    fn spawn(env: &TestEnv, vars: &[(&str, &str)]) -> Daemon {
+    pub(crate) fn spawn(env: &TestEnv, vars: &[(&str, &str)]) -> Daemon {
         let port = free_port();
         let log = env.path().join(format!("daemon-{port}.log"));
         let file = std::fs::File::create(&log).expect("create the daemon log");
@@ -118,12 +120,12 @@ impl Daemon {
     }
 
     /// What the daemon logged so far.
-    fn log_text(&self) -> String {
+    pub(crate) fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// Sends `kill -SIG pid`.
-    fn signal(&self, sig: &str) {
+    pub(crate) fn signal(&self, sig: &str) {
         let status = Command::new("kill")
             .arg(format!("-{sig}"))
             .arg(self.pid.to_string())
@@ -133,12 +135,12 @@ impl Daemon {
     }
 
     /// Sends SIGTERM and waits (bounded) for the exit: its code and how long it took.
-    fn stop(&self) -> (i32, Duration) {
+    pub(crate) fn stop(&self) -> (i32, Duration) {
         self.stop_with("TERM")
     }
 
     /// Sends `sig` and waits (bounded) for the exit: its code and how long it took.
-    fn stop_with(&self, sig: &str) -> (i32, Duration) {
+    pub(crate) fn stop_with(&self, sig: &str) -> (i32, Duration) {
         let start = Instant::now();
         self.signal(sig);
         let code = self.wait_exit(STOP_LIMIT, &format!("SIG{sig}"));
@@ -146,7 +148,7 @@ impl Daemon {
     }
 
     /// Waits at most `limit` for the process to exit (after `why`); its exit code.
-    fn wait_exit(&self, limit: Duration, why: &str) -> i32 {
+    pub(crate) fn wait_exit(&self, limit: Duration, why: &str) -> i32 {
         let mut child = self.child.borrow_mut().take().expect("running");
         let (tx, rx) = std::sync::mpsc::channel();
         let waiter = std::thread::spawn(move || {
@@ -175,7 +177,7 @@ impl Daemon {
     }
 
     /// SIGKILL: the process dies at once, whatever it was doing.
-    fn kill_hard(&self) {
+    pub(crate) fn kill_hard(&self) {
         let mut child = self.child.borrow_mut().take().expect("running");
         self.signal("KILL");
         let status = child.wait().expect("wait for dqwatch");
@@ -187,7 +189,12 @@ impl Daemon {
     }
 
     /// Polls `probe` until it gives a value, failing after `limit` or if the daemon exits.
-    fn wait_for<T>(&self, what: &str, limit: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+    pub(crate) fn wait_for<T>(
+        &self,
+        what: &str,
+        limit: Duration,
+        mut probe: impl FnMut() -> Option<T>,
+    ) -> T {
         let deadline = Instant::now() + limit;
         loop {
             if let Some(v) = probe() {
@@ -209,7 +216,7 @@ impl Daemon {
     }
 
     /// `GET path`; a failed connection fails the test.
-    fn get(&self, path: &str) -> Response {
+    pub(crate) fn get(&self, path: &str) -> Response {
         http(self.port, "GET", path, &[], None).unwrap_or_else(|e| {
             panic!("GET {path}: {e}\n--- log\n{}", self.log_text());
         })
@@ -224,7 +231,7 @@ impl Daemon {
     }
 
     /// The value of a Prometheus series (0 when absent).
-    fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+    pub(crate) fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
         metric(&self.get("/metrics").body, name, labels).unwrap_or(0.0)
     }
 
@@ -241,7 +248,7 @@ impl Daemon {
     }
 
     /// True when this daemon's replica name (`host-PID`) is `claimed_by`.
-    fn is(&self, claimed_by: &str) -> bool {
+    pub(crate) fn is(&self, claimed_by: &str) -> bool {
         claimed_by.ends_with(&format!("-{}", self.pid))
     }
 }
@@ -259,7 +266,7 @@ impl Drop for Daemon {
 /// that timeout, from a loopback connection nobody writes to. Nothing relies on it for
 /// correctness (every wait re-checks its condition under a deadline); it only keeps polling
 /// loops from starving the daemons they watch (2 cores, tests in parallel).
-fn pace() {
+pub(crate) fn pace() {
     thread_local! {
         static QUIET: (TcpListener, TcpStream) = {
             let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
@@ -276,7 +283,7 @@ fn pace() {
 }
 
 /// A port on loopback that was free a moment ago.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("bind 127.0.0.1:0")
@@ -286,13 +293,13 @@ fn free_port() -> u16 {
 // ---------------------------------------------------------------------------------------
 // A tiny blocking HTTP/1.1 client
 
-struct Response {
-    status: u16,
-    body: String,
+pub(crate) struct Response {
+    pub(crate) status: u16,
+    pub(crate) body: String,
 }
 
 impl Response {
-    fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {} {}", self.status, self.body))
     }
@@ -316,7 +323,7 @@ fn http(
 }
 
 /// [`http`] with a read and write timeout.
-fn http_within(
+pub(crate) fn http_within(
     port: u16,
     method: &str,
     path: &str,
@@ -387,7 +394,7 @@ fn http_within(
 }
 
 /// The value of the series `name` whose labels include `labels`, from Prometheus text.
-fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub(crate) fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .find_map(|line| {
@@ -499,7 +506,7 @@ fn sqlite_rows(path: &Path, sql: &str) -> Vec<Vec<String>> {
 }
 
 /// Every row of `sql` on PostgreSQL at `url`, each column as text ("" for NULL).
-fn pg_rows(url: &str, sql: &str) -> Vec<Vec<String>> {
+pub(crate) fn pg_rows(url: &str, sql: &str) -> Vec<Vec<String>> {
     use sqlx::{Connection, Row};
     block_on(async {
         let mut conn = sqlx::PgConnection::connect(url)
@@ -595,14 +602,16 @@ fn end_to_end_on_sqlite() {
     assert_eq!(ready["state_store"], "ok", "{ready}");
     assert_eq!(ready["connections"]["warehouse"], "ok", "{ready}");
 
-    let metrics = d.wait_for("a ticket and two breaching runs", SOON, || {
+    // The incident gauges come from the background check (every 2 s): wait for them too.
+    let metrics = d.wait_for("a ticket, two breaching runs and the gauge", SOON, || {
         let text = d.get("/metrics").body;
         let breaches = metric(
             &text,
             "dqwatch_runs_total",
             &[("check", "e2e"), ("outcome", "breach")],
         )?;
-        (breaches >= 2.0 && !eml_files(&env).is_empty()).then_some(text)
+        let open = metric(&text, "dqwatch_open_incidents", &[("severity", "P2")])?;
+        (breaches >= 2.0 && open >= 1.0 && !eml_files(&env).is_empty()).then_some(text)
     });
     let slots = metric(&metrics, "dqwatch_scheduler_lag_seconds_count", &[]).unwrap_or(0.0);
     assert!(slots >= 2.0, "lag histogram: {slots} slots\n{metrics}");
@@ -1133,7 +1142,8 @@ fn replicas_share_slots_incidents_and_mail_on_postgres() {
     );
 
     // Runs: each matches one slot it started in (within 2 s of the fire time), no slot has
-    // two; only a slot of the killed replica may have none (its run was in flight).
+    // two; only a slot of the killed replica may have none (its run was in flight; the
+    // survivor takes it over only once the 30 s lease ran out, see `replicas.rs`).
     let runs = pg_rows(
         &schema.url,
         "SELECT started_at FROM runs WHERE check_id = 'ha' ORDER BY started_at",
@@ -1499,4 +1509,207 @@ fn incidents_page_renders_in_chromium() {
     }
     let (code, _) = d.stop();
     assert_eq!(code, 0, "{}", d.log_text());
+}
+
+// ---------------------------------------------------------------------------------------
+// The state store stopped and started again (a PostgreSQL cluster of the test's own)
+
+/// The PostgreSQL server's clock in the stored time format (the test reads no clock itself).
+fn pg_now(url: &str) -> String {
+    pg_rows(
+        url,
+        "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')",
+    )[0][0]
+        .clone()
+}
+
+/// `GET path` with a 3 s client timeout (the failure mode of a probe that hangs): the
+/// response and how long it took.
+fn probe(d: &Daemon, path: &str) -> (Response, Duration) {
+    let start = Instant::now();
+    let r =
+        http_within(d.port, "GET", path, &[], None, Duration::from_secs(3)).unwrap_or_else(|e| {
+            panic!(
+                "GET {path} did not answer within 3 s: {e}\n--- log\n{}",
+                d.log_text()
+            )
+        });
+    (r, start.elapsed())
+}
+
+// See: issues/8 item 11
+/// With the state store stopped, `/readyz` turns 503 and `/metrics` (`dqwatch_ready 0`) and
+/// `/healthz` keep answering, at once: the probes read the last background check and never
+/// wait for the store. Started again, the daemon is ready and records runs again; nothing
+/// was resolved while the store was down.
+#[test]
+fn probes_answer_at_once_while_the_state_store_is_down() {
+    let Some(pg) = PgCluster::start("daemon::probes_answer_at_once_while_the_state_store_is_down")
+    else {
+        return;
+    };
+    let url = pg.url();
+    let env = breaching("down", &url, "", "");
+    let d = Daemon::start(&env, &[]);
+    let count = |sql: &str| -> i64 { pg_rows(&url, sql)[0][0].parse().expect("a count") };
+    d.wait_for("the incident open and a mail sent", SOON, || {
+        (count("SELECT CAST(COUNT(*) AS TEXT) FROM incidents WHERE state = 'open'") == 1
+            && count("SELECT CAST(COUNT(*) AS TEXT) FROM outbox WHERE state = 'sent'") >= 1)
+            .then_some(())
+    });
+    let (ready, up) = probe(&d, "/readyz");
+    assert_eq!(ready.status, 200, "{ready:?}");
+
+    pg.stop();
+    let stopped = Instant::now();
+    let mut latencies: Vec<(&str, Duration)> = Vec::new();
+    let down = d.wait_for("/readyz 503 with the store stopped", SOON, || {
+        let (r, took) = probe(&d, "/readyz");
+        latencies.push(("/readyz", took));
+        (r.status == 503).then_some(r)
+    });
+    let unready_after = stopped.elapsed();
+    assert_ne!(down.json()["state_store"], "ok", "{down:?}");
+    assert_eq!(down.json()["connections"]["warehouse"], "ok", "{down:?}");
+    for path in ["/metrics", "/healthz", "/readyz", "/metrics"] {
+        let (r, took) = probe(&d, path);
+        latencies.push((path, took));
+        assert_eq!(
+            r.status,
+            if path == "/readyz" { 503 } else { 200 },
+            "{path}: {r:?}"
+        );
+        if path == "/metrics" {
+            assert_eq!(
+                metric(&r.body, "dqwatch_ready", &[]),
+                Some(0.0),
+                "dqwatch_ready agrees with /readyz"
+            );
+        }
+    }
+    // The scheduler keeps trying: a slot it cannot claim is not run.
+    d.wait_for("a failed attempt to claim a slot", SOON, || {
+        d.log_text().contains("Cannot claim slots").then_some(())
+    });
+    let slowest = |path: &str| {
+        let of: Vec<Duration> = latencies
+            .iter()
+            .filter(|(p, _)| *p == path)
+            .map(|(_, t)| *t)
+            .collect();
+        (of.iter().max().copied().unwrap_or_default(), of.len())
+    };
+    eprintln!(
+        "probes with the store up: /readyz {up:?}; store down: /readyz 503 {unready_after:?} after the stop; \
+         slowest /readyz {:?}, /metrics {:?}, /healthz {:?} (slowest, probes)",
+        slowest("/readyz"),
+        slowest("/metrics"),
+        slowest("/healthz")
+    );
+
+    pg.start_again();
+    let back = pg_now(&url);
+    d.wait_for("/readyz 200 again", Duration::from_secs(30), || {
+        (probe(&d, "/readyz").0.status == 200).then_some(())
+    });
+    d.wait_for("a run recorded after the restart", Duration::from_secs(60), || {
+        (count(&format!(
+            "SELECT CAST(COUNT(*) AS TEXT) FROM runs WHERE check_id = 'down' AND started_at > '{back}'"
+        )) >= 1)
+            .then_some(())
+    });
+    let (r, _) = probe(&d, "/metrics");
+    assert_eq!(metric(&r.body, "dqwatch_ready", &[]), Some(1.0), "{r:?}");
+    assert_eq!(d.stop().0, 0, "{}", d.log_text());
+    assert_eq!(
+        count("SELECT CAST(COUNT(*) AS TEXT) FROM events WHERE kind = 'resolved'"),
+        0,
+        "nothing resolved"
+    );
+    assert_eq!(
+        count("SELECT CAST(COUNT(*) AS TEXT) FROM incidents WHERE state = 'open'"),
+        1
+    );
+}
+
+/// A config whose state store is `state`, with one check `b` that breaches at P2.
+fn run_env(state: &str) -> TestEnv {
+    let env = TestEnv::sqlite(WAREHOUSE, "");
+    env.config(&config(state, "", ""));
+    env.check_with("b", &["keys = [\"k\"]"], "SELECT k, v FROM t");
+    env
+}
+
+/// `dqwatch run ARGS` in `env`, killed (and failed) after 60 s.
+fn run_in(env: &TestEnv, args: &[&str]) -> crate::util::Output {
+    let mut cmd = env.command();
+    cmd.args(["--config", "dqwatch.toml", "run"]).args(args);
+    output_within(&mut cmd, Duration::from_secs(60))
+        .unwrap_or_else(|o| panic!("dqwatch run hung: {o:?}"))
+}
+
+/// `run` against a state store that does not answer: every format reports the checks, the
+/// exit code follows the outcomes, stderr and the JSON report say they were not recorded.
+fn runs_without_the_store(env: &TestEnv, what: &str) {
+    let out = run_in(env, &["--fail-on", "P2", "--format", "json"]);
+    out.code(1)
+        .stderr_has("outcomes were not recorded")
+        .stderr_has("no mail was queued");
+    let doc = out.json();
+    assert_eq!(doc["recorded"], false, "{doc:#}");
+    assert!(
+        doc["record_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("failed to open the state store")),
+        "{doc:#}"
+    );
+    assert_eq!(crate::util::check_doc(&doc, "b")["status"], "breach");
+    eprintln!("{what}: `run` took {:?}", out.elapsed);
+    run_in(env, &["--fail-on", "P1", "--format", "json"])
+        .code(0)
+        .stderr_has("outcomes were not recorded");
+    run_in(env, &["--fail-on", "P2"])
+        .code(1)
+        .stdout_has("b")
+        .stdout_has("incidents: not recorded");
+    run_in(env, &["--fail-on", "P2", "--format", "junit"])
+        .code(1)
+        .stdout_has("<failure");
+    run_in(env, &["--fail-on", "P2", "--format", "github"])
+        .code(1)
+        .stdout_has("::warning title=dqwatch::outcomes not recorded");
+}
+
+// See: issues/8 item 14
+/// A state store that refuses connections at the start of `run`: the checks still run and
+/// are reported, the exit code follows them, and the outcomes are said not to be recorded.
+#[test]
+fn run_reports_and_exits_by_the_outcomes_when_the_state_store_refuses() {
+    let down = format!("postgres://dqwatch@127.0.0.1:{}/dqwatch", free_port());
+    let env = run_env(&down);
+    runs_without_the_store(&env, "refused port");
+}
+
+// See: issues/8 item 14
+/// The same with a PostgreSQL cluster that is stopped; started again, `run` records (one
+/// incident) and says so in the JSON report.
+#[test]
+fn run_reports_and_exits_by_the_outcomes_when_the_state_store_is_stopped() {
+    let Some(pg) = PgCluster::start(
+        "daemon::run_reports_and_exits_by_the_outcomes_when_the_state_store_is_stopped",
+    ) else {
+        return;
+    };
+    let env = run_env(&pg.url());
+    pg.stop();
+    runs_without_the_store(&env, "stopped cluster");
+    pg.start_again();
+    let out = run_in(&env, &["--fail-on", "P2", "--format", "json"]);
+    out.code(1);
+    assert_eq!(out.json()["recorded"], true, "{}", out.stdout);
+    assert!(out.json().get("record_error").is_none(), "{}", out.stdout);
+    assert_eq!(
+        pg_rows(&pg.url(), "SELECT CAST(COUNT(*) AS TEXT) FROM incidents")[0][0],
+        "1"
+    );
 }

@@ -236,8 +236,11 @@ fn bad_template_is_caught_by_validate_and_run() {
 fn unreachable_state_store_fails_loudly() {
     let env = env("postgres://dq:s3cret-pw@127.0.0.1:1/state");
     let out = env.run(["run"]);
-    out.code(3)
-        .stderr_has("failed to open the state store at postgres://dq:****@127.0.0.1:1/state");
+    // See: issues/8 item 14 — the checks still run and decide the exit code (a P2 breach
+    // under --fail-on P1: 0); the outcomes are said not to be recorded.
+    out.code(0)
+        .stderr_has("failed to open the state store at postgres://dq:****@127.0.0.1:1/state")
+        .stderr_has("outcomes were not recorded");
     out.nowhere("s3cret-pw");
 }
 

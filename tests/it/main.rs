@@ -16,6 +16,7 @@ mod faults;
 mod hostile;
 mod incidents;
 mod layers;
+mod replicas;
 mod report;
 mod rules;
 mod rules_history;

@@ -608,3 +608,179 @@ fn with_path_replaces_the_database() {
         "mysql://u:p@h/x?ssl-mode=disabled"
     );
 }
+
+/// A PostgreSQL cluster of the test's own, on a spare loopback port, that a test may stop
+/// and start again (the shared server is never stopped). `initdb` and `pg_ctl` come from
+/// `/usr/lib/postgresql/*/bin` (the newest) or `$DQWATCH_TEST_PG_BIN`; as root they run as
+/// the `postgres` user through `runuser`. Trust authentication, user `postgres`, fsync off.
+/// Stopped (immediately) and deleted on drop.
+///
+/// ```ignore
+/// let Some(pg) = PgCluster::start("my_test") else { return };  // SKIP printed
+/// let url = pg.url();       // postgres://postgres@127.0.0.1:PORT/postgres
+/// pg.stop();                // pg_ctl stop -m fast: connections are cut, the port refuses
+/// pg.start();               // same data, same port
+/// ```
+pub struct PgCluster {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    as_postgres: bool,
+    /// The port it listens on (127.0.0.1).
+    pub port: u16,
+}
+
+impl PgCluster {
+    /// Creates and starts a cluster; `None` (with a `SKIP` line naming `test`) when no
+    /// PostgreSQL binaries are installed.
+    pub fn start(test: &str) -> Option<Self> {
+        let Some(bin) = pg_bin() else {
+            skip(test, "no initdb/pg_ctl (set DQWATCH_TEST_PG_BIN)");
+            return None;
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("dqwatch-pg-")
+            .tempdir()
+            .unwrap();
+        let as_postgres = is_root();
+        if as_postgres {
+            let status = Command::new("chown")
+                .arg("postgres:")
+                .arg(dir.path())
+                .status()
+                .unwrap();
+            assert!(status.success(), "chown postgres {}", dir.path().display());
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let cluster = Self {
+            dir,
+            bin,
+            as_postgres,
+            port,
+        };
+        let data = cluster.data();
+        cluster.run(
+            "initdb",
+            &[
+                "-D",
+                &data,
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ],
+        );
+        cluster.start_again();
+        Some(cluster)
+    }
+
+    /// `postgres://postgres@127.0.0.1:PORT/postgres`.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Stops the server (`pg_ctl stop -m fast`): clients are disconnected, new connections
+    /// are refused. Returns once it is down.
+    pub fn stop(&self) {
+        let data = self.data();
+        self.run("pg_ctl", &["-D", &data, "-m", "fast", "-w", "stop"]);
+    }
+
+    /// Starts the server (again) on the same port and data; returns once it accepts
+    /// connections.
+    pub fn start_again(&self) {
+        let data = self.data();
+        let log = self.dir.path().join("server.log");
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off",
+            self.port,
+            self.dir.path().display()
+        );
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &data,
+                "-l",
+                &log.display().to_string(),
+                "-o",
+                &options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+        );
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").display().to_string()
+    }
+
+    fn command(&self, tool: &str) -> Command {
+        let exe = self.bin.join(tool);
+        if self.as_postgres {
+            let mut cmd = Command::new("runuser");
+            cmd.args(["-u", "postgres", "--"]).arg(exe);
+            cmd
+        } else {
+            Command::new(exe)
+        }
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) {
+        let out = self.command(tool).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{tool} {args:?} failed: {}\n{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        let data = self.data();
+        // Never panic in drop: a server left running dies with its deleted data folder.
+        let _ = self
+            .command("pg_ctl")
+            .args(["-D", &data, "-m", "immediate", "-w", "stop"])
+            .output();
+    }
+}
+
+/// The folder holding `initdb` and `pg_ctl`: `$DQWATCH_TEST_PG_BIN`, else the newest
+/// `/usr/lib/postgresql/*/bin`.
+fn pg_bin() -> Option<PathBuf> {
+    if let Ok(dir) = std::env::var("DQWATCH_TEST_PG_BIN")
+        && !dir.is_empty()
+    {
+        return Some(PathBuf::from(dir));
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let v = e.file_name().to_str()?.parse().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").exists().then_some((v, bin))
+        })
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, bin)| bin)
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
