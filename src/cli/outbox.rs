@@ -23,16 +23,20 @@ pub async fn cmd(config: Option<&Path>, command: OutboxCommand) -> Exit {
             };
             match st.store.outbox(filter, limit).await {
                 Ok(rows) if rows.is_empty() => {
-                    println!("outbox is empty");
+                    outln!("outbox is empty");
                     Exit::Clean
                 }
                 Ok(rows) => {
-                    println!(
+                    outln!(
                         "{:>5}  {:<7}  {:>8}  {:<24}  {:<30}  SUBJECT",
-                        "ID", "STATE", "ATTEMPTS", "CREATED", "TO"
+                        "ID",
+                        "STATE",
+                        "ATTEMPTS",
+                        "CREATED",
+                        "TO"
                     );
                     for r in rows {
-                        println!(
+                        outln!(
                             "{:>5}  {:<7}  {:>8}  {:<24}  {:<30}  {}",
                             r.id,
                             r.state.as_str(),
@@ -42,7 +46,7 @@ pub async fn cmd(config: Option<&Path>, command: OutboxCommand) -> Exit {
                             r.mail.subject
                         );
                         if let Some(e) = r.last_error.filter(|_| r.state != OutboxState::Sent) {
-                            println!("       last error: {e}");
+                            outln!("       last error: {e}");
                         }
                     }
                     Exit::Clean
@@ -79,7 +83,7 @@ async fn deliver(st: &state::State) -> Exit {
     }
     match st.deliver(&SystemClock, true).await {
         Some(d) => {
-            println!("{} sent, {} retrying, {} dead", d.sent, d.retrying, d.dead);
+            outln!("{} sent, {} retrying, {} dead", d.sent, d.retrying, d.dead);
             if let Some(e) = d.last_error {
                 eprintln!("warning: {e}");
                 return Exit::CheckFailed;

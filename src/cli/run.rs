@@ -98,7 +98,7 @@ pub async fn execute(cfg: &Config, catalog: &Catalog, args: &RunArgs) -> Exit {
             }
         }
     }
-    let mut stdout = std::io::stdout().lock();
+    let mut stdout = super::exit::Stdout;
     let written = match &args.output {
         Some(path) => std::fs::write(path, &rendered)
             .map_err(|e| format!("cannot write {}: {e}", path.display()))
