@@ -689,3 +689,37 @@ fn every_duration_in_the_config_is_range_checked() {
         .stderr_has("dqwatch.toml:17:17: error: duration")
         .nowhere("panicked");
 }
+
+// See: issues/8 item 10
+#[test]
+fn a_reload_with_an_overflowing_duration_is_refused_and_reload_keeps_working() {
+    use crate::redaction::{Daemon, get};
+    let env = env();
+    env.config(
+        "state = \"sqlite://state.db\"\n[connections.warehouse]\nurl = \"sqlite://warehouse.db\"\n",
+    );
+    let quiet = "SELECT n FROM t WHERE 1 = 0";
+    env.check_with("a", &["schedule = \"0 0 1 1 *\""], quiet);
+    let mut d = Daemon::start(&env);
+    env.check_with(
+        "a",
+        &[
+            "schedule = \"0 0 1 1 *\"",
+            "reopen_within = \"99999999999999999999w\"",
+        ],
+        quiet,
+    );
+    d.signal("HUP");
+    d.wait_for("the refused reload", |d| {
+        d.log().contains("Reload refused").then_some(())
+    });
+    assert!(d.log().contains("is too long"), "{}", d.log());
+    // Fixed, plus a new check: the next SIGHUP loads both.
+    env.check_with("a", &["schedule = \"0 0 1 1 *\""], quiet);
+    env.check_with("b", &["schedule = \"0 0 1 1 *\""], quiet);
+    d.signal("HUP");
+    d.wait_for("check b after the fixed reload", |d| {
+        get(d.port, "/api/checks").filter(|r| r.contains("\"b\""))
+    });
+    assert!(!d.log().contains("panicked"), "{}", d.log());
+}

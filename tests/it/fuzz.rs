@@ -467,3 +467,65 @@ fn the_mutator_is_deterministic() {
     assert_eq!(value_at(b"k = \"v\"\n", 0), Some((5, 6)));
     assert_eq!(value_at(b"k = 12\n", 0), Some((4, 6)));
 }
+
+/// Cron fields at and past their ranges, with steps of zero and huge numbers: an error or a
+/// schedule, never a panic (the `cron` crate sees each field).
+#[test]
+fn cron_edge_cases_never_panic() {
+    let fields = [
+        "*",
+        "*/0",
+        "0/0",
+        "*/99999999999999999999",
+        "0-99999",
+        "99999999999999999999",
+        "5-1",
+        "1-5/0",
+        "L",
+        "W",
+        "1W",
+        "LW",
+        "5L",
+        "#",
+        "1#9",
+        "?",
+        ",",
+        "1,,2",
+        "-",
+        "1-",
+        "-1",
+        "0-0/1",
+        "60",
+        "24",
+        "32",
+        "13",
+        "8",
+        "Mon-Sun",
+        "Sun-Mon",
+        "7-0",
+        "7",
+        "é",
+        "\u{0}",
+    ];
+    let mut panics = Vec::new();
+    for (i, f) in fields.iter().enumerate() {
+        for position in 0..5 {
+            let mut expr = ["0", "0", "*", "*", "*"];
+            expr[position] = f;
+            let text = expr.join(" ");
+            let other = fields[(i * 7 + position) % fields.len()];
+            let six = format!("{other} {text}");
+            for t in [text.as_str(), six.as_str()] {
+                let result = catch_unwind(|| {
+                    if let Ok(s) = Schedule::parse(t) {
+                        let _ = s.next_after(chrono_tz::UTC, chrono::DateTime::UNIX_EPOCH);
+                    }
+                });
+                if result.is_err() {
+                    panics.push(t.to_string());
+                }
+            }
+        }
+    }
+    assert!(panics.is_empty(), "cron panics on: {panics:#?}");
+}

@@ -141,6 +141,7 @@ fn a_raw_password_that_ends_the_host_early_is_refused_and_not_echoed() {
         vec!["run", "--format", "github"],
         vec!["validate", "--connect"],
         vec!["list"],
+        vec!["daemon", "--listen", "127.0.0.1:0"],
     ] {
         let out = env.run(&args);
         out.code(2)
@@ -240,10 +241,94 @@ fn an_smtp_password_is_never_printed() {
 // ---------------------------------------------------------------------------------------
 // The daemon
 
-/// A `dqwatch daemon` child, killed on drop.
-struct Daemon {
+/// A `dqwatch daemon` child with its log in the temp dir, killed on drop. (Also used by
+/// `config_errors` for SIGHUP reloads.)
+pub(crate) struct Daemon {
     child: Child,
-    port: u16,
+    /// Its HTTP port.
+    pub port: u16,
+    log: std::path::PathBuf,
+    /// A loopback connection nobody writes to: reading it paces polling loops.
+    quiet: (TcpListener, TcpStream),
+}
+
+impl Daemon {
+    /// Starts `dqwatch daemon` in `env` and waits until it serves HTTP past the state store
+    /// (its signal handlers are installed before that).
+    pub(crate) fn start(env: &TestEnv) -> Daemon {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let log = env.path().join(format!("daemon-{port}.log"));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = env
+            .command()
+            .args(["--config", "dqwatch.toml", "daemon", "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+        let quiet = TcpStream::connect(silent.local_addr().unwrap()).unwrap();
+        quiet
+            .set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        let mut daemon = Daemon {
+            child,
+            port,
+            log,
+            quiet: (silent, quiet),
+        };
+        daemon.wait_for("the daemon to serve", |d| {
+            get(d.port, "/readyz").filter(|r| !r.contains("starting: waiting"))
+        });
+        daemon
+    }
+
+    /// What it logged so far.
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends `kill -SIG`.
+    pub(crate) fn signal(&self, sig: &str) {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Polls `probe` (paced) until it gives a value; fails after 30 s or if the daemon exits.
+    pub(crate) fn wait_for<T>(
+        &mut self,
+        what: &str,
+        mut probe: impl FnMut(&Self) -> Option<T>,
+    ) -> T {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(v) = probe(self) {
+                return v;
+            }
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!(
+                    "the daemon exited ({status}) while waiting for {what}\n{}",
+                    self.log()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {what} within 30 s\n{}",
+                self.log()
+            );
+            let _ = (&self.quiet.1).read(&mut [0u8; 1]);
+        }
+    }
 }
 
 impl Drop for Daemon {
@@ -254,7 +339,7 @@ impl Drop for Daemon {
 }
 
 /// One `GET` on a fresh connection; the whole response (head and body), or `None`.
-fn get(port: u16, path: &str) -> Option<String> {
+pub(crate) fn get(port: u16, path: &str) -> Option<String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
@@ -262,12 +347,6 @@ fn get(port: u16, path: &str) -> Option<String> {
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).ok()?;
     Some(String::from_utf8_lossy(&raw).into_owned())
-}
-
-/// Waits for nothing in particular for a short while between polls: a blocking read on a
-/// loopback connection that never gets data (the repo's pacing, see `daemon.rs`).
-fn pace(quiet: &TcpStream) {
-    let _ = (&*quiet).read(&mut [0u8; 1]);
 }
 
 // See: issues/8 item 4
@@ -282,47 +361,13 @@ fn a_password_is_never_served_by_the_daemon() {
         ],
         "SELECT 1 AS n",
     );
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .port();
-    let log = env.path().join("daemon.log");
-    let file = std::fs::File::create(&log).unwrap();
-    let child = env
-        .command()
-        .args(["--config", "dqwatch.toml", "daemon", "--listen"])
-        .arg(format!("127.0.0.1:{port}"))
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(file.try_clone().unwrap())
-        .stderr(file)
-        .spawn()
-        .unwrap();
-    let mut daemon = Daemon { child, port };
-    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
-    let quiet = TcpStream::connect(silent.local_addr().unwrap()).unwrap();
-    quiet
-        .set_read_timeout(Some(Duration::from_millis(20)))
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let (ready, incidents) = loop {
-        assert!(
-            daemon.child.try_wait().unwrap().is_none(),
-            "the daemon exited\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        let ready = get(daemon.port, "/readyz").unwrap_or_default();
-        let incidents = get(daemon.port, "/api/incidents").unwrap_or_default();
-        if ready.contains("127.0.0.1:1") && incidents.contains("check_failure") {
-            break (ready, incidents);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no check-failure incident within 30 s\n/readyz: {ready}\n/api/incidents: {incidents}\nlog:\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        pace(&quiet);
-    };
+    let mut daemon = Daemon::start(&env);
+    let (ready, incidents) = daemon.wait_for("a check-failure incident", |d| {
+        let ready = get(d.port, "/readyz").unwrap_or_default();
+        let incidents = get(d.port, "/api/incidents").unwrap_or_default();
+        (ready.contains("127.0.0.1:1") && incidents.contains("check_failure"))
+            .then_some((ready, incidents))
+    });
     assert!(ready.contains(":****@"), "{ready}");
     hidden("/readyz", &ready);
     hidden("/api/incidents", &incidents);
