@@ -132,6 +132,17 @@ fn a_password_is_never_printed_when_postgres_rejects_the_database() {
 
 // See: issues/8 item 4
 #[test]
+fn a_password_is_never_printed_when_mariadb_refuses_the_login() {
+    let admin = require_env!("DQWATCH_TEST_MARIADB_URL");
+    let url = with_path(&with_password(&admin, ENCODED), "dqwatch_no_such_database");
+    let env = env_with(&url);
+    let out = env.run(["run"]);
+    out.code(3).stdout_has("denied");
+    run_everywhere(&env, ":****@");
+}
+
+// See: issues/8 item 4
+#[test]
 fn a_raw_password_that_ends_the_host_early_is_refused_and_not_echoed() {
     let env = env_with(&format!("postgres://postgres:{RAW}@127.0.0.1:1/test"));
     for args in [
