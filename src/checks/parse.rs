@@ -4,7 +4,7 @@
 use super::header::{self, Header, MARKER};
 use super::rule::{self, Engine, Rule};
 use super::{Check, Judge, OnNoData, Schedule};
-use crate::config::{Config, parse_duration};
+use crate::config::{Config, DurationError, parse_duration, try_parse_duration};
 use crate::diag::{Diagnostic, LineIndex};
 use crate::model::{Category, CheckId, Op, Severity, Threshold};
 use serde::Deserialize;
@@ -97,13 +97,25 @@ pub fn parse_threshold(severity: Severity, text: &str) -> Result<Threshold, Stri
         .iter()
         .find_map(|(p, op)| s.strip_prefix(p).map(|r| (*op, r.trim())))
         .ok_or_else(bad)?;
+    // See: issues/8 item 10 (an infinite or NaN limit never breaches; a huge duration
+    // panicked).
     let limit = match rest.parse::<f64>() {
         Ok(n) if n.is_finite() => n,
         _ if rest.ends_with('%') => rest[..rest.len() - 1]
             .trim()
             .parse::<f64>()
-            .map_err(|_| bad())?,
-        _ => parse_duration(rest).map_err(|_| bad())?.as_secs_f64(),
+            .ok()
+            .filter(|n| n.is_finite())
+            .ok_or_else(bad)?,
+        _ => match try_parse_duration(rest) {
+            Ok(d) => d.as_secs_f64(),
+            Err(DurationError::TooLong) => {
+                return Err(format!(
+                    "invalid threshold \"{text}\": the duration is too long (at most 100 years, \"36500d\")"
+                ));
+            }
+            Err(DurationError::Syntax) => return Err(bad()),
+        },
     };
     Ok(Threshold {
         severity,

@@ -93,26 +93,30 @@ async fn list(st: &State, filter: StateFilter, format: TextOrJson) -> Res {
     };
     let list = st.store.incidents(states).await.map_err(|e| e.chain())?;
     if format == TextOrJson::Json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&list).map_err(|e| e.to_string())?
         );
         return Ok(Exit::Clean);
     }
     if list.is_empty() {
-        println!("no incidents");
+        outln!("no incidents");
         return Ok(Exit::Clean);
     }
-    println!(
+    outln!(
         "{:>5}  {:<12}  {:<3}  {:<19}  {:<20}  TITLE",
-        "ID", "STATE", "SEV", "CATEGORY", "OPENED"
+        "ID",
+        "STATE",
+        "SEV",
+        "CATEGORY",
+        "OPENED"
     );
     for i in &list {
         let opened = i.opened_at.map_or_else(
             || "-".to_string(),
             |t| t.format("%Y-%m-%d %H:%M").to_string(),
         );
-        println!(
+        outln!(
             "{:>5}  {:<12}  {:<3}  {:<19}  {:<20}  {}",
             i.id,
             i.state.as_str(),
@@ -131,7 +135,7 @@ async fn show(st: &State, id: i64, format: TextOrJson) -> Res {
     };
     if format == TextOrJson::Json {
         let doc = serde_json::json!({ "incident": inc, "timeline": events });
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?
         );
@@ -139,19 +143,21 @@ async fn show(st: &State, id: i64, format: TextOrJson) -> Res {
     }
     let t =
         |v: Option<chrono::DateTime<chrono::Utc>>| v.map_or_else(|| "-".to_string(), format_time);
-    println!("#{} {}", inc.id, inc.title);
-    println!("  state        {}", inc.state);
-    println!(
+    outln!("#{} {}", inc.id, inc.title);
+    outln!("  state        {}", inc.state);
+    outln!(
         "  severity     {} (current {}, peak {})",
-        inc.severity, inc.current_severity, inc.peak_severity
+        inc.severity,
+        inc.current_severity,
+        inc.peak_severity
     );
-    println!("  category     {}", inc.category);
-    println!("  check        {}", inc.check_id);
+    outln!("  category     {}", inc.category);
+    outln!("  check        {}", inc.check_id);
     if !inc.key.is_empty() {
-        println!("  key          {}", inc.key);
+        outln!("  key          {}", inc.key);
     }
     if let Some(m) = inc.metric {
-        println!(
+        outln!(
             "  metric       {}{}",
             crate::model::format_number(m),
             inc.threshold
@@ -161,11 +167,11 @@ async fn show(st: &State, id: i64, format: TextOrJson) -> Res {
         );
     }
     if let Some(d) = &inc.detail {
-        println!("  error        {d}");
+        outln!("  error        {d}");
     }
-    println!("  first seen   {}", format_time(inc.first_seen_at));
-    println!("  opened       {}", t(inc.opened_at));
-    println!(
+    outln!("  first seen   {}", format_time(inc.first_seen_at));
+    outln!("  opened       {}", t(inc.opened_at));
+    outln!(
         "  acknowledged {}{}",
         t(inc.acknowledged_at),
         inc.acknowledged_by
@@ -173,7 +179,7 @@ async fn show(st: &State, id: i64, format: TextOrJson) -> Res {
             .map(|b| format!(" by {b}"))
             .unwrap_or_default()
     );
-    println!(
+    outln!(
         "  resolved     {}{}",
         t(inc.resolved_at),
         inc.resolved_by
@@ -181,10 +187,10 @@ async fn show(st: &State, id: i64, format: TextOrJson) -> Res {
             .map(|b| format!(" by {b}"))
             .unwrap_or_default()
     );
-    println!("  repeats      {}", inc.repeat_count);
-    println!("\ntimeline:");
+    outln!("  repeats      {}", inc.repeat_count);
+    outln!("\ntimeline:");
     for e in &events {
-        println!(
+        outln!(
             "  {}  {:<16} {:<3} {}{}",
             format_time(e.at),
             e.kind.as_str(),
@@ -229,15 +235,15 @@ async fn change(
         .map_err(|e| e.chain())?;
     let delivery = st.deliver(clock).await;
     let ev = change.events.first().map_or("updated", |e| e.kind.as_str());
-    print!("incident #{id} {ev}");
+    out!("incident #{id} {ev}");
     if rec.mails > 0 {
-        print!(
+        out!(
             "; {} mail queued, {} sent",
             rec.mails,
             delivery.map_or(0, |d| d.sent)
         );
     }
-    println!();
+    outln!();
     Ok(Exit::Clean)
 }
 
@@ -255,7 +261,7 @@ async fn stats_cmd(st: &State, since: &str, format: TextOrJson, clock: &dyn Cloc
     let s = stats::compute(&data.incidents, &data.escalated);
     if format == TextOrJson::Json {
         let doc = serde_json::json!({ "since": format_time(from), "stats": s });
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?
         );
@@ -263,16 +269,24 @@ async fn stats_cmd(st: &State, since: &str, format: TextOrJson, clock: &dyn Cloc
     }
     let d = |v: Option<f64>| v.map_or_else(|| "-".to_string(), format_duration);
     let pct = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |r| format!("{:.0}%", r * 100.0));
-    println!(
+    outln!(
         "incidents first seen since {} ({since})\n",
         format_time(from)
     );
-    println!(
+    outln!(
         "{:<22} {:>5} {:>6} {:>8} {:>9} {:>9} {:>9} {:>9} {:>7}",
-        "GROUP", "TOTAL", "ACTIVE", "RESOLVED", "DETECT", "ACK", "RESOLVE", "ESCALATED", "REPEAT"
+        "GROUP",
+        "TOTAL",
+        "ACTIVE",
+        "RESOLVED",
+        "DETECT",
+        "ACK",
+        "RESOLVE",
+        "ESCALATED",
+        "REPEAT"
     );
     let row = |name: &str, g: &stats::Group| {
-        println!(
+        outln!(
             "{:<22} {:>5} {:>6} {:>8} {:>9} {:>9} {:>9} {:>9} {:>7}",
             name,
             g.incidents,
@@ -292,7 +306,7 @@ async fn stats_cmd(st: &State, since: &str, format: TextOrJson, clock: &dyn Cloc
     for (k, g) in &s.by_category {
         row(&format!("category {k}"), g);
     }
-    println!(
+    outln!(
         "\nDETECT, ACK and RESOLVE are means: first breach → opened, opened → acknowledged, opened → resolved."
     );
     Ok(Exit::Clean)
@@ -306,6 +320,6 @@ async fn postmortem(cfg: &Config, st: &State, id: i64) -> Res {
     let text = st
         .composer
         .postmortem(&inc, &events, infos.get(&inc.check_id.0))?;
-    print!("{text}");
+    out!("{text}");
     Ok(Exit::Clean)
 }

@@ -74,7 +74,7 @@ pub fn cmd(config: Option<&Path>, args: &ListArgs) -> Exit {
             .zip(widths)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
-        println!("{}", cells.join("  ").trim_end());
+        outln!("{}", cells.join("  ").trim_end());
     }
     Exit::Clean
 }

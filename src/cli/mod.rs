@@ -1,6 +1,23 @@
 //! The `dqwatch` command line: parse arguments, set up logging and the runtime, dispatch to
 //! one file per command, and turn the result into an exit code.
 
+/// `print!` for command output: a closed pipe ends output quietly ([`exit::Stdout`]).
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::exit::print(format_args!($($arg)*), false)
+    };
+}
+
+/// `println!` for command output: a closed pipe ends output quietly ([`exit::Stdout`]).
+macro_rules! outln {
+    () => {
+        $crate::cli::exit::print(format_args!(""), true)
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::exit::print(format_args!($($arg)*), true)
+    };
+}
+
 mod args;
 mod demo;
 mod exit;

@@ -24,17 +24,21 @@ pub async fn cmd(config: Option<&Path>, command: OutboxCommand) -> Exit {
             };
             match st.store.outbox(filter, limit).await {
                 Ok(rows) if rows.is_empty() => {
-                    println!("outbox is empty");
+                    outln!("outbox is empty");
                     Exit::Clean
                 }
                 Ok(rows) => {
-                    println!(
+                    outln!(
                         "{:>5}  {:<7}  {:>8}  {:<24}  {:<30}  SUBJECT",
-                        "ID", "STATE", "ATTEMPTS", "CREATED", "TO"
+                        "ID",
+                        "STATE",
+                        "ATTEMPTS",
+                        "CREATED",
+                        "TO"
                     );
                     let now = SystemClock.now();
                     for r in rows {
-                        println!(
+                        outln!(
                             "{:>5}  {:<7}  {:>8}  {:<24}  {:<30}  {}",
                             r.id,
                             r.state.as_str(),
@@ -45,19 +49,16 @@ pub async fn cmd(config: Option<&Path>, command: OutboxCommand) -> Exit {
                         );
                         if r.state == OutboxState::Pending {
                             if let Some(until) = r.leased_until.filter(|u| *u >= now) {
-                                println!(
+                                outln!(
                                     "       leased until {} (being sent, or its sender died)",
                                     format_time(until)
                                 );
                             } else if r.next_attempt_at > now {
-                                println!(
-                                    "       next attempt at {}",
-                                    format_time(r.next_attempt_at)
-                                );
+                                outln!("       next attempt at {}", format_time(r.next_attempt_at));
                             }
                         }
                         if let Some(e) = r.last_error.filter(|_| r.state != OutboxState::Sent) {
-                            println!("       last error: {e}");
+                            outln!("       last error: {e}");
                         }
                     }
                     Exit::Clean
@@ -98,7 +99,7 @@ async fn deliver(st: &state::State) -> Exit {
             if let Ok(w) = st.store.outbox_waiting(SystemClock.now()).await {
                 line.push_str(&waiting_line(&w));
             }
-            println!("{line}");
+            outln!("{line}");
             if let Some(e) = d.last_error {
                 eprintln!("warning: {e}");
                 return Exit::CheckFailed;

@@ -28,7 +28,7 @@ pub fn cmd(config: Option<&Path>, args: &RenderArgs) -> Exit {
         eprintln!("error: no check with id \"{id}\"\n  hint: {hint}");
         return Exit::Invalid;
     };
-    let mut out = std::io::stdout().lock();
+    let mut out = super::exit::Stdout;
     let mut sql = match &check.reconcile {
         Some(r) => {
             let conn = |c: &Option<String>| c.clone().unwrap_or_else(|| check.connection.clone());

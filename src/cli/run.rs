@@ -154,7 +154,7 @@ pub async fn execute(cfg: &Config, catalog: &Catalog, args: &RunArgs) -> Exit {
     {
         rendered = json_with_recorded(&rendered, r.as_ref().err().map(String::as_str));
     }
-    let mut stdout = std::io::stdout().lock();
+    let mut stdout = super::exit::Stdout;
     let written = match &args.output {
         Some(path) => std::fs::write(path, &rendered)
             .map_err(|e| format!("cannot write {}: {e}", path.display()))

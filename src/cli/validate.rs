@@ -19,11 +19,11 @@ pub async fn cmd(config: Option<&Path>, args: ValidateArgs) -> Exit {
         Ok(c) => c,
         Err(diags) => {
             load::print_diagnostics(&diags);
-            println!("✗ config");
+            outln!("✗ config");
             return Exit::Invalid;
         }
     };
-    println!(
+    outln!(
         "✓ config     {} ({} connection{})",
         cfg.path.display(),
         cfg.connections.len(),
@@ -33,7 +33,7 @@ pub async fn cmd(config: Option<&Path>, args: ValidateArgs) -> Exit {
         Ok(c) => c,
         Err(diags) => {
             load::print_diagnostics(&diags);
-            println!(
+            outln!(
                 "✗ checks     {} problem{} in {}",
                 diags.len(),
                 plural(diags.len()),
@@ -42,7 +42,7 @@ pub async fn cmd(config: Option<&Path>, args: ValidateArgs) -> Exit {
             return Exit::Invalid;
         }
     };
-    println!(
+    outln!(
         "✓ checks     {} check{} in {}",
         catalog.checks.len(),
         plural(catalog.checks.len()),
@@ -52,7 +52,7 @@ pub async fn cmd(config: Option<&Path>, args: ValidateArgs) -> Exit {
         Ok(t) => t,
         Err(diags) => {
             load::print_diagnostics(&diags);
-            println!(
+            outln!(
                 "✗ templates  {} problem{} in {}",
                 diags.len(),
                 plural(diags.len()),
@@ -68,10 +68,10 @@ pub async fn cmd(config: Option<&Path>, args: ValidateArgs) -> Exit {
             "{}: error: {message}\n  hint: templates see the fields listed in README (Templates)",
             cfg.templates_dir.display()
         );
-        println!("✗ templates  {}", cfg.templates_dir.display());
+        outln!("✗ templates  {}", cfg.templates_dir.display());
         return Exit::Invalid;
     }
-    println!("✓ templates  {}", cfg.templates_dir.display());
+    outln!("✓ templates  {}", cfg.templates_dir.display());
     if !args.connect {
         return Exit::Clean;
     }
@@ -125,7 +125,7 @@ pub async fn cmd(config: Option<&Path>, args: ValidateArgs) -> Exit {
     warn_about_privileges(&cfg, &warehouses, &unreachable).await;
     diags.sort_by(|a, b| a.path.cmp(&b.path));
     if diags.is_empty() {
-        println!(
+        outln!(
             "✓ warehouse  {} quer{} prepared",
             catalog.checks.len(),
             if catalog.checks.len() == 1 {
@@ -137,7 +137,7 @@ pub async fn cmd(config: Option<&Path>, args: ValidateArgs) -> Exit {
         Exit::Clean
     } else {
         load::print_diagnostics(&diags);
-        println!(
+        outln!(
             "✗ warehouse  {} of {} queries do not prepare",
             diags.len(),
             catalog.checks.len()

@@ -12,7 +12,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub(crate) use validate::is_email;
-pub use values::{Secret, format_duration, parse_duration, redact_url};
+pub use values::{
+    DurationError, MAX_DURATION, PERCENT_ENCODE_HINT, Secret, format_duration, parse_duration,
+    redact_url, try_parse_duration, url_problem,
+};
 
 /// The environment variable that names the config file.
 pub const CONFIG_ENV: &str = "DQWATCH_CONFIG";
@@ -255,6 +258,16 @@ pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
         ]
     })?;
     validate::validate(path, &text, env)
+}
+
+/// Validates config `text` as if read from `path` (relative paths resolve against its folder),
+/// taking `${VAR}` values from `env`. [`load`] without the file system, for property tests.
+pub fn parse(
+    path: &Path,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, Vec<Diagnostic>> {
+    validate::validate(path, text, env)
 }
 
 /// Finds the config file: `--config`, else `$DQWATCH_CONFIG`, else the default locations.

@@ -8,6 +8,9 @@ use crate::diag::LineIndex;
 use std::ops::Range;
 use toml::Spanned;
 
+/// The longest `statement_timeout`: PostgreSQL keeps it in milliseconds in an `int`.
+const MAX_STATEMENT_TIMEOUT: Duration = Duration::from_secs(24 * 86_400);
+
 /// Collects diagnostics against one source file.
 pub(crate) struct Ctx<'a> {
     pub path: &'a Path,
@@ -113,7 +116,7 @@ pub(crate) fn toml_error(
     col_offset: usize,
 ) -> Diagnostic {
     let (line, column) = err.span().map_or((1, 1), |s| index.line_col(s.start));
-    let message = err.message().trim().replace('\n', " ");
+    let message = hide_value(&err.message().trim().replace('\n', " "));
     let hint = if message.starts_with("unknown field") {
         Some("remove the key or fix its spelling".to_string())
     } else {
@@ -122,6 +125,18 @@ pub(crate) fn toml_error(
     let mut d = Diagnostic::at(path, line + line_offset, column + col_offset, message);
     d.hint = hint;
     d
+}
+
+/// serde's "invalid type: string \"…\", expected …" quotes the value, which may be a
+/// password (`[connections] wh = "postgres://u:pw@h/db"`): the message keeps the type only.
+pub(crate) fn hide_value(message: &str) -> String {
+    const QUOTED: &str = "string \"";
+    match (message.find(QUOTED), message.rfind("\", expected")) {
+        (Some(start), Some(end)) if end >= start + QUOTED.len() - 1 => {
+            format!("{}string{}", &message[..start], &message[end + 1..])
+        }
+        _ => message.to_string(),
+    }
 }
 
 pub(super) fn validate(
@@ -371,7 +386,16 @@ fn dialect_of(url: &str) -> Option<Dialect> {
 fn resolve_state(ctx: &mut Ctx<'_>, span: Range<usize>, url: &str, base: &Path) -> String {
     match dialect_of(url) {
         Some(Dialect::Sqlite) => resolve_sqlite(url, base),
-        Some(Dialect::Postgres) => url.to_string(),
+        Some(Dialect::Postgres) => {
+            if let Some(problem) = url_problem(url) {
+                ctx.error(
+                    span,
+                    format!("the state store url cannot be read unambiguously: {problem}"),
+                    Some(PERCENT_ENCODE_HINT.into()),
+                );
+            }
+            url.to_string()
+        }
         _ => {
             ctx.error(
                 span,
@@ -403,16 +427,29 @@ fn validate_connection(
         .max_rows
         .as_ref()
         .map_or(Some(10_000), |n| ctx.positive(n, "max_rows", i64::MAX));
+    let timeout_span = c
+        .statement_timeout
+        .as_ref()
+        .map_or(raw.span(), Spanned::span);
     if statement_timeout.is_some_and(|t| t < Duration::from_millis(1)) {
+        ctx.error(timeout_span, "statement_timeout must be at least 1ms", None);
+    } else if statement_timeout.is_some_and(|t| t > MAX_STATEMENT_TIMEOUT) {
+        // See: issues/8 item 10
         ctx.error(
-            c.statement_timeout
-                .as_ref()
-                .map_or(raw.span(), Spanned::span),
-            "statement_timeout must be at least 1ms",
-            None,
+            timeout_span,
+            "statement_timeout must be at most 24d",
+            Some("PostgreSQL's statement_timeout holds at most 2147483647 ms (24.8 days)".into()),
         );
     }
     let url = url?;
+    if let Some(problem) = url_problem(&url) {
+        ctx.error(
+            c.url.span(),
+            format!("the url of connection \"{name}\" cannot be read unambiguously: {problem}"),
+            Some(PERCENT_ENCODE_HINT.into()),
+        );
+        return None;
+    }
     let Some(dialect) = dialect_of(&url) else {
         let shown = if url.is_empty() {
             "an empty url".to_string()
@@ -759,6 +796,14 @@ mod tests {
         assert_eq!(normalize(Path::new("../x/./y")), Path::new("../x/y"));
         assert_eq!(normalize(Path::new("/a/b/../c")), Path::new("/a/c"));
         assert_eq!(normalize(Path::new("a/..")), Path::new("."));
+    }
+
+    // See: issues/8 item 4
+    #[test]
+    fn a_type_error_does_not_echo_the_value() {
+        let e = errors("[connections]\nwh = \"postgres://u:hunter2@h/db\"\n");
+        assert!(!e[0].contains("hunter2"), "{}", e[0]);
+        assert!(e[0].contains("invalid type: string, expected"), "{}", e[0]);
     }
 
     #[test]

@@ -4,24 +4,44 @@
 use std::fmt;
 use std::time::Duration;
 
+/// The longest duration accepted anywhere: 100 years. Longer ones overflow the clocks and
+/// databases they are handed to (and `Duration` itself past about 5.8e11 years).
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+/// Why a duration was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DurationError {
+    /// Not a number and a unit.
+    Syntax,
+    /// Longer than [`MAX_DURATION`].
+    TooLong,
+}
+
 /// Parses `"500ms"`, `"60s"`, `"15m"`, `"2h"`, `"1d"`, `"1w"` or a sequence (`"1h30m"`).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let s = text.trim();
-    let bad = || {
-        format!(
+    try_parse_duration(text).map_err(|e| match e {
+        DurationError::Syntax => format!(
             "invalid duration \"{text}\": expected a number and a unit, e.g. \"90s\", \"15m\", \"2h\", \"1d\""
-        )
-    };
+        ),
+        DurationError::TooLong => {
+            format!("duration \"{text}\" is too long: at most 100 years (\"36500d\")")
+        }
+    })
+}
+
+/// [`parse_duration`] with the reason as a value, for callers that word their own message.
+pub fn try_parse_duration(text: &str) -> Result<Duration, DurationError> {
+    let s = text.trim();
     if s.is_empty() {
-        return Err(bad());
+        return Err(DurationError::Syntax);
     }
     let mut total = 0.0_f64;
     let mut rest = s;
     while !rest.is_empty() {
         let num_end = rest
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        let number: f64 = rest[..num_end].parse().map_err(|_| bad())?;
+            .ok_or(DurationError::Syntax)?;
+        let number: f64 = rest[..num_end].parse().map_err(|_| DurationError::Syntax)?;
         rest = &rest[num_end..];
         let unit_end = rest
             .find(|c: char| c.is_ascii_digit() || c == '.')
@@ -33,12 +53,17 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "h" => 3600.0,
             "d" => 86_400.0,
             "w" => 604_800.0,
-            _ => return Err(bad()),
+            _ => return Err(DurationError::Syntax),
         };
         total += number * seconds;
         rest = &rest[unit_end..];
     }
-    Ok(Duration::from_secs_f64(total))
+    // See: issues/8 item 10 (`Duration::from_secs_f64` panics past its range; a 400-digit
+    // number parses as infinity).
+    if !total.is_finite() || total > MAX_DURATION.as_secs_f64() {
+        return Err(DurationError::TooLong);
+    }
+    Duration::try_from_secs_f64(total).map_err(|_| DurationError::TooLong)
 }
 
 /// Renders seconds as a short duration (`"2h 5m"`, `"45s"`).
@@ -140,33 +165,113 @@ impl fmt::Display for Secret {
     }
 }
 
-/// A connection URL whose password (and `password=` query parameter) prints as `****`.
+/// A database URL cut where sqlx's URL parser (the WHATWG rules for a scheme that is not
+/// `http`-like) cuts it: the authority ends at the first `/`, `?` or `#`, and its last `@`
+/// ends the user info.
+struct UrlParts<'a> {
+    scheme: &'a str,
+    /// The user name as written, if the URL has user info.
+    user: Option<&'a str>,
+    /// True when the user info has a `:` (a password, possibly empty).
+    has_password: bool,
+    /// Host and port.
+    host: &'a str,
+    /// Path, query and fragment.
+    rest: &'a str,
+}
+
+fn split_url(url: &str) -> Option<UrlParts<'_>> {
+    let (scheme, after) = url.split_once("://")?;
+    let (authority, rest) = after.split_at(after.find(['/', '?', '#']).unwrap_or(after.len()));
+    let (userinfo, host) = match authority.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, authority),
+    };
+    let (user, has_password) =
+        match userinfo.map(|u| u.split_once(':').map_or((u, false), |(n, _)| (n, true))) {
+            Some((n, p)) => (Some(n), p),
+            None => (None, false),
+        };
+    Some(UrlParts {
+        scheme,
+        user,
+        has_password,
+        host,
+        rest,
+    })
+}
+
+fn scheme_of(url: &str) -> &str {
+    url.split_once(':').map_or("", |(s, _)| s)
+}
+
+/// Why a database URL cannot be cut unambiguously into user, password and host, or `None`.
+/// A raw `/`, `?` or `#` in a password ends the authority early, so sqlx would read part of
+/// the password as host, port, database or query (and print it in its errors); such a URL is
+/// refused, never guessed at. SQLite URLs hold a path and no password, and always pass.
+///
+/// See: issues/8 item 4.
+pub fn url_problem(url: &str) -> Option<&'static str> {
+    if scheme_of(url) == "sqlite" {
+        return None;
+    }
+    let Some(parts) = split_url(url) else {
+        return Some("it does not start with scheme://");
+    };
+    if parts.rest.contains('@') {
+        Some("an `@` follows the host")
+    } else if parts.rest.contains('#') {
+        Some("it contains a `#`")
+    } else {
+        None
+    }
+}
+
+/// The hint for a URL refused by [`url_problem`].
+pub const PERCENT_ENCODE_HINT: &str = "percent-encode these characters in the password: / as %2F, ? as %3F, # as %23, @ as %40, : as %3A and % as %25 (the url is not shown: it may hold the password)";
+
+/// A connection URL whose password (and `password=` query parameter) prints as `****`. Built
+/// from the parsed parts, never by searching the text for a password: a URL that cannot be
+/// cut unambiguously ([`url_problem`]) shows only its scheme.
 pub fn redact_url(url: &str) -> String {
-    let mut out = url.to_string();
-    if let Some(scheme_end) = out.find("://") {
-        let auth_start = scheme_end + 3;
-        let auth_end = out[auth_start..]
-            .find(['/', '?'])
-            .map_or(out.len(), |i| auth_start + i);
-        if let Some(at) = out[auth_start..auth_end].rfind('@') {
-            let userinfo = &out[auth_start..auth_start + at];
-            if let Some(colon) = userinfo.find(':') {
-                out.replace_range(auth_start + colon + 1..auth_start + at, "****");
+    let scheme = scheme_of(url);
+    if scheme == "sqlite" {
+        // A path and options: no user info, but a query parameter may still be a password.
+        return redact_query(url);
+    }
+    match split_url(url) {
+        Some(parts) if url_problem(url).is_none() => {
+            let mut out = format!("{}://", parts.scheme);
+            if let Some(user) = parts.user {
+                out.push_str(user);
+                if parts.has_password {
+                    out.push_str(":****");
+                }
+                out.push('@');
             }
+            out.push_str(parts.host);
+            out.push_str(&redact_query(parts.rest));
+            out
         }
+        _ if scheme.is_empty() || scheme.contains(['/', '@', '?', '#']) => "****".to_string(),
+        _ => format!("{scheme}://****"),
     }
-    if let Some(q) = out.find('?') {
-        let (head, query) = out.split_at(q + 1);
-        let redacted: Vec<String> = query
-            .split('&')
-            .map(|kv| match kv.split_once('=') {
-                Some((k, _)) if k.to_ascii_lowercase().contains("password") => format!("{k}=****"),
-                _ => kv.to_string(),
-            })
-            .collect();
-        out = format!("{head}{}", redacted.join("&"));
-    }
-    out
+}
+
+/// `path?query` with the value of every query parameter whose name contains `password`
+/// replaced by `****`.
+fn redact_query(text: &str) -> String {
+    let Some((head, query)) = text.split_once('?') else {
+        return text.to_string();
+    };
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|kv| match kv.split_once('=') {
+            Some((k, _)) if k.to_ascii_lowercase().contains("password") => format!("{k}=****"),
+            _ => kv.to_string(),
+        })
+        .collect();
+    format!("{head}?{}", pairs.join("&"))
 }
 
 #[cfg(test)]
@@ -252,5 +357,63 @@ mod tests {
             "postgres://h/db?user=u&password=****"
         );
         assert_eq!(redact_url("sqlite://a.db"), "sqlite://a.db");
+    }
+
+    // See: issues/8 item 4
+    #[test_case("postgres://u:p?a/ss@w#rd@127.0.0.1:1/db" ; "raw query, slash, at and hash")]
+    #[test_case("postgres://u:p/ss@h/db" ; "raw slash")]
+    #[test_case("postgres://u:12/ss@h/db" ; "raw slash after a port-like start")]
+    #[test_case("mysql://u:p?ss@h/db" ; "raw question mark")]
+    #[test_case("postgres://u:1#ss@h/db" ; "raw hash")]
+    #[test_case("postgres:u:pass@h/db" ; "no slashes")]
+    fn a_url_with_a_raw_delimiter_in_the_password_is_refused_and_shows_no_part_of_it(url: &str) {
+        assert!(url_problem(url).is_some(), "{url}");
+        let shown = redact_url(url);
+        for secret in ["ss", "pass"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+    }
+
+    // See: issues/8 item 4
+    #[test]
+    fn a_password_that_needs_no_encoding_or_is_encoded_prints_as_stars() {
+        for (url, shown) in [
+            (
+                "postgres://u:p@ss:w@h:5432/db",
+                "postgres://u:****@h:5432/db",
+            ),
+            (
+                "postgres://u:p%3Fa%2Fss%40w%23rd@h/db",
+                "postgres://u:****@h/db",
+            ),
+            ("mysql://u:@h/db", "mysql://u:****@h/db"),
+            (
+                "postgres://h/db?sslmode=require&PassWord=x%26y",
+                "postgres://h/db?sslmode=require&PassWord=****",
+            ),
+            (
+                "sqlite:///tmp/a@b.db?mode=ro",
+                "sqlite:///tmp/a@b.db?mode=ro",
+            ),
+        ] {
+            assert_eq!(url_problem(url), None, "{url}");
+            assert_eq!(redact_url(url), shown);
+        }
+        assert_eq!(redact_url("oracle://u:pw@h/x"), "oracle://u:****@h/x");
+        assert_eq!(redact_url("no scheme at all"), "****");
+    }
+
+    // See: issues/8 item 10
+    #[test_case("99999999999999999999w")]
+    #[test_case("36501d")]
+    #[test_case(&format!("1{}s", "0".repeat(400)) ; "a 400-digit number")]
+    fn a_duration_past_100_years_is_an_error_not_a_panic(text: &str) {
+        let e = parse_duration(text).unwrap_err();
+        assert!(e.contains("too long: at most 100 years"), "{e}");
+    }
+
+    #[test]
+    fn a_duration_of_100_years_is_accepted() {
+        assert_eq!(parse_duration("36500d").unwrap(), MAX_DURATION);
     }
 }

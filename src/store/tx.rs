@@ -58,7 +58,11 @@ impl Tx {
     /// Marks the schedule slots of `runs` finished (daemon runs carry one); fails with
     /// [`StoreError::SlotsLost`] when another replica took one over, so the whole
     /// transaction rolls back and the late result is not recorded.
-    pub async fn finish_slots(&mut self, runs: &[RunRow<'_>], now: DateTime<Utc>) -> Result<(), StoreError> {
+    pub async fn finish_slots(
+        &mut self,
+        runs: &[RunRow<'_>],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let pg = matches!(self, Tx::Postgres(_));
         with_tx!(self, c => super::daemon::finish_slots!(&mut **c, pg, runs, now))
     }

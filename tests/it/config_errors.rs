@@ -586,3 +586,140 @@ fn invalid_fixture_folders_each_exit_2() {
         }
     }
 }
+
+// See: issues/8 item 10
+#[test]
+fn an_overflowing_duration_in_a_check_header_is_an_error_at_its_line() {
+    let env = env();
+    env.check_with(
+        "a",
+        &[
+            "description = \"x\"",
+            "reopen_within = \"99999999999999999999w\"",
+        ],
+        "SELECT n FROM t",
+    );
+    invalid(&env, "checks/a.sql:3:")
+        .stderr_has("duration \"99999999999999999999w\" is too long: at most 100 years")
+        .nowhere("panicked");
+}
+
+// See: issues/8 item 10
+#[test]
+fn an_overflowing_duration_in_a_threshold_is_an_error_at_its_line() {
+    let env = env();
+    env.check_with(
+        "a",
+        &[
+            "metric = \"n\"",
+            "[thresholds]",
+            "P1 = \"> 99999999999999999999w\"",
+        ],
+        "SELECT n FROM t",
+    );
+    invalid(&env, "checks/a.sql:4:")
+        .stderr_has("the duration is too long (at most 100 years")
+        .nowhere("panicked");
+    // A limit that is not a finite number never breaches: refused too.
+    for limit in ["> 1e400%", "> nan%", "< inf%"] {
+        env.check_with(
+            "a",
+            &[
+                "metric = \"n\"",
+                "[thresholds]",
+                &format!("P1 = \"{limit}\""),
+            ],
+            "SELECT n FROM t",
+        );
+        invalid(&env, "checks/a.sql:4:").stderr_has("invalid threshold");
+    }
+}
+
+// See: issues/8 item 10
+#[test]
+fn an_overflowing_duration_in_a_rule_parameter_is_an_error() {
+    let env = env();
+    env.write(
+        "checks/events.toml",
+        indoc! {r#"
+            rule = "missing_partition"
+            [params]
+            table = "t"
+            partition_column = "n"
+            lookback = "99999999999999999999w"
+        "#},
+    );
+    invalid(&env, "checks/events.toml:5:")
+        .stderr_has("is too long")
+        .nowhere("panicked");
+}
+
+// See: issues/8 item 10
+#[test]
+fn every_duration_in_the_config_is_range_checked() {
+    let env = env();
+    env.config(indoc! {r#"
+        [connections.warehouse]
+        url = "sqlite://warehouse.db"
+        statement_timeout = "99999999999999999999w"
+        [connections.other]
+        url = "sqlite://warehouse.db"
+        statement_timeout = "25d"
+        [mail]
+        from = "dq@example.com"
+        transport = "smtp"
+        host = "127.0.0.1"
+        timeout = "1e400s"
+        [severity.P0]
+        respond_within = "99999999999999999999w"
+        renotify_every = "36501d"
+        escalation = [{ after = "99999999999999999999w", email = ["a@example.com"] }]
+        [incidents]
+        reopen_within = "99999999999999999999w"
+    "#});
+    let out = invalid(
+        &env,
+        "dqwatch.toml:3:21: error: duration \"99999999999999999999w\" is too long",
+    );
+    out.stderr_has("dqwatch.toml:6:21: error: statement_timeout must be at most 24d")
+        .stderr_has("dqwatch.toml:11:11: error: invalid duration \"1e400s\"")
+        .stderr_has("dqwatch.toml:13:18: error: duration")
+        .stderr_has("dqwatch.toml:14:18: error: duration \"36501d\" is too long")
+        .stderr_has("dqwatch.toml:15:25: error: duration")
+        .stderr_has("dqwatch.toml:17:17: error: duration")
+        .nowhere("panicked");
+}
+
+// See: issues/8 item 10
+#[test]
+fn a_reload_with_an_overflowing_duration_is_refused_and_reload_keeps_working() {
+    use crate::redaction::{Daemon, get};
+    let env = env();
+    env.config(
+        "state = \"sqlite://state.db\"\n[connections.warehouse]\nurl = \"sqlite://warehouse.db\"\n",
+    );
+    let quiet = "SELECT n FROM t WHERE 1 = 0";
+    env.check_with("a", &["schedule = \"0 0 1 1 *\""], quiet);
+    let mut d = Daemon::start(&env);
+    env.check_with(
+        "a",
+        &[
+            "schedule = \"0 0 1 1 *\"",
+            "reopen_within = \"99999999999999999999w\"",
+        ],
+        quiet,
+    );
+    d.signal("HUP");
+    d.wait_for("the refused reload", |d| {
+        d.log().contains("Reload refused").then_some(())
+    });
+    assert!(d.log().contains("is too long"), "{}", d.log());
+    // Fixed, plus a new check: the next SIGHUP loads both.
+    env.check_with("a", &["schedule = \"0 0 1 1 *\""], quiet);
+    env.check_with("b", &["schedule = \"0 0 1 1 *\""], quiet);
+    d.signal("HUP");
+    d.wait_for("check b after the fixed reload", |d| {
+        get(d.port, "/api/checks").filter(|r| r.contains("\"b\""))
+    });
+    assert!(!d.log().contains("panicked"), "{}", d.log());
+}

@@ -521,7 +521,9 @@ fn writes_fail_and_leave_the_tables_unchanged(db: &Db) {
     }
     // A write spelled as a write is refused before it runs; one hidden in a function reaches
     // the server and meets its read-only guard.
-    let refused = check_doc(&report, "insert")["error"]["message"].as_str().unwrap();
+    let refused = check_doc(&report, "insert")["error"]["message"]
+        .as_str()
+        .unwrap();
     assert!(refused.contains("refused"), "{refused}");
     let msg = check_doc(&report, "function")["error"]["message"]
         .as_str()
