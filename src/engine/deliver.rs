@@ -52,13 +52,13 @@ pub fn lease_for(mailer: &Mailer) -> Duration {
     Duration::from_std(lease).unwrap_or(Duration::hours(1))
 }
 
-/// This process's name on the leases it takes: its pid and a random part (pids repeat
-/// across hosts and restarts).
+/// This process's name on the leases it takes: a random part (pids repeat across hosts and
+/// restarts), then its pid, as in `3f9c…-4242`.
 pub fn lease_owner() -> &'static str {
     static OWNER: OnceLock<String> = OnceLock::new();
     OWNER.get_or_init(|| {
         let random = RandomState::new().hash_one(std::process::id());
-        format!("{}-{random:016x}", std::process::id())
+        format!("{random:016x}-{}", std::process::id())
     })
 }
 

@@ -4,6 +4,7 @@
 //! delivered, duplicated (by Message-ID), lost. Needs `DQWATCH_TEST_AIOSMTPD=1`.
 // See: issues/8
 
+use crate::daemon::{Daemon, SOON, pg_rows};
 use crate::require_env;
 use crate::util::{PgSchema, TestEnv, output, sqlite_exec};
 use std::collections::HashSet;
@@ -439,4 +440,151 @@ fn a_thread_goes_out_in_event_order_after_an_outage() {
     assert!(!header(&msgs[0], "Subject").starts_with("Re:"));
     assert!(msgs[1].contains("Resolved: [P2] t"), "{}", msgs[1]);
     assert!(!msgs[2].contains("Resolved: [P2] t"), "{}", msgs[2]);
+}
+
+/// The daemon's config on top of [`env`]: a schedule every second, `[daemon]` in UTC.
+fn daemon_env(port: u16, keys: usize, mail: &str, state: Option<&str>) -> TestEnv {
+    let env = env(port, keys, mail, state);
+    let cfg = env.read("dqwatch.toml");
+    env.config(&format!("{cfg}\n[daemon]\ntimezone = \"UTC\"\n"));
+    env.check_with(
+        "t",
+        &[
+            "schedule = \"* * * * * *\"",
+            "keys = [\"k\"]",
+            "metric = \"v\"",
+            "[thresholds]",
+            "P2 = \"> 1\"",
+        ],
+        "SELECT k, v FROM t",
+    );
+    env
+}
+
+/// Outbox rows of a SQLite state store: (id, state, attempts).
+fn outbox_rows(env: &TestEnv) -> Vec<(i64, String, i64)> {
+    let out = env.run(["outbox", "list", "--state", "all"]);
+    let mut rows: Vec<(i64, String, i64)> = out
+        .stdout
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            Some((
+                w.next()?.parse().ok()?,
+                w.next()?.to_string(),
+                w.next()?.parse().ok()?,
+            ))
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+// See: issues/8 items 5 and 9
+#[test]
+fn smtp_down_then_up_under_the_daemon_loses_nothing_and_keeps_each_thread_in_order() {
+    let _ = require_env!("DQWATCH_TEST_AIOSMTPD");
+    let port = free_port();
+    let env = daemon_env(port, 1, "", None);
+    let db = env.path().join("warehouse.db");
+    let d = Daemon::start(&env, &[]);
+    // While the relay is down the incident opens, resolves and reopens: three mails of one
+    // thread wait, none uses an attempt, none dies.
+    let env = &env;
+    let pending = |n: usize| {
+        move || {
+            let rows = outbox_rows(env);
+            (rows.len() == n && rows.iter().all(|(_, s, a)| s == "pending" && *a == 0))
+                .then_some(())
+        }
+    };
+    d.wait_for("the opening mail, pending", SOON, pending(1));
+    sqlite_exec(&db, "UPDATE t SET v = 0");
+    d.wait_for("the resolution mail, pending", SOON, pending(2));
+    sqlite_exec(&db, "UPDATE t SET v = 5");
+    d.wait_for("the reopening mail, pending", SOON, pending(3));
+    // The relay comes back: the daemon's next pass sends the thread, in order, once.
+    let sink = Sink::start(port, &env.path().join("mail"), &[]);
+    d.wait_for("three delivered mails", Duration::from_secs(60), || {
+        (sink.messages().len() >= 3).then_some(())
+    });
+    let msgs = sink.messages();
+    let ids = sink.delivered_once(3);
+    assert_eq!(header(&msgs[0], "In-Reply-To"), "");
+    assert!(msgs[1].contains("Resolved: [P2] t"), "{}", msgs[1]);
+    assert!(msgs[1..].iter().all(|m| header(m, "In-Reply-To") == ids[0]));
+    assert!(outbox_rows(env).iter().all(|(_, s, _)| s == "sent"));
+    d.stop();
+}
+
+// See: issues/8 items 6 and 7
+#[test]
+fn two_daemons_one_killed_mid_send_lose_nothing_and_send_nothing_twice() {
+    let _ = require_env!("DQWATCH_TEST_AIOSMTPD");
+    let admin = require_env!("DQWATCH_TEST_POSTGRES_URL");
+    let schema = PgSchema::new(&admin, "faults_two_daemons");
+    let port = free_port();
+    let marker = env_marker();
+    // The relay holds the first message it gets (far longer than the test): the daemon
+    // sending it is killed while it waits.
+    let env = daemon_env(port, 5, "timeout = \"5s\"", Some(&schema.url));
+    let sink = Sink::start(
+        port,
+        &env.path().join("mail"),
+        &[
+            "--delay",
+            "600",
+            "--delay-first",
+            "1",
+            "--marker",
+            &marker.display().to_string(),
+        ],
+    );
+    let a = Daemon::start(&env, &[]);
+    let b = Daemon::start(&env, &[]);
+    let first = PathBuf::from(format!("{}.1", marker.display()));
+    a.wait_for("the first DATA at the relay", SOON, || {
+        first.exists().then_some(())
+    });
+    let holder = pg_rows(
+        &schema.url,
+        "SELECT CAST(id AS text), lease_owner FROM outbox WHERE lease_owner IS NOT NULL AND state = 'pending'",
+    );
+    assert_eq!(holder.len(), 1, "one mail is being sent: {holder:?}");
+    let (held, owner) = (holder[0][0].clone(), holder[0][1].clone());
+    let (dying, survivor) = if a.is(&owner) { (&a, &b) } else { (&b, &a) };
+    assert!(dying.is(&owner), "the lease names a live daemon: {owner}");
+    dying.kill_hard();
+    let killed = std::time::Instant::now();
+    // The survivor sends the other four at once, and the held one when its lease ends.
+    survivor.wait_for("all five delivered", Duration::from_secs(90), || {
+        let sent = pg_rows(
+            &schema.url,
+            "SELECT CAST(COUNT(*) AS text) FROM outbox WHERE state = 'sent'",
+        );
+        (sent[0][0] == "5").then_some(())
+    });
+    let waited = killed.elapsed();
+    sink.delivered_once(5);
+    let dead = pg_rows(
+        &schema.url,
+        "SELECT CAST(COUNT(*) AS text) FROM outbox WHERE state <> 'sent'",
+    );
+    assert_eq!(dead[0][0], "0");
+    figure(&format!(
+        "daemon killed mid-send: its mail {held} went out {:.1} s after the kill (SMTP timeout 5s, lease 15 s); 5 delivered, 0 duplicated, 0 lost",
+        waited.as_secs_f64()
+    ));
+    survivor.stop();
+}
+
+fn env_marker() -> PathBuf {
+    let dir = tempfile::Builder::new()
+        .prefix("dqwatch-marker-")
+        .tempdir()
+        .unwrap();
+    // Kept for the test's life: the sink writes marker files into it.
+    let path = dir.path().join("data");
+    std::mem::forget(dir);
+    path
 }
