@@ -67,6 +67,7 @@ fn report(checks: &[Arc<Check>], at: chrono::DateTime<Utc>) -> RunReport {
                     severity: Severity::P1,
                     op: Op::Gt,
                     limit: 100.0,
+                    unit: dqwatch::model::Unit::Number,
                     text: "> 100".into(),
                 }),
                 label: None,

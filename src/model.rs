@@ -204,6 +204,91 @@ pub fn format_number(x: f64) -> String {
     }
 }
 
+/// Renders seconds as a short duration (`"2h 5m"`, `"45s"`): the two largest units.
+pub fn format_duration(seconds: f64) -> String {
+    let neg = seconds < 0.0;
+    let mut s = seconds.abs().round() as u64;
+    let mut parts = Vec::new();
+    for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60)] {
+        if s >= size {
+            parts.push(format!("{}{unit}", s / size));
+            s %= size;
+        }
+    }
+    if s > 0 || parts.is_empty() {
+        parts.push(format!("{s}s"));
+    }
+    let out = parts.into_iter().take(2).collect::<Vec<_>>().join(" ");
+    if neg { format!("-{out}") } else { out }
+}
+
+/// The unit of a metric, set by how its thresholds are written: `"> 100"` is a number,
+/// `"> 5%"` a percent (the metric is already in percent), `"> 2h"` seconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unit {
+    /// A plain number.
+    #[default]
+    Number,
+    /// A percentage (`7.5` is 7.5%).
+    Percent,
+    /// A duration in seconds.
+    Seconds,
+}
+
+impl Unit {
+    /// The name stored and shown in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unit::Number => "number",
+            Unit::Percent => "percent",
+            Unit::Seconds => "seconds",
+        }
+    }
+}
+
+impl fmt::Display for Unit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Unit {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Unit::Number, Unit::Percent, Unit::Seconds]
+            .into_iter()
+            .find(|u| u.as_str() == s)
+            .ok_or_else(|| format!("unknown unit \"{s}\" (expected number, percent or seconds)"))
+    }
+}
+
+/// A metric value in its unit. Its `Display` is the one way a metric is printed: in the
+/// terminal, JSON's `metric_text`, the incidents page, `incidents show` and every mail
+/// (`12500`, `7.5%`, `1d 2h`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Metric {
+    /// The number, as the check returned it (durations in seconds).
+    pub value: f64,
+    /// Its unit.
+    pub unit: Unit,
+}
+
+impl fmt::Display for Metric {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.unit {
+            Unit::Number => f.write_str(&format_number(self.value)),
+            Unit::Percent => write!(f, "{}%", format_number(self.value)),
+            Unit::Seconds => f.write_str(&format_duration(self.value)),
+        }
+    }
+}
+
+/// A threshold as printed everywhere: its level, then the text as written (`P2 > 24h`).
+pub fn format_threshold(severity: Severity, text: &str) -> String {
+    format!("{severity} {text}")
+}
+
 /// A comparison a metric is held against (`> 100`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Op {
@@ -262,13 +347,15 @@ pub struct Threshold {
     pub op: Op,
     /// The limit, in the metric's unit (durations are seconds).
     pub limit: f64,
+    /// The unit the text was written in (`"> 2h"`: seconds), which is the metric's.
+    pub unit: Unit,
     /// The text the user wrote (`"> 2h"`), for display.
     pub text: String,
 }
 
 impl fmt::Display for Threshold {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.severity, self.text)
+        f.write_str(&format_threshold(self.severity, &self.text))
     }
 }
 
@@ -338,6 +425,21 @@ pub struct Observation {
     /// [`SAMPLE_ROWS`] of them), in the order of `Outcome::Evaluated::columns`.
     #[serde(skip)]
     pub sample: Vec<Vec<Value>>,
+}
+
+impl Observation {
+    /// The metric's unit: its threshold's, else a plain number.
+    pub fn unit(&self) -> Unit {
+        self.threshold.as_ref().map_or(Unit::Number, |t| t.unit)
+    }
+
+    /// The metric in its unit, if there is one.
+    pub fn metric_in_unit(&self) -> Option<Metric> {
+        self.metric.map(|value| Metric {
+            value,
+            unit: self.unit(),
+        })
+    }
 }
 
 /// Rows read from a warehouse for one check, decoded.
@@ -517,5 +619,24 @@ mod tests {
             Value::Unsupported("INTERVAL".into()).to_string(),
             "<INTERVAL>"
         );
+    }
+
+    #[test]
+    fn durations_render_in_two_units() {
+        assert_eq!(format_duration(45.0), "45s");
+        assert_eq!(format_duration(7500.0), "2h 5m");
+        assert_eq!(format_duration(90061.0), "1d 1h");
+        assert_eq!(format_duration(0.0), "0s");
+    }
+
+    #[test]
+    fn a_metric_prints_in_its_unit() {
+        let m = |value, unit| Metric { value, unit }.to_string();
+        assert_eq!(m(93600.0, Unit::Seconds), "1d 2h");
+        assert_eq!(m(7.5, Unit::Percent), "7.5%");
+        assert_eq!(m(12500.0, Unit::Number), "12500");
+        for u in [Unit::Number, Unit::Percent, Unit::Seconds] {
+            assert_eq!(u.as_str().parse::<Unit>(), Ok(u));
+        }
     }
 }

@@ -99,16 +99,19 @@ pub fn parse_threshold(severity: Severity, text: &str) -> Result<Threshold, Stri
         .ok_or_else(bad)?;
     // See: issues/8 item 10 (an infinite or NaN limit never breaches; a huge duration
     // panicked).
-    let limit = match rest.parse::<f64>() {
-        Ok(n) if n.is_finite() => n,
-        _ if rest.ends_with('%') => rest[..rest.len() - 1]
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .filter(|n| n.is_finite())
-            .ok_or_else(bad)?,
+    let (limit, unit) = match rest.parse::<f64>() {
+        Ok(n) if n.is_finite() => (n, crate::model::Unit::Number),
+        _ if rest.ends_with('%') => (
+            rest[..rest.len() - 1]
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|n| n.is_finite())
+                .ok_or_else(bad)?,
+            crate::model::Unit::Percent,
+        ),
         _ => match try_parse_duration(rest) {
-            Ok(d) => d.as_secs_f64(),
+            Ok(d) => (d.as_secs_f64(), crate::model::Unit::Seconds),
             Err(DurationError::TooLong) => {
                 return Err(format!(
                     "invalid threshold \"{text}\": the duration is too long (at most 100 years, \"36500d\")"
@@ -121,6 +124,7 @@ pub fn parse_threshold(severity: Severity, text: &str) -> Result<Threshold, Stri
         severity,
         op,
         limit,
+        unit,
         text: s.to_string(),
     })
 }

@@ -104,12 +104,13 @@ async fn list(st: &State, filter: StateFilter, format: TextOrJson) -> Res {
         return Ok(Exit::Clean);
     }
     outln!(
-        "{:>5}  {:<12}  {:<3}  {:<19}  {:<20}  TITLE",
+        "{:>5}  {:<12}  {:<3}  {:<19}  {:<20}  {:<10}  TITLE",
         "ID",
         "STATE",
         "SEV",
         "CATEGORY",
-        "OPENED"
+        "OPENED",
+        "METRIC"
     );
     for i in &list {
         let opened = i.opened_at.map_or_else(
@@ -117,12 +118,13 @@ async fn list(st: &State, filter: StateFilter, format: TextOrJson) -> Res {
             |t| t.format("%Y-%m-%d %H:%M").to_string(),
         );
         outln!(
-            "{:>5}  {:<12}  {:<3}  {:<19}  {:<20}  {}",
+            "{:>5}  {:<12}  {:<3}  {:<19}  {:<20}  {:<10}  {}",
             i.id,
             i.state.as_str(),
             i.severity.as_str(),
             i.category.as_str(),
             opened,
+            i.metric_text().unwrap_or_else(|| "-".into()),
             i.title
         );
     }
@@ -156,13 +158,15 @@ async fn show(st: &State, id: i64, format: TextOrJson) -> Res {
     if !inc.key.is_empty() {
         outln!("  key          {}", inc.key);
     }
-    if let Some(m) = inc.metric {
+    if let Some(m) = inc.metric_text() {
         outln!(
-            "  metric       {}{}",
-            crate::model::format_number(m),
-            inc.threshold
-                .as_ref()
+            "  metric       {m}{}{}",
+            inc.threshold_text()
                 .map(|t| format!(" (threshold {t})"))
+                .unwrap_or_default(),
+            inc.label
+                .as_ref()
+                .map(|l| format!(" ({l})"))
                 .unwrap_or_default()
         );
     }

@@ -4,7 +4,7 @@
 use crate::config::{SeverityPolicy, format_duration};
 use crate::incidents::{Event, EventKind, Incident};
 use crate::model::format_time;
-use crate::model::{Category, CheckId, IncidentState, Key, Severity, Value as Cell, format_number};
+use crate::model::{Category, CheckId, IncidentState, Key, Severity, Unit, Value as Cell};
 use chrono::{TimeZone, Utc};
 use serde_json::{Value, json};
 
@@ -65,8 +65,12 @@ fn incident(inc: &Incident) -> Value {
         "last_seen_at": format_time(inc.last_seen_at),
         "duration": format_duration((end - start).num_seconds() as f64),
         "repeat_count": inc.repeat_count,
-        "metric": inc.metric.map(format_number),
-        "threshold": inc.threshold,
+        // The metric as the terminal prints it (`1d 2h`); the number is `metric_value`.
+        "metric": inc.metric_text(),
+        "metric_value": inc.metric,
+        "unit": inc.unit.as_str(),
+        "threshold": inc.threshold_text(),
+        "label": inc.label,
         "detail": inc.detail,
     })
 }
@@ -218,7 +222,10 @@ pub(crate) fn example() -> (Incident, Vec<Event>, CheckInfo, Sample) {
         pass_streak: 1,
         repeat_count: 1,
         metric: Some(12500.0),
+        unit: Unit::Number,
         threshold: Some("> 10000".into()),
+        threshold_severity: Some(Severity::P1),
+        label: None,
         detail: Some("query: example".into()),
         escalation: Vec::new(),
         escalation_step: 0,

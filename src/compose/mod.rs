@@ -321,6 +321,22 @@ mod tests {
             .unwrap()
             .unwrap();
         insta::assert_snapshot!("mail_digest", show(&digest));
+
+        // See: issues/9 — a duration metric reads as the terminal prints it (`1d 2h`), with
+        // the threshold's level; before, the mail said `93600 (threshold > 24h)`.
+        let late = Incident {
+            metric: Some(93_600.0),
+            unit: crate::model::Unit::Seconds,
+            threshold: Some("> 24h".into()),
+            threshold_severity: Some(crate::model::Severity::P2),
+            detail: None,
+            ..inc.clone()
+        };
+        let opened = c
+            .compose(&late, &events[0], Some(&check), Some(&sample), None)
+            .unwrap()
+            .unwrap();
+        insta::assert_snapshot!("mail_opened_duration", show(&opened));
         insta::assert_snapshot!(
             "postmortem",
             c.postmortem(&inc, &events, Some(&check)).unwrap()

@@ -3,7 +3,7 @@
 //! value is HTML-escaped (check SQL and row values are data).
 
 use super::Shared;
-use crate::model::{Severity, format_number};
+use crate::model::{Metric, Severity, Unit};
 use crate::store::format_time;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -24,8 +24,24 @@ pub fn esc(s: &str) -> String {
     out
 }
 
-/// A polyline chart of `values` (oldest first), 160×32.
-pub fn sparkline(values: &[f64]) -> String {
+/// An incident's latest metric in its unit with the threshold it breached, HTML-escaped:
+/// `1d 2h (threshold P2 &gt; 24h)`, as the terminal and mails say it.
+pub fn incident_metric(inc: &crate::incidents::Incident) -> Option<String> {
+    let metric = inc.metric_text()?;
+    let threshold = inc
+        .threshold_text()
+        .map(|t| format!(" (threshold {t})"))
+        .unwrap_or_default();
+    let label = inc
+        .label
+        .as_ref()
+        .map(|l| format!(" ({l})"))
+        .unwrap_or_default();
+    Some(esc(&format!("{metric}{threshold}{label}")))
+}
+
+/// A polyline chart of `values` (oldest first), 160×32; its title gives the range in `unit`.
+pub fn sparkline(values: &[f64], unit: Unit) -> String {
     if values.len() < 2 {
         return String::from("<span class=\"muted\">no history yet</span>");
     }
@@ -50,8 +66,8 @@ pub fn sparkline(values: &[f64]) -> String {
     format!(
         "<svg width=\"160\" height=\"32\" viewBox=\"0 0 160 32\" role=\"img\"><title>{} to {}</title>\
          <polyline fill=\"none\" stroke=\"#2563eb\" stroke-width=\"1.5\" points=\"{}\"/></svg>",
-        esc(&format_number(lo)),
-        esc(&format_number(hi)),
+        esc(&Metric { value: lo, unit }.to_string()),
+        esc(&Metric { value: hi, unit }.to_string()),
         points.join(" ")
     )
 }
@@ -94,12 +110,15 @@ pub async fn render(shared: &Shared) -> Result<String, String> {
         for inc in list {
             let _ = write!(
                 html,
-                "<details open><summary><span class=\"sev {sev}\">#{}</span> {} <span class=\"muted\">· {} · {} · opened {}</span></summary><table>",
+                "<details open><summary><span class=\"sev {sev}\">#{}</span> {} <span class=\"muted\">· {} · {} · opened {}{}</span></summary><table>",
                 inc.id,
                 esc(&inc.title),
                 esc(inc.state.as_str()),
                 esc(inc.category.as_str()),
-                esc(&inc.opened_at.map(format_time).unwrap_or_else(|| "-".into()))
+                esc(&inc.opened_at.map(format_time).unwrap_or_else(|| "-".into())),
+                incident_metric(inc)
+                    .map(|m| format!(" · {m}"))
+                    .unwrap_or_default()
             );
             if let Ok(Some((_, events))) = shared.store.incident(inc.id).await {
                 for e in events {
@@ -155,13 +174,19 @@ pub async fn render(shared: &Shared) -> Result<String, String> {
             }
         }
         let values: Vec<f64> = per_run.into_values().collect();
+        let unit = match &check.judge {
+            crate::checks::Judge::Thresholds { levels, .. } => {
+                levels.first().map_or(Unit::Number, |t| t.unit)
+            }
+            _ => Unit::Number,
+        };
         let _ = write!(
             html,
             "<tr><td><b>{}</b><br><span class=\"muted\">{}</span></td><td>{}</td><td>{dots}</td><td>{}</td></tr>",
             esc(&check.id.0),
             esc(check.description.as_deref().unwrap_or("")),
             esc(check.schedule.as_ref().map_or("-", |s| s.as_str())),
-            sparkline(&values)
+            sparkline(&values, unit)
         );
     }
     html.push_str("</table></body></html>");
@@ -180,14 +205,136 @@ mod tests {
         );
     }
 
+    // See: issues/9 (a threshold keeps its unit; the terminal said `lag_seconds=1d 2h`, the
+    // mail `Metric: 93600 (threshold > 24h)`). One check, one breach, every output path.
+    #[test]
+    fn a_metric_prints_the_same_in_terminal_json_page_and_mail() {
+        use crate::checks::{Check, Judge, OnNoData, parse_threshold};
+        use crate::compose::{Composer, Templates};
+        use crate::config::Lifecycle;
+        use crate::incidents::{Policy, reconcile};
+        use crate::model::{Category, CheckId, ResultSet, Value};
+        use crate::runner::{CheckRun, RunReport};
+        use chrono::TimeZone;
+        use std::collections::BTreeMap;
+        use std::sync::Arc;
+        use std::time::Duration;
+
+        let check = Arc::new(Check {
+            id: CheckId("pipeline/freshness".into()),
+            path: "checks/pipeline/freshness.sql".into(),
+            description: None,
+            connection: "warehouse".into(),
+            schedule: None,
+            category: Category::StaleData,
+            owners: vec![],
+            tags: vec![],
+            impact: vec![],
+            runbook: None,
+            keys: vec![],
+            judge: Judge::Thresholds {
+                metric: "lag_seconds".into(),
+                levels: vec![parse_threshold(Severity::P2, "> 24h").unwrap()],
+            },
+            on_no_data: OnNoData::Error,
+            lifecycle: Lifecycle::default(),
+            sql: "SELECT 93600 AS lag_seconds".into(),
+            sql_line: 1,
+            rule: None,
+            reconcile: None,
+            history: None,
+        });
+        let rows = ResultSet {
+            columns: vec!["lag_seconds".into()],
+            rows: vec![vec![Value::Int(93_600)]],
+            capped: false,
+        };
+        let outcome = crate::evaluate::evaluate(&check, &rows);
+        let now = chrono::Utc
+            .with_ymd_and_hms(2026, 11, 23, 12, 0, 0)
+            .unwrap();
+        let run = CheckRun {
+            check: check.clone(),
+            outcome: outcome.clone(),
+            started_at: now,
+            duration: Duration::ZERO,
+        };
+
+        // The terminal.
+        let line = crate::report::text::lines(&run).join("\n");
+        assert!(line.contains("lag_seconds=1d 2h (P2 > 24h)"), "{line}");
+
+        // JSON: the number stays a number; the text is the terminal's.
+        let report = RunReport {
+            started_at: now,
+            duration: Duration::ZERO,
+            runs: vec![run],
+        };
+        let doc: serde_json::Value =
+            serde_json::from_str(&crate::report::json::render(&report, Severity::P1)).unwrap();
+        let obs = &doc["checks"][0]["observations"][0];
+        assert_eq!(obs["metric"], 93_600.0);
+        assert_eq!(obs["metric_text"], "1d 2h");
+        assert_eq!(obs["unit"], "seconds");
+        assert_eq!(obs["threshold"], "P2 > 24h");
+
+        // The incident keeps the unit and the threshold with its level.
+        let policy = Policy::new(
+            Lifecycle::default(),
+            Category::StaleData,
+            &[],
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+        );
+        let (changes, _) = reconcile(&check.id, &policy, &outcome, &[], 0, now);
+        let change = &changes[0];
+        let inc = &change.incident;
+        assert_eq!(inc.metric_text().as_deref(), Some("1d 2h"));
+        assert_eq!(inc.threshold_text().as_deref(), Some("P2 > 24h"));
+
+        // The page.
+        assert_eq!(
+            incident_metric(inc).as_deref(),
+            Some("1d 2h (threshold P2 &gt; 24h)")
+        );
+
+        // Every mail: the built-in opened template, text and HTML.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dqwatch.toml");
+        std::fs::write(
+            &path,
+            "[connections.warehouse]\nurl = \"sqlite://w.db\"\n\
+             [mail]\nfrom = \"dq@example.com\"\ndir = \"outbox\"\n\
+             [[routes]]\nemail = [\"oncall@example.com\"]\n",
+        )
+        .unwrap();
+        let cfg = crate::config::load(&path, &|_| None).unwrap();
+        let templates = Templates::load(&dir.path().join("templates")).unwrap();
+        let mail = Composer::new(&cfg, templates)
+            .compose(inc, &change.events[0], None, None, None)
+            .unwrap()
+            .unwrap();
+        assert!(
+            mail.text
+                .contains("Metric:      1d 2h (threshold P2 > 24h)"),
+            "{}",
+            mail.text
+        );
+        assert!(
+            mail.html.contains("1d 2h (threshold P2 &gt; 24h)"),
+            "{}",
+            mail.html
+        );
+    }
+
     #[test]
     fn sparkline_spans_the_box() {
-        let svg = sparkline(&[1.0, 3.0, 2.0]);
+        let svg = sparkline(&[1.0, 3.0, 2.0], Unit::Number);
         assert!(
             svg.contains("points=\"1.0,31.0 80.0,1.0 159.0,16.0\""),
             "{svg}"
         );
-        assert!(sparkline(&[5.0]).contains("no history"));
-        assert!(sparkline(&[2.0, 2.0]).contains("points=\"1.0,31.0 159.0,31.0\""));
+        assert!(sparkline(&[5.0], Unit::Number).contains("no history"));
+        assert!(sparkline(&[2.0, 2.0], Unit::Number).contains("points=\"1.0,31.0 159.0,31.0\""));
     }
 }

@@ -172,11 +172,8 @@ fn breach(
     obs: &Observation,
     now: DateTime<Utc>,
 ) -> Change {
-    let threshold = obs
-        .threshold
-        .as_ref()
-        .map(|t| t.text.clone())
-        .or_else(|| obs.label.clone());
+    let threshold = obs.threshold.as_ref().map(|t| t.text.clone());
+    let threshold_severity = obs.threshold.as_ref().map(|t| t.severity);
     match prev {
         Some(inc) if inc.state.is_active() => {
             let mut c = Change {
@@ -188,7 +185,10 @@ fn breach(
             i.pass_streak = 0;
             i.last_seen_at = now;
             i.metric = obs.metric;
+            i.unit = obs.unit();
             i.threshold = threshold;
+            i.threshold_severity = threshold_severity;
+            i.label.clone_from(&obs.label);
             i.current_severity = severity;
             i.peak_severity = i.peak_severity.min(severity);
             if i.state == IncidentState::Pending {
@@ -229,7 +229,10 @@ fn breach(
             i.pass_streak = 0;
             i.last_seen_at = now;
             i.metric = obs.metric;
+            i.unit = obs.unit();
             i.threshold = threshold;
+            i.threshold_severity = threshold_severity;
+            i.label.clone_from(&obs.label);
             i.severity = severity;
             i.current_severity = severity;
             i.peak_severity = i.peak_severity.min(severity);
@@ -266,7 +269,10 @@ fn breach(
                 pass_streak: 0,
                 repeat_count: 0,
                 metric: obs.metric,
+                unit: obs.unit(),
                 threshold,
+                threshold_severity,
+                label: obs.label.clone(),
                 detail: None,
                 escalation: Vec::new(),
                 escalation_step: 0,
@@ -425,6 +431,7 @@ mod tests {
                 severity: P2,
                 op: crate::model::Op::Gt,
                 limit: 0.0,
+                unit: crate::model::Unit::Number,
                 text: "> 0".into(),
             }),
             label: None,

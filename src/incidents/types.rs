@@ -1,6 +1,8 @@
 //! The incident, its timeline events and the fingerprint that identifies it.
 
-use crate::model::{Category, CheckId, IncidentState, Key, Severity};
+use crate::model::{
+    Category, CheckId, IncidentState, Key, Metric, Severity, Unit, format_threshold,
+};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -72,8 +74,14 @@ pub struct Incident {
     pub repeat_count: u32,
     /// Latest metric value.
     pub metric: Option<f64>,
-    /// The threshold it breached, as written.
+    /// The metric's unit (from the threshold as written), so it prints as the report did.
+    pub unit: Unit,
+    /// The threshold it breached, as written (`> 24h`).
     pub threshold: Option<String>,
+    /// The level of that threshold.
+    pub threshold_severity: Option<Severity>,
+    /// The `severity_column` label of the latest breach, for severity-map checks.
+    pub label: Option<String>,
     /// For check failures: the latest error message.
     pub detail: Option<String>,
     /// The escalation chain copied at opening.
@@ -86,6 +94,28 @@ pub struct Incident {
     pub renotify_secs: Option<u64>,
     /// When the next reminder is due.
     pub next_reminder_at: Option<DateTime<Utc>>,
+}
+
+impl Incident {
+    /// The latest metric in its unit, as every output prints it (`1d 2h`).
+    pub fn metric_text(&self) -> Option<String> {
+        self.metric.map(|value| {
+            Metric {
+                value,
+                unit: self.unit,
+            }
+            .to_string()
+        })
+    }
+
+    /// The breached threshold with its level, as every output prints it (`P2 > 24h`).
+    pub fn threshold_text(&self) -> Option<String> {
+        let text = self.threshold.as_deref()?;
+        Some(match self.threshold_severity {
+            Some(severity) => format_threshold(severity, text),
+            None => text.to_string(),
+        })
+    }
 }
 
 /// What happened to an incident.

@@ -1,7 +1,7 @@
 //! `--format json`: one document, described in README ("JSON report").
 
 use super::{Summary, Verdict, summarize, verdict};
-use crate::model::{ErrorKind, Outcome, Severity, Status};
+use crate::model::{ErrorKind, Outcome, Severity, Status, Unit};
 use crate::runner::RunReport;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -45,6 +45,9 @@ struct ObservationDoc<'a> {
     status: &'static str,
     severity: Option<Severity>,
     metric: Option<f64>,
+    /// The metric in its unit, as the terminal and mails print it (`1d 2h`).
+    metric_text: Option<String>,
+    unit: Unit,
     threshold: Option<String>,
     label: Option<&'a str>,
 }
@@ -107,6 +110,8 @@ pub fn render(report: &RunReport, fail_on: Severity) -> String {
                                 _ => None,
                             },
                             metric: o.metric,
+                            metric_text: o.metric_in_unit().map(|m| m.to_string()),
+                            unit: o.unit(),
                             threshold: o.threshold.as_ref().map(|t| t.to_string()),
                             label: o.label.as_deref(),
                         })

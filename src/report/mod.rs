@@ -98,7 +98,8 @@ pub fn render(report: &RunReport, format: Format, fail_on: Severity) -> String {
     }
 }
 
-/// `metric=value (threshold)` for a line of output, durations shown as durations.
+/// `metric=value (threshold)` for a line of output, the value printed in its unit by
+/// [`crate::model::Metric`] (as JSON, the page and mails print it).
 pub(crate) fn metric_text(run: &crate::runner::CheckRun, o: &crate::model::Observation) -> String {
     let Some(name) = run.check.metric() else {
         if let Some(label) = &o.label {
@@ -117,15 +118,9 @@ pub(crate) fn metric_text(run: &crate::runner::CheckRun, o: &crate::model::Obser
         let n = o.metric.unwrap_or(0.0) as u64;
         return format!("{n} row{}", if n == 1 { "" } else { "s" });
     };
-    let seconds = o
-        .threshold
-        .as_ref()
-        .is_some_and(|t| t.text.trim_end().ends_with(['s', 'm', 'h', 'd', 'w']));
-    let value = match o.metric {
-        Some(v) if seconds => crate::config::format_duration(v),
-        Some(v) => crate::model::format_number(v),
-        None => "NULL".into(),
-    };
+    let value = o
+        .metric_in_unit()
+        .map_or_else(|| "NULL".into(), |m| m.to_string());
     let mut out = format!("{name}={value}");
     if let Some(label) = &o.label {
         out = format!("{label} {out}");

@@ -3,7 +3,7 @@
 
 use super::StoreError;
 use crate::incidents::{Event, EventKind, Incident};
-use crate::model::{Category, CheckId, IncidentState, Key, Severity};
+use crate::model::{Category, CheckId, IncidentState, Key, Severity, Unit};
 use chrono::{DateTime, NaiveDateTime, Utc};
 
 use crate::model::TIME_FORMAT;
@@ -37,7 +37,7 @@ pub(crate) fn key_json(key: &Key) -> String {
 pub(crate) const INCIDENT_COLUMNS: &str = "id, fingerprint, check_id, key_json, state, category, severity, \
     current_severity, peak_severity, title, first_seen_at, opened_at, acknowledged_at, acknowledged_by, \
     resolved_at, resolved_by, last_seen_at, breach_streak, pass_streak, repeat_count, metric, threshold, detail, \
-    escalation_json, escalation_step, next_escalation_at, renotify_secs, next_reminder_at";
+    escalation_json, escalation_step, next_escalation_at, renotify_secs, next_reminder_at, unit, threshold_severity, label";
 
 /// A row of `incidents`.
 #[derive(Debug, sqlx::FromRow)]
@@ -70,6 +70,9 @@ pub(crate) struct IncidentRow {
     next_escalation_at: Option<String>,
     renotify_secs: Option<i64>,
     next_reminder_at: Option<String>,
+    unit: String,
+    threshold_severity: Option<String>,
+    label: Option<String>,
 }
 
 impl IncidentRow {
@@ -101,7 +104,14 @@ impl IncidentRow {
             pass_streak: self.pass_streak as u32,
             repeat_count: self.repeat_count as u32,
             metric: self.metric,
+            unit: parse::<Unit>(&self.unit, "a metric unit")?,
             threshold: self.threshold,
+            threshold_severity: self
+                .threshold_severity
+                .as_deref()
+                .map(|s| parse::<Severity>(s, "a severity"))
+                .transpose()?,
+            label: self.label,
             detail: self.detail,
             escalation: match &self.escalation_json {
                 Some(j) => serde_json::from_str(j).map_err(|e| StoreError::Corrupt {

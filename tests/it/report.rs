@@ -150,3 +150,77 @@ fn the_junit_and_github_reports_read_as_reviewed() {
     github.code(1);
     insta::assert_snapshot!("github", text_masked(&github.stdout));
 }
+
+// See: issues/9 — a threshold keeps its unit through the store: the terminal, the stored
+// incident (`incidents show`/`list`) and its mail print the metric alike. Before, the mail
+// said `Metric: 93600 (threshold > 24h)` and a severity-map label sat in `threshold`.
+#[test]
+fn a_duration_metric_reads_the_same_in_report_incident_and_mail() {
+    let env = env();
+    let cfg = env.read("dqwatch.toml");
+    env.config(&format!(
+        "state = \"sqlite://.dqwatch/state.db\"\n{cfg}\n[mail]\nfrom = \"dq <dq@example.com>\"\n\
+         transport = \"file\"\ndir = \"outbox\"\n[[routes]]\nemail = [\"oncall@example.com\"]\n"
+    ));
+    let out = env.run(["run"]);
+    out.code(1).stdout_has("lag_seconds=1d 2h (P1 > 24h)");
+
+    let list = env.run(["incidents", "list", "--format", "json"]).json();
+    let list = list.as_array().unwrap();
+    let late = list
+        .iter()
+        .find(|i| i["check_id"] == "ops/freshness" && i["severity"] == "P1")
+        .unwrap();
+    assert_eq!(late["metric"], 93600.0);
+    assert_eq!(late["unit"], "seconds");
+    assert_eq!(late["threshold"], "> 24h");
+    assert_eq!(late["threshold_severity"], "P1");
+    let trend = list
+        .iter()
+        .find(|i| i["check_id"] == "quality/trend")
+        .unwrap();
+    assert_eq!(trend["label"], "HIGH");
+    assert_eq!(trend["threshold"], serde_json::Value::Null);
+
+    let id = late["id"].as_i64().unwrap().to_string();
+    env.run(["incidents", "show", &id])
+        .code(0)
+        .stdout_has("metric       1d 2h (threshold P1 > 24h)");
+    env.run(["incidents", "list"]).code(0).stdout_has(" 1d 2h ");
+
+    let mails: Vec<String> = std::fs::read_dir(env.path().join("outbox"))
+        .unwrap()
+        .flatten()
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect();
+    let mail = mails
+        .iter()
+        .find(|m| m.contains("lag_seconds") || m.contains("feed=orders"))
+        .unwrap();
+    assert!(
+        mail.contains("Metric:      1d 2h (threshold P1 > 24h)"),
+        "{mail}"
+    );
+
+    // A store written before migration 0006 (no unit, a label in `threshold`) migrates to the
+    // same reading: units from the threshold text, its level from the current severity.
+    crate::util::sqlite_exec(
+        &env.path().join(".dqwatch/state.db"),
+        "ALTER TABLE incidents DROP COLUMN unit; ALTER TABLE incidents DROP COLUMN threshold_severity; \
+         ALTER TABLE incidents DROP COLUMN label; DELETE FROM _sqlx_migrations WHERE version = 6; \
+         UPDATE incidents SET threshold = 'HIGH' WHERE check_id = 'quality/trend';",
+    );
+    env.run(["incidents", "show", &id])
+        .code(0)
+        .stdout_has("metric       1d 2h (threshold P1 > 24h)");
+    let list = env.run(["incidents", "list", "--format", "json"]).json();
+    let trend = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["check_id"] == "quality/trend")
+        .unwrap();
+    assert_eq!(trend["label"], "HIGH");
+    assert_eq!(trend["threshold"], serde_json::Value::Null);
+    assert_eq!(trend["unit"], "number");
+}
