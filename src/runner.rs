@@ -182,10 +182,10 @@ async fn reconcile_sides(
         }
     };
     let (source, target) = tokio::join!(fetch(&spec.source), fetch(&spec.target));
-    let joined =
-        source.and_then(|s| target.and_then(|t| crate::evaluate::join_sides(&s, &t, spec)));
+    let joined = source.and_then(|s| target.map(|t| crate::evaluate::join_sides(&s, &t, spec)));
     match joined {
-        Ok(rows) => evaluate(check, &rows),
+        Ok(Ok(rows)) => evaluate(check, &rows),
+        Ok(Err(e)) => e.into(),
         Err((kind, message)) => Outcome::Error { kind, message },
     }
 }
@@ -297,13 +297,14 @@ pub async fn record_slots(
     }
     let compose = |inc: &Incident, ev: &Event| {
         let last_pass = states.get(&inc.check_id.0).and_then(|(_, p)| p.as_deref());
-        composer.compose(
+        let mail = composer.compose(
             inc,
             ev,
             infos.get(&inc.check_id.0),
             samples.get(&inc.fingerprint),
             last_pass,
-        )
+        );
+        mail.map_err(|e| e.to_string())
     };
     store.record(&rows, &changes, now, &compose).await
 }

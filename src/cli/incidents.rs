@@ -231,6 +231,7 @@ async fn change(
     let compose = |i: &Incident, e: &crate::incidents::Event| {
         st.composer
             .compose(i, e, infos.get(&i.check_id.0), None, None)
+            .map_err(|e| e.to_string())
     };
     let rec = st
         .store
@@ -323,7 +324,8 @@ async fn postmortem(cfg: &Config, st: &State, id: i64) -> Res {
     let infos = checks_info(cfg);
     let text = st
         .composer
-        .postmortem(&inc, &events, infos.get(&inc.check_id.0))?;
+        .postmortem(&inc, &events, infos.get(&inc.check_id.0))
+        .map_err(|e| e.to_string())?;
     out!("{text}");
     Ok(Exit::Clean)
 }

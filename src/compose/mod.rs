@@ -6,7 +6,7 @@ mod context;
 mod templates;
 
 pub use context::{CheckInfo, Sample};
-pub use templates::{TEMPLATE_FILES, Templates};
+pub use templates::{TEMPLATE_FILES, TemplateError, Templates};
 
 use crate::config::{Config, Digest, Route};
 use crate::incidents::{Event, Incident};
@@ -90,7 +90,7 @@ impl Composer {
         check: Option<&CheckInfo>,
         sample: Option<&Sample>,
         last_pass_at: Option<&str>,
-    ) -> Result<Option<Mail>, String> {
+    ) -> Result<Option<Mail>, TemplateError> {
         self.compose_to(
             inc,
             event,
@@ -110,7 +110,7 @@ impl Composer {
         sample: Option<&Sample>,
         last_pass_at: Option<&str>,
         to: Vec<String>,
-    ) -> Result<Option<Mail>, String> {
+    ) -> Result<Option<Mail>, TemplateError> {
         let Some(name) = event.kind.template() else {
             return Ok(None);
         };
@@ -172,7 +172,7 @@ impl Composer {
         period: &str,
         incidents: &[Incident],
         tags: &dyn Fn(&str) -> Vec<String>,
-    ) -> Result<Option<Mail>, String> {
+    ) -> Result<Option<Mail>, TemplateError> {
         let list: Vec<&Incident> = incidents
             .iter()
             .filter(|i| route_matches(route, i, &tags(&i.check_id.0)))
@@ -206,14 +206,14 @@ impl Composer {
         inc: &Incident,
         events: &[Event],
         check: Option<&CheckInfo>,
-    ) -> Result<String, String> {
+    ) -> Result<String, TemplateError> {
         self.templates
             .render_text("postmortem", &context::postmortem(inc, events, check))
     }
 
     /// Renders every template against a sample incident, so that `validate` catches a
     /// missing variable or a syntax error before an incident does.
-    pub fn self_test(&self) -> Result<(), String> {
+    pub fn self_test(&self) -> Result<(), TemplateError> {
         let (inc, events, check, sample) = context::example();
         for ev in &events {
             let Some(name) = ev.kind.template() else {

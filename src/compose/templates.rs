@@ -118,49 +118,96 @@ impl Templates {
     }
 
     /// Renders `NAME.txt` (or `postmortem.md`).
-    pub fn render_text(&self, name: &str, ctx: &Value) -> Result<String, String> {
+    pub fn render_text(&self, name: &str, ctx: &Value) -> Result<String, TemplateError> {
         let key = if name == "postmortem" {
             "postmortem.md".to_string()
         } else {
             format!("{name}.txt")
         };
-        self.text
-            .render(&key, ctx)
-            .map_err(|e| format!("template {key}.hbs: {e}"))
+        render(&self.text, &key, ctx)
     }
 
     /// Renders `NAME.html`, escaping every value.
-    pub fn render_html(&self, name: &str, ctx: &Value) -> Result<String, String> {
-        let key = format!("{name}.html");
-        self.html
-            .render(&key, ctx)
-            .map_err(|e| format!("template {key}.hbs: {e}"))
+    pub fn render_html(&self, name: &str, ctx: &Value) -> Result<String, TemplateError> {
+        render(&self.html, &format!("{name}.html"), ctx)
     }
 
     /// Renders a named one-line subject template (`digest`).
-    pub fn subject_of(&self, name: &str, ctx: &Value) -> Result<String, String> {
-        let key = format!("{name}.subject");
-        let s = self
-            .text
-            .render(&key, ctx)
-            .map_err(|e| format!("template {key}.hbs: {e}"))?;
-        Ok(s.lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .collect::<Vec<_>>()
-            .join(" "))
+    pub fn subject_of(&self, name: &str, ctx: &Value) -> Result<String, TemplateError> {
+        let s = render(&self.text, &format!("{name}.subject"), ctx)?;
+        Ok(one_line(&s))
     }
 
     /// Renders the thread subject (one line).
-    pub fn subject(&self, ctx: &Value) -> Result<String, String> {
-        let s = self
-            .text
-            .render("opened.subject", ctx)
-            .map_err(|e| format!("template opened.subject.hbs: {e}"))?;
-        Ok(s.lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .collect::<Vec<_>>()
-            .join(" "))
+    pub fn subject(&self, ctx: &Value) -> Result<String, TemplateError> {
+        let s = render(&self.text, "opened.subject", ctx)?;
+        Ok(one_line(&s))
+    }
+}
+
+/// A template that failed to render: which file, where in it when handlebars says, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("failed to render template {template}{}: {message}", at(*line, *column))]
+pub struct TemplateError {
+    /// The template file (`opened.txt.hbs`).
+    pub template: String,
+    /// 1-based line in the template, when handlebars gives one.
+    pub line: Option<usize>,
+    /// 1-based column in the template, when handlebars gives one.
+    pub column: Option<usize>,
+    /// Handlebars' reason (`Failed to access variable in strict mode Some("incident.titel")`).
+    pub message: String,
+}
+
+fn at(line: Option<usize>, column: Option<usize>) -> String {
+    match (line, column) {
+        (Some(l), Some(c)) => format!(" at line {l}, column {c}"),
+        (Some(l), None) => format!(" at line {l}"),
+        _ => String::new(),
+    }
+}
+
+fn render(registry: &Handlebars<'static>, key: &str, ctx: &Value) -> Result<String, TemplateError> {
+    registry.render(key, ctx).map_err(|e| TemplateError {
+        template: format!("{key}.hbs"),
+        line: e.line_no,
+        column: e.column_no,
+        message: e.reason().to_string(),
+    })
+}
+
+fn one_line(s: &str) -> String {
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // See: issues/9 (compose returned `Result<_, String>`): a render failure says which
+    // template, where in it, and why, as fields.
+    #[test]
+    fn a_render_error_names_the_template_and_where() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("opened.txt.hbs"),
+            "{{incident.title}}\n{{incident.titel}}\n",
+        )
+        .unwrap();
+        let templates = Templates::load(dir.path()).unwrap();
+        let ctx = serde_json::json!({ "incident": { "title": "t" } });
+        let err = templates.render_text("opened", &ctx).unwrap_err();
+        assert_eq!(err.template, "opened.txt.hbs");
+        assert_eq!((err.line, err.column), (Some(2), Some(1)));
+        assert!(err.message.contains("incident.titel"), "{err:?}");
+        assert!(
+            err.to_string()
+                .starts_with("failed to render template opened.txt.hbs at line 2, column 1: "),
+            "{err}"
+        );
     }
 }

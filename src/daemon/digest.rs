@@ -103,7 +103,8 @@ pub async fn tick(shared: &Shared) -> Result<usize, String> {
                 .map(|i| i.tags.clone())
                 .unwrap_or_default()
         };
-        if let Some(mail) = loaded.composer.digest(route, &key, &incidents, &tags)? {
+        let digest = loaded.composer.digest(route, &key, &incidents, &tags);
+        if let Some(mail) = digest.map_err(|e| e.to_string())? {
             shared
                 .store
                 .queue_digest(&id, &key, &mail, now)

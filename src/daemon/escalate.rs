@@ -64,6 +64,7 @@ pub async fn tick(shared: &Shared) -> Result<usize, String> {
                 loaded
                     .composer
                     .compose_to(&inc, ev, info, None, None, esc.email.clone())
+                    .map_err(|e| e.to_string())
             };
             if shared
                 .store
@@ -91,7 +92,12 @@ pub async fn tick(shared: &Shared) -> Result<usize, String> {
                 severity: inc.severity,
                 note: None,
             };
-            let compose = |ev: &Event| loaded.composer.compose(&inc, ev, info, None, None);
+            let compose = |ev: &Event| {
+                loaded
+                    .composer
+                    .compose(&inc, ev, info, None, None)
+                    .map_err(|e| e.to_string())
+            };
             if shared
                 .store
                 .take_step(&inc, None, Some(next), Some(&event), &compose, now)

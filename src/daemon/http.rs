@@ -226,6 +226,7 @@ async fn change(
         loaded
             .composer
             .compose(i, e, loaded.infos.get(&i.check_id.0), None, None)
+            .map_err(|e| e.to_string())
     };
     match shared
         .store

@@ -148,7 +148,7 @@ pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Loaded,
     let composer = Composer::new(&config, templates);
     composer
         .self_test()
-        .map_err(|m| vec![Diagnostic::file(&config.templates_dir, m)])?;
+        .map_err(|m| vec![Diagnostic::file(&config.templates_dir, m.to_string())])?;
     let mailer = config
         .mail
         .as_ref()

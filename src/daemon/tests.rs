@@ -118,7 +118,10 @@ async fn escalation_steps_and_reminders_go_out_once() {
     shared
         .store
         .record(&[], &[ack], clock.now(), &|i, e| {
-            loaded.composer.compose(i, e, None, None, None)
+            loaded
+                .composer
+                .compose(i, e, None, None, None)
+                .map_err(|e| e.to_string())
         })
         .await
         .unwrap();

@@ -1,8 +1,9 @@
 //! Judging: rows → observations per key → [`Outcome`]. A result that cannot be judged is
 //! an `Outcome::Error`, never a pass.
 
+use super::error::{EvalError, MetricProblem, NoDataWhy};
 use crate::checks::{Check, Judge, OnNoData};
-use crate::model::{ErrorKind, Key, Observation, Outcome, ResultSet, Status, Value};
+use crate::model::{Key, Observation, Outcome, ResultSet, Status, Value};
 use std::collections::HashMap;
 
 /// Judges one check's rows.
@@ -22,23 +23,19 @@ pub fn evaluate(check: &Check, rs: &ResultSet) -> Outcome {
                 capped: rs.capped,
             }
         }
-        Err((kind, message)) => Outcome::Error { kind, message },
+        Err(e) => e.into(),
     }
 }
-type Judged = Result<Vec<Observation>, (ErrorKind, String)>;
+type Judged = Result<Vec<Observation>, EvalError>;
 
-fn column(rs: &ResultSet, name: &str, role: &str) -> Result<usize, (ErrorKind, String)> {
+fn column(rs: &ResultSet, name: &str, role: &'static str) -> Result<usize, EvalError> {
     rs.columns
         .iter()
         .position(|c| c.eq_ignore_ascii_case(name))
-        .ok_or_else(|| {
-            (
-                ErrorKind::Result,
-                format!(
-                    "the result has no column \"{name}\" ({role}); its columns are: {}",
-                    rs.columns.join(", ")
-                ),
-            )
+        .ok_or_else(|| EvalError::MissingColumn {
+            name: name.to_string(),
+            role,
+            columns: rs.columns.clone(),
         })
 }
 
@@ -69,7 +66,7 @@ fn judge_rows(check: &Check, rs: &ResultSet) -> Judged {
                 check,
                 Key::default(),
                 Vec::new(),
-                "the query returned no rows",
+                NoDataWhy::NoRows,
             )?],
         });
     }
@@ -81,12 +78,10 @@ fn judge_rows(check: &Check, rs: &ResultSet) -> Judged {
         for (&i, name) in key_cols.iter().zip(&check.keys) {
             if let Value::Unsupported(ty) = &row[i] {
                 // Every such value would print alike and merge distinct subjects into one.
-                return Err((
-                    ErrorKind::Result,
-                    format!(
-                        "key \"{name}\" has type {ty}, which dqwatch does not read; cast it to text in the SQL (e.g. {name}::text or CAST({name} AS CHAR))"
-                    ),
-                ));
+                return Err(EvalError::UnreadableKey {
+                    name: name.clone(),
+                    ty: ty.clone(),
+                });
             }
             key.push((name.clone(), row[i].to_string()));
         }
@@ -107,7 +102,9 @@ fn judge_rows(check: &Check, rs: &ResultSet) -> Judged {
                         check,
                         key,
                         row.clone(),
-                        &format!("metric \"{metric}\" is NULL"),
+                        NoDataWhy::NullMetric {
+                            metric: metric.clone(),
+                        },
                     )?,
                     Some(value) => {
                         let hit = levels.iter().find(|l| l.op.holds(value, l.limit));
@@ -135,21 +132,20 @@ fn judge_rows(check: &Check, rs: &ResultSet) -> Judged {
                         check,
                         key,
                         row.clone(),
-                        &format!("severity_column \"{col}\" is NULL"),
+                        NoDataWhy::NullLabel {
+                            column: col.clone(),
+                        },
                     )?
                 } else {
                     let text = label.to_string();
                     let Some((_, sev)) = map.iter().find(|(l, _)| l.eq_ignore_ascii_case(&text))
                     else {
-                        let known: Vec<&str> = map.iter().map(|(l, _)| l.as_str()).collect();
-                        return Err((
-                            ErrorKind::Result,
-                            format!(
-                                "label \"{text}\" in column \"{col}\" (row {}) is not in [severity_map] (mapped: {}); map it to a severity or \"pass\"",
-                                n + 1,
-                                known.join(", ")
-                            ),
-                        ));
+                        return Err(EvalError::UnmappedLabel {
+                            label: text,
+                            column: col.clone(),
+                            row: n + 1,
+                            mapped: map.iter().map(|(l, _)| l.clone()).collect(),
+                        });
                     };
                     let status = sev.map_or(Status::Pass, |severity| Status::Breach { severity });
                     let mut o = observation(key, status, value, row.clone());
@@ -185,50 +181,32 @@ fn no_data(
     check: &Check,
     key: Key,
     row: Vec<Value>,
-    why: &str,
-) -> Result<Observation, (ErrorKind, String)> {
+    why: NoDataWhy,
+) -> Result<Observation, EvalError> {
     match check.on_no_data {
-        OnNoData::Error => {
-            let at = if key.is_empty() {
-                String::new()
-            } else {
-                format!(" for {key}")
-            };
-            Err((
-                ErrorKind::NoData,
-                format!(
-                    "{why}{at}; a metric was expected (set on_no_data = \"pass\" or a severity if that is expected)"
-                ),
-            ))
-        }
+        OnNoData::Error => Err(EvalError::NoData { why, key }),
         OnNoData::Pass => Ok(observation(key, Status::NoData, None, row)),
         OnNoData::Breach(severity) => Ok(observation(key, Status::Breach { severity }, None, row)),
     }
 }
 
 /// A metric cell as a number; NULL is `None`; text, booleans and NaN are errors.
-fn number(v: &Value, metric: &str, row: usize) -> Result<Option<f64>, (ErrorKind, String)> {
-    let err = |what: String| {
-        Err((
-            ErrorKind::Result,
-            format!("metric \"{metric}\" in row {} {what}", row + 1),
-        ))
+fn number(v: &Value, metric: &str, row: usize) -> Result<Option<f64>, EvalError> {
+    let err = |problem| {
+        Err(EvalError::BadMetric {
+            metric: metric.to_string(),
+            row: row + 1,
+            problem,
+        })
     };
     match v {
         Value::Null => Ok(None),
         Value::Int(i) => Ok(Some(*i as f64)),
-        Value::Float(f) if f.is_nan() => err("is NaN, which no threshold can judge".into()),
+        Value::Float(f) if f.is_nan() => err(MetricProblem::NaN),
         Value::Float(f) => Ok(Some(*f)),
-        Value::Text(t) => err(format!(
-            "is text (\"{}\"), not a number; cast it in the SQL",
-            truncate(t)
-        )),
-        Value::Bool(b) => err(format!(
-            "is a boolean ({b}), not a number; use CASE WHEN … THEN 1 ELSE 0 END"
-        )),
-        Value::Unsupported(t) => err(format!(
-            "has type {t}, which dqwatch does not read; cast it to a number in the SQL"
-        )),
+        Value::Text(t) => err(MetricProblem::Text(truncate(t))),
+        Value::Bool(b) => err(MetricProblem::Bool(*b)),
+        Value::Unsupported(t) => err(MetricProblem::Unsupported(t.clone())),
     }
 }
 
@@ -337,6 +315,8 @@ mod tests {
             .map(|o| (o.key.to_string(), o.status.clone()))
             .collect()
     }
+
+    use crate::model::ErrorKind;
 
     fn error(o: &Outcome) -> (ErrorKind, &str) {
         let Outcome::Error { kind, message } = o else {

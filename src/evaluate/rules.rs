@@ -1,7 +1,8 @@
 //! The maths of the built-in rules that compare sides or histories: the reconciliation join,
 //! the robust z-score of `volume_anomaly`, schema snapshot differences, and trend drops.
 
-use crate::model::{ErrorKind, ResultSet, Value};
+use super::error::EvalError;
+use crate::model::{ResultSet, Value};
 use std::collections::HashMap;
 
 /// Joins the two sides of a reconciliation by key: rows `key, source, target, gap, gap_pct`
@@ -11,8 +12,8 @@ pub fn join_sides(
     source: &ResultSet,
     target: &ResultSet,
     spec: &crate::checks::Reconcile,
-) -> Result<ResultSet, (ErrorKind, String)> {
-    fn side(rs: &ResultSet, name: &str) -> Result<Vec<(String, f64)>, (ErrorKind, String)> {
+) -> Result<ResultSet, EvalError> {
+    fn side(rs: &ResultSet, name: &'static str) -> Result<Vec<(String, f64)>, EvalError> {
         let find = |col: &str, fallback: usize| {
             rs.columns
                 .iter()
@@ -20,10 +21,7 @@ pub fn join_sides(
                 .or((rs.columns.len() > fallback).then_some(fallback))
         };
         let (Some(k), Some(v)) = (find("key", 0), find("value", 1)) else {
-            return Err((
-                ErrorKind::Result,
-                format!("the {name} query must return two columns, key and value"),
-            ));
+            return Err(EvalError::SideShape { side: name });
         };
         let mut seen = std::collections::HashSet::new();
         rs.rows
@@ -31,18 +29,14 @@ pub fn join_sides(
             .map(|row| {
                 let key = row[k].to_string();
                 if !seen.insert(key.clone()) {
-                    return Err((
-                        ErrorKind::Result,
-                        format!("the {name} query returns key {key} twice; group by the key"),
-                    ));
+                    return Err(EvalError::DuplicateKey { side: name, key });
                 }
                 let value = match &row[v] {
                     Value::Null => 0.0,
-                    other => other.as_f64().ok_or_else(|| {
-                        (
-                            ErrorKind::Result,
-                            format!("the {name} value for key {key} is not a number ({other})"),
-                        )
+                    other => other.as_f64().ok_or_else(|| EvalError::SideNotANumber {
+                        side: name,
+                        key: key.clone(),
+                        value: other.to_string(),
                     })?,
                 };
                 Ok((key, value))
@@ -228,7 +222,18 @@ mod tests {
                 vec![Value::Int(1), Value::Int(2)],
             ],
         );
-        assert!(join_sides(&dup, &b, &spec).unwrap_err().1.contains("twice"));
+        let err = join_sides(&dup, &b, &spec).unwrap_err();
+        assert_eq!(
+            err,
+            EvalError::DuplicateKey {
+                side: "source",
+                key: "1".into()
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "the source query returns key 1 twice; group by the key"
+        );
     }
 
     #[test]
