@@ -125,7 +125,7 @@ pub async fn deliver(
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
-    use crate::config::Secret;
+    use crate::model::Secret;
     use crate::model::Mail;
     use crate::store::OutboxState;
     use chrono::{DateTime, TimeZone, Utc};
