@@ -8,8 +8,8 @@ use crate::checks;
 use crate::clock::{Clock, SystemClock};
 use crate::compose::CheckInfo;
 use crate::config::{Config, format_duration, parse_duration};
+use crate::engine::apply::{self, Facts, check_info};
 use crate::incidents::{Change, Incident, reconcile, stats};
-use crate::runner::check_info;
 use crate::store::format_time;
 use std::collections::HashMap;
 use std::path::Path;
@@ -224,15 +224,17 @@ async fn change(
         }
     };
     let infos = checks_info(cfg);
-    let compose = |i: &Incident, e: &crate::incidents::Event| {
-        st.composer
-            .compose(i, e, infos.get(&i.check_id.0), None, None)
-    };
-    let rec = st
-        .store
-        .record(&[], std::slice::from_ref(&change), now, &compose)
-        .await
-        .map_err(|e| e.chain())?;
+    let facts = Facts::of(infos.get(&inc.check_id.0));
+    let rec = apply::record(
+        &st.store,
+        &st.composer,
+        &[],
+        std::slice::from_ref(&change),
+        &facts,
+        now,
+    )
+    .await
+    .map_err(|e| e.chain())?;
     let delivery = st.deliver(clock).await;
     let ev = change.events.first().map_or("updated", |e| e.kind.as_str());
     out!("incident #{id} {ev}");

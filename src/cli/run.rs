@@ -6,8 +6,8 @@ use super::{load, state};
 use crate::checks::{self, Catalog};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
+use crate::engine::run::{self as runner, CheckRun};
 use crate::report::{self, Format};
-use crate::runner::{self, CheckRun};
 use crate::warehouse::Warehouses;
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
@@ -97,8 +97,9 @@ pub async fn execute(cfg: &Config, catalog: &Catalog, args: &RunArgs) -> Exit {
             recorded = Some(Err(e.chain()));
         }
         Some(Ok(state)) => {
-            match runner::record(
-                &report,
+            match crate::engine::apply::record_runs(
+                &report.runs,
+                &[],
                 &state.store,
                 &state.composer,
                 cfg,

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 pub(crate) use validate::is_email;
 pub use values::{
-    DurationError, MAX_DURATION, PERCENT_ENCODE_HINT, format_duration, parse_duration,
-    redact_url, try_parse_duration, url_problem,
+    DurationError, MAX_DURATION, PERCENT_ENCODE_HINT, format_duration, parse_duration, redact_url,
+    try_parse_duration, url_problem,
 };
 
 /// The environment variable that names the config file.

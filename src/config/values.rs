@@ -131,7 +131,6 @@ pub fn interpolate(
     }
 }
 
-
 /// A database URL cut where sqlx's URL parser (the WHATWG rules for a scheme that is not
 /// `http`-like) cuts it: the authority ends at the first `/`, `?` or `#`, and its last `@`
 /// ends the user info.
@@ -318,7 +317,10 @@ mod tests {
             "postgres://u:hunter2@h/db".into(),
             redact_url("postgres://u:hunter2@h/db"),
         );
-        assert_eq!(format!("{u} {u:?}"), "postgres://u:****@h/db postgres://u:****@h/db");
+        assert_eq!(
+            format!("{u} {u:?}"),
+            "postgres://u:****@h/db postgres://u:****@h/db"
+        );
         assert_eq!(
             redact_url("postgres://u:hunter2@h:5432/db"),
             "postgres://u:****@h:5432/db"

@@ -3,8 +3,8 @@
 
 use super::{Shared, digest, escalate, load};
 use crate::clock::{Clock, ManualClock};
+use crate::engine::run as runner;
 use crate::incidents::reconcile;
-use crate::runner;
 use crate::store::{OutboxState, Store};
 use chrono::{Duration, TimeZone, Utc};
 use sqlx::{ConnectOptions, Connection};
@@ -67,8 +67,9 @@ async fn run_checks(shared: &Shared) {
         &|_| {},
     )
     .await;
-    runner::record(
-        &report,
+    crate::engine::apply::record_runs(
+        &report.runs,
+        &[],
         &shared.store,
         &loaded.composer,
         &loaded.config,
@@ -115,13 +116,16 @@ async fn escalation_steps_and_reminders_go_out_once() {
     let (inc, _) = shared.store.incident(1).await.unwrap().unwrap();
     let ack = reconcile::acknowledge(&inc, "alice", None, clock.now()).unwrap();
     let loaded = shared.loaded();
-    shared
-        .store
-        .record(&[], &[ack], clock.now(), &|i, e| {
-            loaded.composer.compose(i, e, None, None, None)
-        })
-        .await
-        .unwrap();
+    crate::engine::apply::record(
+        &shared.store,
+        &loaded.composer,
+        &[],
+        &[ack],
+        &crate::engine::apply::Facts::default(),
+        clock.now(),
+    )
+    .await
+    .unwrap();
     let before = outbox_to(&shared).await.len();
     clock.advance(Duration::minutes(30));
     assert_eq!(
@@ -319,7 +323,7 @@ async fn a_slot_whose_replica_died_is_run_once_by_another() {
     // A was only stalled, not dead: its late result is refused, B's is recorded.
     let late = late_run(&a, fire).await;
     match super::work::record_batch(&a, std::slice::from_ref(&late)).await {
-        Err(crate::store::StoreError::SlotsLost(lost)) => {
+        Err(crate::engine::apply::ApplyError::Store(crate::store::StoreError::SlotsLost(lost))) => {
             assert_eq!(lost, vec![("late".to_string(), fire)]);
         }
         other => panic!("the stale claimer recorded: {other:?}"),

@@ -3,5 +3,7 @@
 //! evaluate), the history rules, apply (reconcile → compose → record) and deliver (outbox →
 //! transports).
 
+pub mod apply;
 pub mod deliver;
 pub mod history;
+pub mod run;
