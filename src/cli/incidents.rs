@@ -4,19 +4,16 @@
 use super::args::{IncidentsCommand, StateFilter, TextOrJson};
 use super::exit::Exit;
 use super::state::{self, State};
-use crate::checks;
 use crate::clock::{Clock, SystemClock};
-use crate::compose::CheckInfo;
-use crate::config::{Config, format_duration, parse_duration};
-use crate::engine::apply::{self, Facts, check_info};
+use crate::config::{format_duration, parse_duration};
+use crate::engine::apply::{self, Facts};
 use crate::incidents::{Change, Incident, reconcile, stats};
 use crate::store::format_time;
-use std::collections::HashMap;
 use std::path::Path;
 
 /// Runs `dqwatch incidents …`.
 pub async fn cmd(config: Option<&Path>, command: IncidentsCommand) -> Exit {
-    let (cfg, st) = match state::open_from(config).await {
+    let st = match state::open_from(config).await {
         Ok(v) => v,
         Err(e) => return e,
     };
@@ -25,25 +22,25 @@ pub async fn cmd(config: Option<&Path>, command: IncidentsCommand) -> Exit {
         IncidentsCommand::List { state, format } => list(&st, state, format).await,
         IncidentsCommand::Show { id, format } => show(&st, id, format).await,
         IncidentsCommand::Ack { id, by, note } => {
-            change(&cfg, &st, id, &clock, |inc, now| {
+            change(&st, id, &clock, |inc, now| {
                 reconcile::acknowledge(inc, &by, note.clone(), now)
             })
             .await
         }
         IncidentsCommand::Resolve { id, by, note } => {
-            change(&cfg, &st, id, &clock, |inc, now| {
+            change(&st, id, &clock, |inc, now| {
                 reconcile::resolve(inc, &by, Some(note.clone()), now)
             })
             .await
         }
         IncidentsCommand::Note { id, text, by } => {
-            change(&cfg, &st, id, &clock, |inc, now| {
+            change(&st, id, &clock, |inc, now| {
                 Ok(reconcile::note(inc, &by, text.clone(), now))
             })
             .await
         }
         IncidentsCommand::Stats { since, format } => stats_cmd(&st, &since, format, &clock).await,
-        IncidentsCommand::Postmortem { id } => postmortem(&cfg, &st, id).await,
+        IncidentsCommand::Postmortem { id } => postmortem(&st, id).await,
     };
     st.store.close().await;
     match result {
@@ -56,17 +53,6 @@ pub async fn cmd(config: Option<&Path>, command: IncidentsCommand) -> Exit {
 }
 
 type Res = Result<Exit, String>;
-
-fn checks_info(cfg: &Config) -> HashMap<String, CheckInfo> {
-    checks::load(cfg)
-        .map(|c| {
-            c.checks
-                .iter()
-                .map(|c| (c.id.0.clone(), check_info(c)))
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 async fn find(
     st: &State,
@@ -206,7 +192,6 @@ async fn show(st: &State, id: i64, format: TextOrJson) -> Res {
 }
 
 async fn change(
-    cfg: &Config,
     st: &State,
     id: i64,
     clock: &dyn Clock,
@@ -223,11 +208,10 @@ async fn change(
             return Ok(Exit::Invalid);
         }
     };
-    let infos = checks_info(cfg);
-    let facts = Facts::of(infos.get(&inc.check_id.0));
+    let facts = Facts::of(st.engine.infos.get(&inc.check_id.0));
     let rec = apply::record(
         &st.store,
-        &st.composer,
+        &st.engine.composer,
         &[],
         std::slice::from_ref(&change),
         &facts,
@@ -314,14 +298,14 @@ async fn stats_cmd(st: &State, since: &str, format: TextOrJson, clock: &dyn Cloc
     Ok(Exit::Clean)
 }
 
-async fn postmortem(cfg: &Config, st: &State, id: i64) -> Res {
+async fn postmortem(st: &State, id: i64) -> Res {
     let Some((inc, events)) = find(st, id).await? else {
         return not_found(id);
     };
-    let infos = checks_info(cfg);
-    let text = st
-        .composer
-        .postmortem(&inc, &events, infos.get(&inc.check_id.0))?;
+    let text =
+        st.engine
+            .composer
+            .postmortem(&inc, &events, st.engine.infos.get(&inc.check_id.0))?;
     out!("{text}");
     Ok(Exit::Clean)
 }

@@ -1,8 +1,9 @@
 //! The daemon's timed work against a real SQLite store, driven by a manual clock: escalation
 //! steps, reminders and digests each go out once, at the right time, and stop when they should.
 
-use super::{Shared, digest, escalate, load};
+use super::{Shared, digest, escalate};
 use crate::clock::{Clock, ManualClock};
+use crate::engine::Engine;
 use crate::engine::run as runner;
 use crate::incidents::reconcile;
 use crate::store::{OutboxState, Store};
@@ -47,7 +48,7 @@ async fn setup() -> (tempfile::TempDir, Arc<Shared>, Arc<ManualClock>) {
         .filename(dir.path().join("warehouse.db"))
         .create_if_missing(true);
     opts.connect().await.unwrap().close().await.unwrap();
-    let loaded = load(&dir.path().join("dqwatch.toml"), &|_| None).unwrap();
+    let loaded = Engine::load(&dir.path().join("dqwatch.toml"), &|_| None).unwrap();
     let store = Store::open(&loaded.config.state).await.unwrap();
     let clock = Arc::new(ManualClock::new(
         Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap(),
@@ -170,7 +171,7 @@ async fn a_config_change_does_not_rewrite_a_running_escalation() {
     // The chain was copied at opening: a reload that drops it changes nothing for this one.
     let new = CONFIG.replace("{ after = \"15m\", email = [\"backup@example.com\"] },", "");
     std::fs::write(dir.path().join("dqwatch.toml"), new).unwrap();
-    shared.replace(load(&dir.path().join("dqwatch.toml"), &|_| None).unwrap());
+    shared.replace(Engine::load(&dir.path().join("dqwatch.toml"), &|_| None).unwrap());
     clock.advance(Duration::minutes(15));
     assert_eq!(escalate::tick(&shared).await.unwrap(), 1);
     assert_eq!(
@@ -211,7 +212,7 @@ async fn digests_once_per_period_and_only_with_news() {
 
 /// Another replica on the same store and clock, loading the same config.
 fn replica(dir: &tempfile::TempDir, shared: &Shared, name: &str) -> Arc<Shared> {
-    let loaded = load(&dir.path().join("dqwatch.toml"), &|_| None).unwrap();
+    let loaded = Engine::load(&dir.path().join("dqwatch.toml"), &|_| None).unwrap();
     Arc::new(Shared::new(
         loaded,
         shared.store.clone(),

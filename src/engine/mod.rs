@@ -6,4 +6,7 @@
 pub mod apply;
 pub mod deliver;
 pub mod history;
+pub mod load;
 pub mod run;
+
+pub use load::{Engine, LoadError};
