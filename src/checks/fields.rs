@@ -337,3 +337,35 @@ fn judge(ctx: &mut Ctx<'_>, raw: &RawHeader, severity: Option<Severity>) -> Judg
         }
     }
 }
+
+/// Helpers for the parsers' unit tests: a config and a one-line rendering of a diagnostic.
+#[cfg(test)]
+pub(super) mod test_support {
+    use crate::config::Config;
+    use crate::diag::Diagnostic;
+    use std::path::Path;
+
+    /// A config defining `connections` (SQLite files, which are not opened).
+    pub(crate) fn config(connections: &[&str]) -> Config {
+        let text: String = connections
+            .iter()
+            .map(|c| format!("[connections.{c}]\nurl = \"sqlite://{c}.db\"\n"))
+            .collect();
+        crate::config::parse(Path::new("dqwatch.toml"), &text, &|_| None).unwrap()
+    }
+
+    /// `path:line:column: message (hint: …)`, every field of the diagnostic.
+    pub(crate) fn show(d: &Diagnostic) -> String {
+        let hint = d
+            .hint
+            .as_ref()
+            .map_or(String::new(), |h| format!(" (hint: {h})"));
+        format!(
+            "{}:{}:{}: {}{hint}",
+            d.path.display(),
+            d.line,
+            d.column,
+            d.message
+        )
+    }
+}
