@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub(crate) use validate::is_email;
+pub(crate) use validate::{Ctx, is_email};
 pub use values::{
     DurationError, MAX_DURATION, PERCENT_ENCODE_HINT, format_duration, parse_duration, redact_url,
     try_parse_duration, url_problem,
