@@ -7,10 +7,10 @@ use chrono::{Duration, TimeZone, Utc};
 use dqwatch::checks::{Check, Judge, OnNoData};
 use dqwatch::compose::{Composer, Templates};
 use dqwatch::config::{self, Lifecycle};
+use dqwatch::engine::run::{CheckRun, RunReport};
 use dqwatch::model::{
     Category, CheckId, Key, Observation, Op, Outcome, Severity, Status, Threshold, Value,
 };
-use dqwatch::runner::{self, CheckRun, RunReport};
 use dqwatch::store::Store;
 use std::sync::Arc;
 use std::time::Instant;
@@ -110,14 +110,30 @@ async fn bench_store(name: &str, state_url: &str, dir: &std::path::Path) -> Resu
 
     // First pass opens the 1,000 incidents (and writes their tickets).
     let start = Instant::now();
-    let rec = runner::record(&report(&checks, t0), &store, &composer, &cfg, t0).await?;
+    let rec = dqwatch::engine::apply::record_runs(
+        &report(&checks, t0).runs,
+        &[],
+        &store,
+        &composer,
+        &cfg,
+        t0,
+    )
+    .await?;
     let first = start.elapsed();
     // Steady state: the same outcomes again, 1,000 incidents open, nothing new to tell.
     let mut times = Vec::new();
     for n in 1..=5 {
         let at = t0 + Duration::minutes(n);
         let start = Instant::now();
-        runner::record(&report(&checks, at), &store, &composer, &cfg, at).await?;
+        dqwatch::engine::apply::record_runs(
+            &report(&checks, at).runs,
+            &[],
+            &store,
+            &composer,
+            &cfg,
+            at,
+        )
+        .await?;
         times.push(start.elapsed().as_secs_f64());
     }
     times.sort_by(f64::total_cmp);

@@ -26,6 +26,6 @@ pub mod incidents;
 pub mod model;
 pub mod notify;
 pub mod report;
-pub mod runner;
+
 pub mod store;
 pub mod warehouse;

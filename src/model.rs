@@ -640,3 +640,48 @@ mod tests {
         }
     }
 }
+
+/// A value that must never be printed: `Debug` and `Display` show `****`, or, for a URL, the
+/// URL with its password masked ([`Secret::url`]).
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secret {
+    value: String,
+    shown: Option<String>,
+}
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: String) -> Self {
+        Self { value, shown: None }
+    }
+
+    /// Wraps a URL holding a secret, shown as `shown` (the URL with its password masked).
+    pub fn url(value: String, shown: String) -> Self {
+        Self {
+            value,
+            shown: Some(shown),
+        }
+    }
+
+    /// The secret itself, for the one place that needs it (a login).
+    pub fn expose(&self) -> &str {
+        &self.value
+    }
+
+    /// True when no secret was given.
+    pub fn is_empty(&self) -> bool {
+        self.value.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.shown.as_deref().unwrap_or("****"))
+    }
+}

@@ -158,20 +158,21 @@ fn id_of(root: &Path, path: &Path) -> CheckId {
 /// Keeps the checks matched by any of `select` (all when empty) and by none of `exclude`.
 /// A selector is `tag:NAME`, `connection:NAME` or an id glob (`*` any text, `?` one character).
 /// A selector that matches no check is an error: a typo must not run nothing and pass.
-pub fn select<'a>(
-    checks: &'a [Check],
+/// Works on checks or on shared checks (`Arc<Check>`).
+pub fn select<'a, C: std::borrow::Borrow<Check>>(
+    checks: &'a [C],
     select: &[String],
     exclude: &[String],
-) -> Result<Vec<&'a Check>, String> {
+) -> Result<Vec<&'a C>, String> {
     for s in select.iter().chain(exclude) {
-        if !checks.iter().any(|c| matches(c, s)) {
+        if !checks.iter().any(|c| matches(c.borrow(), s)) {
             return Err(format!("selector \"{s}\" matches no check"));
         }
     }
     Ok(checks
         .iter()
-        .filter(|c| select.is_empty() || select.iter().any(|s| matches(c, s)))
-        .filter(|c| !exclude.iter().any(|s| matches(c, s)))
+        .filter(|c| select.is_empty() || select.iter().any(|s| matches((*c).borrow(), s)))
+        .filter(|c| !exclude.iter().any(|s| matches((*c).borrow(), s)))
         .collect())
 }
 

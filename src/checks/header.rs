@@ -67,6 +67,37 @@ pub fn split(text: &str) -> Option<Header> {
 mod tests {
     use super::*;
     use indoc::indoc;
+    use test_case::test_case;
+
+    #[test_case("-- dqwatch\n", "", &[], "", 2 ; "marker only")]
+    #[test_case("-- dqwatch", "", &[], "", 2 ; "marker without newline")]
+    #[test_case("-- dqwatch\n-- a = 1\n--b = 2\n--\tc = 3\n--\n--  d = 4\nSELECT 1", "a = 1\nb = 2\nc = 3\n\n d = 4\n", &[3, 2, 3, 2, 3], "SELECT 1", 7 ; "every prefix")]
+    #[test_case("-- dqwatch\r\n-- a = 1\r\n--\r\nSELECT 1\r\n", "a = 1\n\n", &[3, 2], "SELECT 1\r\n", 4 ; "crlf")]
+    #[test_case("-- dqwatch\n---- a\nSELECT 1", "-- a\n", &[2], "SELECT 1", 3 ; "four dashes")]
+    #[test_case("-- dqwatch\n- a\n-- b = 1\n", "", &[], "- a\n-- b = 1\n", 2 ; "one dash ends the header")]
+    #[test_case("-- dqwatch\n-- a = 1\n\n-- b = 2\n", "a = 1\n", &[3], "\n-- b = 2\n", 3 ; "a blank line ends the header")]
+    #[test_case("-- dqwatch\n -- a = 1\n", "", &[], " -- a = 1\n", 2 ; "an indented comment ends the header")]
+    fn split_cases(text: &str, toml: &str, strip: &[usize], query: &str, query_line: usize) {
+        let h = split(text).unwrap();
+        assert_eq!(
+            (
+                h.toml.as_str(),
+                h.strip.as_slice(),
+                h.query.as_str(),
+                h.first_line,
+                h.query_line
+            ),
+            (toml, strip, query, 2, query_line)
+        );
+    }
+
+    #[test_case(1, 1, (2, 4) ; "first line after a space")]
+    #[test_case(2, 5, (3, 7) ; "second line without a space")]
+    #[test_case(3, 9, (4, 9) ; "past the header keeps the column")]
+    fn toml_positions_map_to_file_positions(line: usize, column: usize, want: (usize, usize)) {
+        let h = split("-- dqwatch\n-- a = 1\n--b = 2\nSELECT 1").unwrap();
+        assert_eq!(h.file_position(line, column), want);
+    }
 
     #[test]
     fn splits_header_and_query() {

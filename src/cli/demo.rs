@@ -53,10 +53,10 @@ pub async fn cmd(config: Option<&Path>, args: RunArgs) -> Exit {
         "Built the demo warehouse {} (dates relative to today).\n",
         file.display()
     );
-    let Some((cfg, catalog)) = load::all(config) else {
+    let Some(engine) = load::engine(config) else {
         return Exit::Invalid;
     };
-    run::execute(&cfg, &catalog, &args).await
+    run::execute(engine, &args).await
 }
 
 async fn build(file: &Path) -> Result<(), Box<dyn std::error::Error>> {

@@ -4,19 +4,17 @@
 use super::args::{IncidentsCommand, StateFilter, TextOrJson};
 use super::exit::Exit;
 use super::state::{self, State};
-use crate::checks;
 use crate::clock::{Clock, SystemClock};
-use crate::compose::CheckInfo;
-use crate::config::{Config, format_duration, parse_duration};
+use crate::config::parse_duration;
+use crate::engine::apply::{self, Facts};
 use crate::incidents::{Change, Incident, reconcile, stats};
-use crate::runner::check_info;
+use crate::model::format_duration;
 use crate::store::format_time;
-use std::collections::HashMap;
 use std::path::Path;
 
 /// Runs `dqwatch incidents …`.
 pub async fn cmd(config: Option<&Path>, command: IncidentsCommand) -> Exit {
-    let (cfg, st) = match state::open_from(config).await {
+    let st = match state::open_from(config).await {
         Ok(v) => v,
         Err(e) => return e,
     };
@@ -25,25 +23,25 @@ pub async fn cmd(config: Option<&Path>, command: IncidentsCommand) -> Exit {
         IncidentsCommand::List { state, format } => list(&st, state, format).await,
         IncidentsCommand::Show { id, format } => show(&st, id, format).await,
         IncidentsCommand::Ack { id, by, note } => {
-            change(&cfg, &st, id, &clock, |inc, now| {
+            change(&st, id, &clock, |inc, now| {
                 reconcile::acknowledge(inc, &by, note.clone(), now)
             })
             .await
         }
         IncidentsCommand::Resolve { id, by, note } => {
-            change(&cfg, &st, id, &clock, |inc, now| {
+            change(&st, id, &clock, |inc, now| {
                 reconcile::resolve(inc, &by, Some(note.clone()), now)
             })
             .await
         }
         IncidentsCommand::Note { id, text, by } => {
-            change(&cfg, &st, id, &clock, |inc, now| {
+            change(&st, id, &clock, |inc, now| {
                 Ok(reconcile::note(inc, &by, text.clone(), now))
             })
             .await
         }
         IncidentsCommand::Stats { since, format } => stats_cmd(&st, &since, format, &clock).await,
-        IncidentsCommand::Postmortem { id } => postmortem(&cfg, &st, id).await,
+        IncidentsCommand::Postmortem { id } => postmortem(&st, id).await,
     };
     st.store.close().await;
     match result {
@@ -56,17 +54,6 @@ pub async fn cmd(config: Option<&Path>, command: IncidentsCommand) -> Exit {
 }
 
 type Res = Result<Exit, String>;
-
-fn checks_info(cfg: &Config) -> HashMap<String, CheckInfo> {
-    checks::load(cfg)
-        .map(|c| {
-            c.checks
-                .iter()
-                .map(|c| (c.id.0.clone(), check_info(c)))
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 async fn find(
     st: &State,
@@ -210,7 +197,6 @@ async fn show(st: &State, id: i64, format: TextOrJson) -> Res {
 }
 
 async fn change(
-    cfg: &Config,
     st: &State,
     id: i64,
     clock: &dyn Clock,
@@ -227,17 +213,17 @@ async fn change(
             return Ok(Exit::Invalid);
         }
     };
-    let infos = checks_info(cfg);
-    let compose = |i: &Incident, e: &crate::incidents::Event| {
-        st.composer
-            .compose(i, e, infos.get(&i.check_id.0), None, None)
-            .map_err(|e| e.to_string())
-    };
-    let rec = st
-        .store
-        .record(&[], std::slice::from_ref(&change), now, &compose)
-        .await
-        .map_err(|e| e.chain())?;
+    let facts = Facts::of(st.engine.infos.get(&inc.check_id.0));
+    let rec = apply::record(
+        &st.store,
+        &st.engine.composer,
+        &[],
+        std::slice::from_ref(&change),
+        &facts,
+        now,
+    )
+    .await
+    .map_err(|e| e.chain())?;
     let delivery = st.deliver(clock).await;
     let ev = change.events.first().map_or("updated", |e| e.kind.as_str());
     out!("incident #{id} {ev}");
@@ -317,14 +303,14 @@ async fn stats_cmd(st: &State, since: &str, format: TextOrJson, clock: &dyn Cloc
     Ok(Exit::Clean)
 }
 
-async fn postmortem(cfg: &Config, st: &State, id: i64) -> Res {
+async fn postmortem(st: &State, id: i64) -> Res {
     let Some((inc, events)) = find(st, id).await? else {
         return not_found(id);
     };
-    let infos = checks_info(cfg);
     let text = st
+        .engine
         .composer
-        .postmortem(&inc, &events, infos.get(&inc.check_id.0))
+        .postmortem(&inc, &events, st.engine.infos.get(&inc.check_id.0))
         .map_err(|e| e.to_string())?;
     out!("{text}");
     Ok(Exit::Clean)

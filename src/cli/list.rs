@@ -9,10 +9,11 @@ use std::path::Path;
 
 /// Runs `dqwatch list`.
 pub fn cmd(config: Option<&Path>, args: &ListArgs) -> Exit {
-    let Some((cfg, catalog)) = load::all(config) else {
+    let Some(engine) = load::engine(config) else {
         return Exit::Invalid;
     };
-    let selected = match checks::select(&catalog.checks, &args.select, &[]) {
+    let cfg = &engine.config;
+    let selected = match checks::select(&engine.checks, &args.select, &[]) {
         Ok(s) => s,
         Err(msg) => {
             eprintln!("error: {msg}");

@@ -1,8 +1,8 @@
-//! Locating and loading config and checks for every command, printing diagnostics.
+//! Loading for every command through the engine's one loader, printing diagnostics.
 
-use crate::checks::{self, Catalog};
 use crate::config::{self, Config};
 use crate::diag::Diagnostic;
+use crate::engine::{Engine, LoadError};
 use std::path::Path;
 
 /// The process environment, the one `${VAR}` source outside tests.
@@ -26,12 +26,12 @@ pub fn config(flag: Option<&Path>) -> Result<Config, Vec<Diagnostic>> {
     config::load(&path, &env)
 }
 
-/// Loads config and checks; on failure prints every problem and returns `None`.
-pub fn all(flag: Option<&Path>) -> Option<(Config, Catalog)> {
-    let loaded = config(flag).and_then(|cfg| checks::load(&cfg).map(|cat| (cfg, cat)));
-    match loaded {
-        Ok(v) => Some(v),
-        Err(diags) => {
+/// Loads the engine (config, checks, templates, transport); on failure prints every problem
+/// and returns `None`.
+pub fn engine(flag: Option<&Path>) -> Option<Engine> {
+    match Engine::locate_and_load(flag, &env) {
+        Ok(e) => Some(e),
+        Err(LoadError(diags)) => {
             print_diagnostics(&diags);
             None
         }

@@ -19,6 +19,7 @@ macro_rules! outln {
 }
 
 mod args;
+mod daemon;
 mod demo;
 mod exit;
 mod incidents;
@@ -64,7 +65,7 @@ async fn dispatch(args: Args) -> Exit {
         Command::Demo(a) => demo::cmd(config, a).await,
         Command::Incidents(c) => incidents::cmd(config, c).await,
         Command::Outbox(c) => outbox::cmd(config, c).await,
-        Command::Daemon { listen } => crate::daemon::main(config, listen.as_deref()).await,
+        Command::Daemon { listen } => daemon::cmd(config, listen.as_deref()).await,
     }
 }
 

@@ -10,7 +10,7 @@ use std::path::Path;
 
 /// Runs `dqwatch outbox …`.
 pub async fn cmd(config: Option<&Path>, command: OutboxCommand) -> Exit {
-    let (_, st) = match state::open_from(config).await {
+    let st = match state::open_from(config).await {
         Ok(v) => v,
         Err(e) => return e,
     };
@@ -89,7 +89,7 @@ pub async fn cmd(config: Option<&Path>, command: OutboxCommand) -> Exit {
 }
 
 async fn deliver(st: &state::State) -> Exit {
-    if st.mailer.is_none() {
+    if st.engine.mailer.is_none() {
         eprintln!("error: no [mail] in the config: nothing can be delivered");
         return Exit::Invalid;
     }

@@ -8,12 +8,12 @@ use std::path::Path;
 
 /// Runs `dqwatch render`.
 pub fn cmd(config: Option<&Path>, args: &RenderArgs) -> Exit {
-    let Some((_, catalog)) = load::all(config) else {
+    let Some(engine) = load::engine(config) else {
         return Exit::Invalid;
     };
     let id = args.id.trim_end_matches(".sql");
-    let Some(check) = catalog.checks.iter().find(|c| c.id.0 == id) else {
-        let close: Vec<&str> = catalog
+    let Some(check) = engine.checks.iter().find(|c| c.id.0 == id) else {
+        let close: Vec<&str> = engine
             .checks
             .iter()
             .map(|c| c.id.0.as_str())

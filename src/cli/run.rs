@@ -3,12 +3,11 @@
 use super::args::RunArgs;
 use super::exit::Exit;
 use super::{load, state};
-use crate::checks::{self, Catalog};
+use crate::checks;
 use crate::clock::{Clock, SystemClock};
-use crate::config::Config;
+use crate::engine::Engine;
+use crate::engine::run::{self as runner, CheckRun};
 use crate::report::{self, Format};
-use crate::runner::{self, CheckRun};
-use crate::warehouse::Warehouses;
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 use std::path::Path;
@@ -19,15 +18,18 @@ const NOT_RECORDED: &str = "the checks ran and are reported, but their outcomes 
 
 /// Runs `dqwatch run`.
 pub async fn cmd(config: Option<&Path>, args: RunArgs) -> Exit {
-    let Some((cfg, catalog)) = load::all(config) else {
+    // Everything is loaded and self-tested before anything runs: a broken template is exit
+    // 2 here, with validate's message, not a surprise in the middle of an incident.
+    let Some(engine) = load::engine(config) else {
         return Exit::Invalid;
     };
-    execute(&cfg, &catalog, &args).await
+    execute(engine, &args).await
 }
 
-/// Runs the selected checks of a loaded catalog and reports (shared with `demo`).
-pub async fn execute(cfg: &Config, catalog: &Catalog, args: &RunArgs) -> Exit {
-    let selected = match checks::select(&catalog.checks, &args.select, &args.exclude) {
+/// Runs the selected checks of a loaded engine and reports (shared with `demo`).
+pub async fn execute(engine: Engine, args: &RunArgs) -> Exit {
+    let cfg = &engine.config;
+    let selected = match checks::select(&engine.checks, &args.select, &args.exclude) {
         Ok(s) => s,
         Err(msg) => {
             eprintln!(
@@ -42,8 +44,8 @@ pub async fn execute(cfg: &Config, catalog: &Catalog, args: &RunArgs) -> Exit {
             cfg.checks_dir.display()
         );
     }
-    let checks: Vec<_> = selected.into_iter().cloned().map(Arc::new).collect();
-    let warehouses = Warehouses::new(cfg);
+    let checks: Vec<_> = selected.into_iter().map(Arc::clone).collect();
+    let warehouses = &engine.warehouses;
     let bar = progress(checks.len() as u64);
     let on_done = |run: &CheckRun| {
         bar.set_message(run.check.id.to_string());
@@ -53,18 +55,14 @@ pub async fn execute(cfg: &Config, catalog: &Catalog, args: &RunArgs) -> Exit {
     // the store. A store that does not answer costs at most CONNECT_TIMEOUT, and the checks
     // still run and are reported: only recording their outcomes needs it.
     let (store, report) = if args.no_incidents {
-        let report = runner::run(checks, &warehouses, None, &SystemClock, &on_done).await;
+        let report = runner::run(checks, warehouses, None, &SystemClock, &on_done).await;
         (None, report)
     } else {
-        let (composer, mailer) = match state::prepare(cfg) {
-            Ok(p) => p,
-            Err(exit) => return exit,
-        };
         let (store, report) = if checks.iter().any(|c| c.history.is_some()) {
             let store = state::connect(cfg).await;
             let report = runner::run(
                 checks,
-                &warehouses,
+                warehouses,
                 store.as_ref().ok(),
                 &SystemClock,
                 &on_done,
@@ -74,15 +72,10 @@ pub async fn execute(cfg: &Config, catalog: &Catalog, args: &RunArgs) -> Exit {
         } else {
             tokio::join!(
                 state::connect(cfg),
-                runner::run(checks, &warehouses, None, &SystemClock, &on_done)
+                runner::run(checks, warehouses, None, &SystemClock, &on_done)
             )
         };
-        let state = store.map(|store| state::State {
-            store,
-            composer,
-            mailer,
-        });
-        (Some(state), report)
+        (Some(store), report)
     };
     bar.finish_and_clear();
     warehouses.close().await;
@@ -96,11 +89,12 @@ pub async fn execute(cfg: &Config, catalog: &Catalog, args: &RunArgs) -> Exit {
         Some(Err(e)) => {
             recorded = Some(Err(e.chain()));
         }
-        Some(Ok(state)) => {
-            match runner::record(
-                &report,
-                &state.store,
-                &state.composer,
+        Some(Ok(store)) => {
+            match crate::engine::apply::record_runs(
+                &report.runs,
+                &[],
+                store,
+                &engine.composer,
                 cfg,
                 SystemClock.now(),
             )
@@ -108,10 +102,11 @@ pub async fn execute(cfg: &Config, catalog: &Catalog, args: &RunArgs) -> Exit {
             {
                 Ok(rec) => {
                     recorded = Some(Ok(()));
-                    let delivery = state.deliver(&SystemClock).await;
-                    let (pending, dead) = state.store.outbox_counts().await.unwrap_or_default();
+                    let delivery =
+                        state::deliver(store, engine.mailer.as_ref(), &SystemClock).await;
+                    let (pending, dead) = store.outbox_counts().await.unwrap_or_default();
                     let mut line = incidents_line(&rec, delivery.as_ref(), pending, dead);
-                    if let Ok(w) = state.store.outbox_waiting(SystemClock.now()).await {
+                    if let Ok(w) = store.outbox_waiting(SystemClock.now()).await {
                         // After the counts, before the newline: which mails wait, and until when.
                         let waiting = super::outbox::waiting_line(&w);
                         if let Some(at) = line.find('\n') {

@@ -6,7 +6,6 @@ use super::args::ValidateArgs;
 use super::exit::Exit;
 use super::load;
 use crate::checks;
-use crate::compose::{Composer, Templates};
 use crate::diag::Diagnostic;
 use crate::model::ErrorKind;
 use crate::warehouse::Warehouses;
@@ -48,27 +47,16 @@ pub async fn cmd(config: Option<&Path>, args: ValidateArgs) -> Exit {
         plural(catalog.checks.len()),
         cfg.checks_dir.display()
     );
-    let templates = match Templates::load(&cfg.templates_dir) {
-        Ok(t) => t,
-        Err(diags) => {
-            load::print_diagnostics(&diags);
-            outln!(
-                "✗ templates  {} problem{} in {}",
-                diags.len(),
-                plural(diags.len()),
-                cfg.templates_dir.display()
-            );
-            return Exit::Invalid;
-        }
-    };
-    // Render every template against an example incident: a missing variable is caught
-    // here, not in the middle of an incident.
-    if let Err(message) = Composer::new(&cfg, templates).self_test() {
-        eprintln!(
-            "{}: error: {message}\n  hint: templates see the fields listed in README (Templates)",
+    // The engine's own stage: templates loaded and rendered against an example incident,
+    // the same check (and message) that stops `run` and the daemon.
+    if let Err(e) = crate::engine::load::templates(&cfg) {
+        load::print_diagnostics(&e.0);
+        outln!(
+            "✗ templates  {} problem{} in {}",
+            e.0.len(),
+            plural(e.0.len()),
             cfg.templates_dir.display()
         );
-        outln!("✗ templates  {}", cfg.templates_dir.display());
         return Exit::Invalid;
     }
     outln!("✓ templates  {}", cfg.templates_dir.display());

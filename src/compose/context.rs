@@ -1,10 +1,12 @@
 //! Template contexts: the JSON a template sees. Every field a default template names is
 //! always present (null when unknown), so strict mode fails only on real typos.
 
-use crate::config::{SeverityPolicy, format_duration};
+use crate::config::SeverityPolicy;
 use crate::incidents::{Event, EventKind, Incident};
 use crate::model::format_time;
-use crate::model::{Category, CheckId, IncidentState, Key, Severity, Unit, Value as Cell};
+use crate::model::{
+    Category, CheckId, IncidentState, Key, Severity, Unit, Value as Cell, format_duration,
+};
 use chrono::{TimeZone, Utc};
 use serde_json::{Value, json};
 

@@ -6,15 +6,16 @@ mod validate;
 pub mod values;
 
 use crate::diag::Diagnostic;
+pub use crate::model::Secret;
 use crate::model::{Category, Severity};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub(crate) use validate::is_email;
+pub(crate) use validate::{Ctx, is_email};
 pub use values::{
-    DurationError, MAX_DURATION, PERCENT_ENCODE_HINT, Secret, format_duration, parse_duration,
-    redact_url, try_parse_duration, url_problem,
+    DurationError, MAX_DURATION, PERCENT_ENCODE_HINT, format_duration, parse_duration, redact_url,
+    try_parse_duration, url_problem,
 };
 
 /// The environment variable that names the config file.

@@ -11,29 +11,71 @@ use toml::Spanned;
 /// The longest `statement_timeout`: PostgreSQL keeps it in milliseconds in an `int`.
 const MAX_STATEMENT_TIMEOUT: Duration = Duration::from_secs(24 * 86_400);
 
-/// Collects diagnostics against one source file.
+/// Collects diagnostics against one source file, or against a text cut out of one (a check
+/// header), whose positions `at` maps back to the file's. The one validation context of the
+/// config and of check files.
 pub(crate) struct Ctx<'a> {
     pub path: &'a Path,
     pub index: LineIndex<'a>,
     pub env: &'a dyn Fn(&str) -> Option<String>,
+    /// Maps a 1-based (line, column) in the indexed text to the file's.
+    pub at: &'a dyn Fn(usize, usize) -> (usize, usize),
+    /// Keep quoted values out of toml's messages: a config may hold secrets.
+    pub hide_values: bool,
     pub diags: Vec<Diagnostic>,
 }
 
 impl<'a> Ctx<'a> {
+    /// A context for a whole file, taking `${VAR}` values from `env`.
     pub fn new(path: &'a Path, text: &'a str, env: &'a dyn Fn(&str) -> Option<String>) -> Self {
         Self {
             path,
             index: LineIndex::new(text),
             env,
+            at: &same_position,
+            hide_values: true,
+            diags: Vec::new(),
+        }
+    }
+
+    /// A context for `text` cut out of the file at `path`: `at` maps its positions to the
+    /// file's. Such a text names no secrets and has no `${VAR}`s, so toml's messages keep
+    /// their quoted values.
+    pub fn embedded(
+        path: &'a Path,
+        text: &'a str,
+        at: &'a dyn Fn(usize, usize) -> (usize, usize),
+    ) -> Self {
+        Self {
+            path,
+            index: LineIndex::new(text),
+            env: &no_env,
+            at,
+            hide_values: false,
             diags: Vec::new(),
         }
     }
 
     pub fn error(&mut self, span: Range<usize>, message: impl Into<String>, hint: Option<String>) {
-        let (line, column) = self.index.line_col(span.start);
+        let (l, c) = self.index.line_col(span.start);
+        let (line, column) = (self.at)(l, c);
         let mut d = Diagnostic::at(self.path, line, column, message);
         d.hint = hint;
         self.diags.push(d);
+    }
+
+    /// Reports a toml error at its span (the text's start when it has none).
+    pub fn toml_error(&mut self, err: &toml::de::Error) {
+        let message = err.message().trim().replace('\n', " ");
+        let message = if self.hide_values {
+            hide_value(&message)
+        } else {
+            message
+        };
+        let hint = message
+            .starts_with("unknown field")
+            .then(|| "remove the key or fix its spelling".to_string());
+        self.error(err.span().unwrap_or(0..0), message, hint);
     }
 
     /// The string with `${VAR}` replaced; a missing variable is reported and gives `None`.
@@ -107,24 +149,12 @@ pub(crate) fn is_email(s: &str) -> bool {
     matches!(addr.split_once('@'), Some((l, d)) if !l.is_empty() && d.contains('.') && !addr.contains(char::is_whitespace))
 }
 
-/// Turns a toml error into a diagnostic at its span.
-pub(crate) fn toml_error(
-    path: &Path,
-    index: &LineIndex<'_>,
-    err: &toml::de::Error,
-    line_offset: usize,
-    col_offset: usize,
-) -> Diagnostic {
-    let (line, column) = err.span().map_or((1, 1), |s| index.line_col(s.start));
-    let message = hide_value(&err.message().trim().replace('\n', " "));
-    let hint = if message.starts_with("unknown field") {
-        Some("remove the key or fix its spelling".to_string())
-    } else {
-        None
-    };
-    let mut d = Diagnostic::at(path, line + line_offset, column + col_offset, message);
-    d.hint = hint;
-    d
+fn same_position(line: usize, column: usize) -> (usize, usize) {
+    (line, column)
+}
+
+fn no_env(_: &str) -> Option<String> {
+    None
 }
 
 /// serde's "invalid type: string \"…\", expected …" quotes the value, which may be a
@@ -146,8 +176,13 @@ pub(super) fn validate(
 ) -> Result<Config, Vec<Diagnostic>> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut ctx = Ctx::new(path, text, env);
-    let raw: RawConfig =
-        toml::from_str(text).map_err(|e| vec![toml_error(path, &ctx.index, &e, 0, 0)])?;
+    let raw: RawConfig = match toml::from_str(text) {
+        Ok(raw) => raw,
+        Err(e) => {
+            ctx.toml_error(&e);
+            return Err(ctx.diags);
+        }
+    };
     let base = path.parent().map_or_else(PathBuf::new, Path::to_path_buf);
     let rel = |p: String| normalize(&base.join(p));
 
@@ -252,7 +287,7 @@ pub(super) fn validate(
             path: path.to_path_buf(),
             checks_dir,
             rules_dir,
-            state: Secret::new(state),
+            state: Secret::url(state.clone(), redact_url(&state)),
             templates_dir,
             daemon,
             connections,
@@ -472,7 +507,7 @@ fn validate_connection(
         name: name.to_string(),
         dialect,
         display_url: redact_url(&url),
-        url: Secret::new(url),
+        url: Secret::url(url.clone(), redact_url(&url)),
         max_concurrency: max_concurrency? as usize,
         statement_timeout: statement_timeout?,
         max_rows: max_rows? as u64,

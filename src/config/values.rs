@@ -1,7 +1,6 @@
 //! Small value syntaxes shared by the config and check headers: durations (`"15m"`),
 //! `${VAR}` interpolation and secrets that never print.
 
-use std::fmt;
 use std::time::Duration;
 
 /// The longest duration accepted anywhere: 100 years. Longer ones overflow the clocks and
@@ -113,39 +112,6 @@ pub fn interpolate(
         Ok(out)
     } else {
         Err(missing)
-    }
-}
-
-/// A value that must never be printed: `Debug` and `Display` show `****`.
-#[derive(Clone, PartialEq, Eq, Default)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(value: String) -> Self {
-        Self(value)
-    }
-
-    /// The secret itself, for the one place that needs it (a login).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// True when no secret was given.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("****")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("****")
     }
 }
 
@@ -324,8 +290,16 @@ mod tests {
 
     #[test]
     fn secrets_never_print() {
-        let s = Secret::new("hunter2".into());
+        let s = crate::model::Secret::new("hunter2".into());
         assert_eq!(format!("{s} {s:?}"), "**** ****");
+        let u = crate::model::Secret::url(
+            "postgres://u:hunter2@h/db".into(),
+            redact_url("postgres://u:hunter2@h/db"),
+        );
+        assert_eq!(
+            format!("{u} {u:?}"),
+            "postgres://u:****@h/db postgres://u:****@h/db"
+        );
         assert_eq!(
             redact_url("postgres://u:hunter2@h:5432/db"),
             "postgres://u:****@h:5432/db"

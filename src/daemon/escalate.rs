@@ -2,6 +2,7 @@
 //! conditional update so that one replica sends it.
 
 use super::Shared;
+use crate::engine::apply::{self, Facts};
 use crate::incidents::escalate::{due, reminder};
 use crate::incidents::reconcile::SYSTEM_ACTOR;
 use crate::incidents::{Event, EventKind};
@@ -43,7 +44,7 @@ pub async fn tick(shared: &Shared) -> Result<usize, String> {
     let loaded = shared.loaded();
     let mut taken = 0;
     for inc in incidents {
-        let info = loaded.infos.get(&inc.check_id.0);
+        let facts = Facts::of(loaded.infos.get(&inc.check_id.0));
         if let Some(esc) = due(&inc, now) {
             let event = (!esc.steps.is_empty()).then(|| {
                 let steps: Vec<String> = esc.steps.iter().map(|s| (s + 1).to_string()).collect();
@@ -60,24 +61,19 @@ pub async fn tick(shared: &Shared) -> Result<usize, String> {
                     )),
                 }
             });
-            let compose = |ev: &Event| {
-                loaded
-                    .composer
-                    .compose_to(&inc, ev, info, None, None, esc.email.clone())
-                    .map_err(|e| e.to_string())
-            };
-            if shared
-                .store
-                .take_step(
-                    &inc,
-                    Some((esc.next_step, esc.next_at)),
-                    None,
-                    event.as_ref(),
-                    &compose,
-                    now,
-                )
-                .await
-                .map_err(|e| e.chain())?
+            if apply::take_step(
+                &shared.store,
+                &loaded.composer,
+                &inc,
+                Some((esc.next_step, esc.next_at)),
+                None,
+                event.as_ref(),
+                Some(&esc.email),
+                &facts,
+                now,
+            )
+            .await
+            .map_err(|e| e.chain())?
             {
                 taken += usize::from(event.is_some());
                 metrics::counter!("dqwatch_escalations_total").increment(esc.steps.len() as u64);
@@ -92,17 +88,19 @@ pub async fn tick(shared: &Shared) -> Result<usize, String> {
                 severity: inc.severity,
                 note: None,
             };
-            let compose = |ev: &Event| {
-                loaded
-                    .composer
-                    .compose(&inc, ev, info, None, None)
-                    .map_err(|e| e.to_string())
-            };
-            if shared
-                .store
-                .take_step(&inc, None, Some(next), Some(&event), &compose, now)
-                .await
-                .map_err(|e| e.chain())?
+            if apply::take_step(
+                &shared.store,
+                &loaded.composer,
+                &inc,
+                None,
+                Some(next),
+                Some(&event),
+                None,
+                &facts,
+                now,
+            )
+            .await
+            .map_err(|e| e.chain())?
             {
                 taken += 1;
             }

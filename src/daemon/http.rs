@@ -3,7 +3,8 @@
 //! one the API is read-only. The listener comes from outside (bound in `daemon::main`).
 
 use super::{Shared, page};
-use crate::incidents::{Change, Event, Incident, reconcile};
+use crate::engine::apply::{self, Facts};
+use crate::incidents::{Change, Incident, reconcile};
 use crate::model::IncidentState;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -222,16 +223,16 @@ async fn change(
         Err(m) => return error(StatusCode::CONFLICT, m),
     };
     let loaded = shared.loaded();
-    let compose = |i: &Incident, e: &Event| {
-        loaded
-            .composer
-            .compose(i, e, loaded.infos.get(&i.check_id.0), None, None)
-            .map_err(|e| e.to_string())
-    };
-    match shared
-        .store
-        .record(&[], std::slice::from_ref(&change), now, &compose)
-        .await
+    let facts = Facts::of(loaded.infos.get(&inc.check_id.0));
+    match apply::record(
+        &shared.store,
+        &loaded.composer,
+        &[],
+        std::slice::from_ref(&change),
+        &facts,
+        now,
+    )
+    .await
     {
         Ok(_) => {
             shared.mail_due.notify_one();

@@ -13,18 +13,13 @@ pub mod scheduler;
 mod tests;
 mod work;
 
-use crate::checks::{self, Check};
-use crate::clock::{Clock, SystemClock};
-use crate::compose::{CheckInfo, Composer, Templates};
-use crate::config::{self, Config};
-use crate::diag::Diagnostic;
-use crate::notify::Mailer;
-use crate::runner::check_info;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::engine::{Engine, LoadError};
 use crate::store::Store;
-use crate::warehouse::Warehouses;
 use chrono::{DateTime, Utc};
-use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::collections::HashSet;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -36,25 +31,9 @@ use tokio_util::task::TaskTracker;
 /// How long in-flight work may take to finish after a stop signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// Config, checks and what is built from them; replaced as a whole on reload.
-pub struct Loaded {
-    /// The config.
-    pub config: Config,
-    /// Every check.
-    pub checks: Vec<Arc<Check>>,
-    /// Ticket facts per check id.
-    pub infos: HashMap<String, CheckInfo>,
-    /// Templates and routes.
-    pub composer: Composer,
-    /// Warehouse pools.
-    pub warehouses: Warehouses,
-    /// The mail transport.
-    pub mailer: Option<Mailer>,
-}
-
 /// State shared by the daemon's tasks.
 pub struct Shared {
-    loaded: RwLock<Arc<Loaded>>,
+    loaded: RwLock<Arc<Engine>>,
     /// The state store.
     pub store: Store,
     /// The clock.
@@ -80,7 +59,7 @@ pub struct Shared {
 
 impl Shared {
     /// Shared state for a daemon (or a test) on `store`, reading time from `clock`.
-    pub fn new(loaded: Loaded, store: Store, clock: Arc<dyn Clock>, replica: String) -> Shared {
+    pub fn new(loaded: Engine, store: Store, clock: Arc<dyn Clock>, replica: String) -> Shared {
         Shared {
             loaded: RwLock::new(Arc::new(loaded)),
             store,
@@ -97,7 +76,7 @@ impl Shared {
     }
 
     /// The current config and checks.
-    pub fn loaded(&self) -> Arc<Loaded> {
+    pub fn loaded(&self) -> Arc<Engine> {
         Arc::clone(
             &self
                 .loaded
@@ -106,7 +85,7 @@ impl Shared {
         )
     }
 
-    fn replace(&self, new: Loaded) {
+    fn replace(&self, new: Engine) {
         *self
             .loaded
             .write()
@@ -140,37 +119,6 @@ impl Shared {
     }
 }
 
-/// Loads config, checks and templates: every problem as diagnostics.
-pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Loaded, Vec<Diagnostic>> {
-    let config = config::load(path, env)?;
-    let catalog = checks::load(&config)?;
-    let templates = Templates::load(&config.templates_dir)?;
-    let composer = Composer::new(&config, templates);
-    composer
-        .self_test()
-        .map_err(|m| vec![Diagnostic::file(&config.templates_dir, m.to_string())])?;
-    let mailer = config
-        .mail
-        .as_ref()
-        .map(Mailer::new)
-        .transpose()
-        .map_err(|e| vec![Diagnostic::file(&config.path, format!("[mail]: {e}"))])?;
-    let warehouses = Warehouses::new(&config);
-    let checks: Vec<Arc<Check>> = catalog.checks.into_iter().map(Arc::new).collect();
-    let infos = checks
-        .iter()
-        .map(|c| (c.id.0.clone(), check_info(c)))
-        .collect();
-    Ok(Loaded {
-        config,
-        checks,
-        infos,
-        composer,
-        warehouses,
-        mailer,
-    })
-}
-
 fn recorder() -> metrics_exporter_prometheus::PrometheusHandle {
     let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
         .set_buckets(&[
@@ -189,7 +137,7 @@ fn recorder() -> metrics_exporter_prometheus::PrometheusHandle {
 /// Runs the daemon until `shutdown` is cancelled: the tasks, on a listener bound by the
 /// caller. Returns once every task finished (or the grace period ran out).
 pub async fn run(
-    loaded: Loaded,
+    loaded: Engine,
     config_path: PathBuf,
     listener: TcpListener,
     shutdown: CancellationToken,
@@ -239,17 +187,27 @@ pub async fn run(
             loop {
                 tokio::select! {
                     () = shutdown.cancelled() => return,
-                    () = reload.notified() => match load(&config_path, &|n| std::env::var(n).ok()) {
-                        Ok(new) => {
-                            tracing::info!(checks = new.checks.len(), "Config reloaded.");
-                            shared.replace(new);
-                        }
-                        Err(diags) => {
-                            for d in &diags {
-                                tracing::error!(problem = %d, "Reload refused; the old config keeps running.");
+                    () = reload.notified() => {
+                        // Off the async threads, and a panic in a parser is a refused reload,
+                        // not the end of reloading.
+                        let path = config_path.clone();
+                        let loaded = tokio::task::spawn_blocking(move || {
+                            Engine::load(&path, &|n| std::env::var(n).ok())
+                        })
+                        .await;
+                        match loaded {
+                            Ok(Ok(new)) => {
+                                tracing::info!(checks = new.checks.len(), "Config reloaded.");
+                                shared.replace(new);
                             }
+                            Ok(Err(LoadError(diags))) => {
+                                for d in &diags {
+                                    tracing::error!(problem = %d, "Reload refused; the old config keeps running.");
+                                }
+                            }
+                            Err(e) => tracing::error!(error = %e, "Reload failed; the old config keeps running."),
                         }
-                    },
+                    }
                 }
             }
         });
@@ -297,70 +255,8 @@ fn hostname() -> String {
         .unwrap_or_else(|| "dqwatch".into())
 }
 
-/// `dqwatch daemon`: load, bind, handle signals, run. Returns the process exit code.
-pub async fn main(config_flag: Option<&Path>, listen: Option<&str>) -> crate::cli::Exit {
-    use crate::cli::Exit;
-    let env = |n: &str| std::env::var(n).ok();
-    let path = match config::locate(config_flag, &env) {
-        Ok(p) => p,
-        Err(d) => {
-            eprintln!("{d}");
-            return Exit::Invalid;
-        }
-    };
-    let loaded = match load(&path, &env) {
-        Ok(l) => l,
-        Err(diags) => {
-            for d in &diags {
-                eprintln!("{d}");
-            }
-            return Exit::Invalid;
-        }
-    };
-    let addr = listen.map_or_else(|| loaded.config.daemon.listen.clone(), str::to_string);
-    let listener = match TcpListener::bind(&addr).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!(
-                "error: cannot listen on {addr}: {e}\n  hint: pass --listen 127.0.0.1:PORT or change [daemon] listen"
-            );
-            return Exit::Invalid;
-        }
-    };
-    let local = listener.local_addr().map_or(addr, |a| a.to_string());
-    tracing::info!(listen = %local, checks = loaded.checks.len(), "Daemon started.");
-    eprintln!(
-        "dqwatch daemon: {} checks, http://{local}/",
-        loaded.checks.len()
-    );
-    let shutdown = CancellationToken::new();
-    let reload = Arc::new(Notify::new());
-    if let Err(e) = signals(shutdown.clone(), Arc::clone(&reload)) {
-        eprintln!("error: cannot handle signals: {e}");
-        return Exit::CheckFailed;
-    }
-    match run(
-        loaded,
-        path,
-        listener,
-        shutdown,
-        Arc::new(SystemClock),
-        reload,
-    )
-    .await
-    {
-        Ok(()) => {
-            tracing::info!("Daemon stopped.");
-            Exit::Clean
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            Exit::CheckFailed
-        }
-    }
-}
-
-fn signals(shutdown: CancellationToken, reload: Arc<Notify>) -> std::io::Result<()> {
+/// Handles SIGTERM/SIGINT (stop; a second one exits at once) and SIGHUP (reload).
+pub fn signals(shutdown: CancellationToken, reload: Arc<Notify>) -> std::io::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;

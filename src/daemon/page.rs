@@ -212,9 +212,9 @@ mod tests {
         use crate::checks::{Check, Judge, OnNoData, parse_threshold};
         use crate::compose::{Composer, Templates};
         use crate::config::Lifecycle;
+        use crate::engine::run::{CheckRun, RunReport};
         use crate::incidents::{Policy, reconcile};
         use crate::model::{Category, CheckId, ResultSet, Value};
-        use crate::runner::{CheckRun, RunReport};
         use chrono::TimeZone;
         use std::collections::BTreeMap;
         use std::sync::Arc;

@@ -1,10 +1,11 @@
 //! The daemon's timed work against a real SQLite store, driven by a manual clock: escalation
 //! steps, reminders and digests each go out once, at the right time, and stop when they should.
 
-use super::{Shared, digest, escalate, load};
+use super::{Shared, digest, escalate};
 use crate::clock::{Clock, ManualClock};
+use crate::engine::Engine;
+use crate::engine::run as runner;
 use crate::incidents::reconcile;
-use crate::runner;
 use crate::store::{OutboxState, Store};
 use chrono::{Duration, TimeZone, Utc};
 use sqlx::{ConnectOptions, Connection};
@@ -47,7 +48,7 @@ async fn setup() -> (tempfile::TempDir, Arc<Shared>, Arc<ManualClock>) {
         .filename(dir.path().join("warehouse.db"))
         .create_if_missing(true);
     opts.connect().await.unwrap().close().await.unwrap();
-    let loaded = load(&dir.path().join("dqwatch.toml"), &|_| None).unwrap();
+    let loaded = Engine::load(&dir.path().join("dqwatch.toml"), &|_| None).unwrap();
     let store = Store::open(&loaded.config.state).await.unwrap();
     let clock = Arc::new(ManualClock::new(
         Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap(),
@@ -67,8 +68,9 @@ async fn run_checks(shared: &Shared) {
         &|_| {},
     )
     .await;
-    runner::record(
-        &report,
+    crate::engine::apply::record_runs(
+        &report.runs,
+        &[],
         &shared.store,
         &loaded.composer,
         &loaded.config,
@@ -115,16 +117,16 @@ async fn escalation_steps_and_reminders_go_out_once() {
     let (inc, _) = shared.store.incident(1).await.unwrap().unwrap();
     let ack = reconcile::acknowledge(&inc, "alice", None, clock.now()).unwrap();
     let loaded = shared.loaded();
-    shared
-        .store
-        .record(&[], &[ack], clock.now(), &|i, e| {
-            loaded
-                .composer
-                .compose(i, e, None, None, None)
-                .map_err(|e| e.to_string())
-        })
-        .await
-        .unwrap();
+    crate::engine::apply::record(
+        &shared.store,
+        &loaded.composer,
+        &[],
+        &[ack],
+        &crate::engine::apply::Facts::default(),
+        clock.now(),
+    )
+    .await
+    .unwrap();
     let before = outbox_to(&shared).await.len();
     clock.advance(Duration::minutes(30));
     assert_eq!(
@@ -169,7 +171,7 @@ async fn a_config_change_does_not_rewrite_a_running_escalation() {
     // The chain was copied at opening: a reload that drops it changes nothing for this one.
     let new = CONFIG.replace("{ after = \"15m\", email = [\"backup@example.com\"] },", "");
     std::fs::write(dir.path().join("dqwatch.toml"), new).unwrap();
-    shared.replace(load(&dir.path().join("dqwatch.toml"), &|_| None).unwrap());
+    shared.replace(Engine::load(&dir.path().join("dqwatch.toml"), &|_| None).unwrap());
     clock.advance(Duration::minutes(15));
     assert_eq!(escalate::tick(&shared).await.unwrap(), 1);
     assert_eq!(
@@ -210,7 +212,7 @@ async fn digests_once_per_period_and_only_with_news() {
 
 /// Another replica on the same store and clock, loading the same config.
 fn replica(dir: &tempfile::TempDir, shared: &Shared, name: &str) -> Arc<Shared> {
-    let loaded = load(&dir.path().join("dqwatch.toml"), &|_| None).unwrap();
+    let loaded = Engine::load(&dir.path().join("dqwatch.toml"), &|_| None).unwrap();
     Arc::new(Shared::new(
         loaded,
         shared.store.clone(),
@@ -322,7 +324,7 @@ async fn a_slot_whose_replica_died_is_run_once_by_another() {
     // A was only stalled, not dead: its late result is refused, B's is recorded.
     let late = late_run(&a, fire).await;
     match super::work::record_batch(&a, std::slice::from_ref(&late)).await {
-        Err(crate::store::StoreError::SlotsLost(lost)) => {
+        Err(crate::engine::apply::ApplyError::Store(crate::store::StoreError::SlotsLost(lost))) => {
             assert_eq!(lost, vec![("late".to_string(), fire)]);
         }
         other => panic!("the stale claimer recorded: {other:?}"),

@@ -4,7 +4,7 @@
 
 use super::Shared;
 use super::scheduler::{Plan, Slot};
-use crate::runner::{self, CheckRun, RunReport};
+use crate::engine::run::{self as runner, CheckRun};
 use crate::store::SlotClaim;
 use chrono::{DateTime, Utc};
 use std::collections::HashSet;
@@ -376,7 +376,9 @@ pub async fn record(
                     }
                     break;
                 }
-                Err(crate::store::StoreError::SlotsLost(lost)) => {
+                Err(crate::engine::apply::ApplyError::Store(
+                    crate::store::StoreError::SlotsLost(lost),
+                )) => {
                     for (check, fire_at) in &lost {
                         tracing::warn!(
                             check = %check,
@@ -417,12 +419,8 @@ pub async fn record(
 pub async fn record_batch(
     shared: &Shared,
     batch: &[SlotRun],
-) -> Result<crate::store::Recorded, crate::store::StoreError> {
-    let report = RunReport {
-        started_at: shared.clock.now(),
-        duration: Duration::ZERO,
-        runs: batch.iter().map(|(r, _)| r.clone()).collect(),
-    };
+) -> Result<crate::store::Recorded, crate::engine::apply::ApplyError> {
+    let runs: Vec<CheckRun> = batch.iter().map(|(r, _)| r.clone()).collect();
     let slots: Vec<Option<SlotClaim<'_>>> = batch
         .iter()
         .map(|(_, fire_at)| {
@@ -433,8 +431,8 @@ pub async fn record_batch(
         })
         .collect();
     let loaded = shared.loaded();
-    runner::record_slots(
-        &report,
+    crate::engine::apply::record_runs(
+        &runs,
         &slots,
         &shared.store,
         &loaded.composer,

@@ -125,8 +125,8 @@ pub async fn deliver(
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
-    use crate::config::Secret;
     use crate::model::Mail;
+    use crate::model::Secret;
     use crate::store::OutboxState;
     use chrono::{DateTime, TimeZone, Utc};
 

@@ -3,5 +3,10 @@
 //! evaluate), the history rules, apply (reconcile → compose → record) and deliver (outbox →
 //! transports).
 
+pub mod apply;
 pub mod deliver;
 pub mod history;
+pub mod load;
+pub mod run;
+
+pub use load::{Engine, LoadError};

@@ -3,8 +3,8 @@
 
 use super::metric_text;
 use super::text::summary;
+use crate::engine::run::RunReport;
 use crate::model::{Outcome, Severity, Status};
-use crate::runner::RunReport;
 use std::fmt::Write as _;
 
 /// Escapes a workflow-command message (GitHub's rules for `%`, CR and LF).

@@ -1,8 +1,8 @@
 //! `--format json`: one document, described in README ("JSON report").
 
 use super::{Summary, Verdict, summarize, verdict};
+use crate::engine::run::RunReport;
 use crate::model::{ErrorKind, Outcome, Severity, Status, Unit};
-use crate::runner::RunReport;
 use serde::Serialize;
 use std::collections::BTreeMap;
 

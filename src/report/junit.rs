@@ -3,8 +3,8 @@
 //! Jenkins read it.
 
 use super::metric_text;
+use crate::engine::run::RunReport;
 use crate::model::{Outcome, Status};
-use crate::runner::RunReport;
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 use std::collections::BTreeMap;
 

@@ -6,8 +6,8 @@ pub mod json;
 pub mod junit;
 pub mod text;
 
+use crate::engine::run::RunReport;
 use crate::model::{Outcome, Severity, Status};
-use crate::runner::RunReport;
 use std::collections::BTreeMap;
 
 /// Output formats of `dqwatch run`.
@@ -100,7 +100,10 @@ pub fn render(report: &RunReport, format: Format, fail_on: Severity) -> String {
 
 /// `metric=value (threshold)` for a line of output, the value printed in its unit by
 /// [`crate::model::Metric`] (as JSON, the page and mails print it).
-pub(crate) fn metric_text(run: &crate::runner::CheckRun, o: &crate::model::Observation) -> String {
+pub(crate) fn metric_text(
+    run: &crate::engine::run::CheckRun,
+    o: &crate::model::Observation,
+) -> String {
     let Some(name) = run.check.metric() else {
         if let Some(label) = &o.label {
             return format!(

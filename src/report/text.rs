@@ -1,8 +1,8 @@
 //! The terminal report: a line per check and key, then a summary and the verdict.
 
 use super::{Verdict, metric_text, summarize, verdict};
+use crate::engine::run::{CheckRun, RunReport};
 use crate::model::{Outcome, Severity, Status};
-use crate::runner::{CheckRun, RunReport};
 use std::fmt::Write as _;
 
 /// One check's lines: breaching keys one by one, passing keys folded into one line.

@@ -4,7 +4,7 @@
 
 use super::rows::{INCIDENT_COLUMNS, IncidentRow, format_time, parse_time};
 use super::{Store, StoreError, with_pool};
-use crate::incidents::{Event, Incident};
+use crate::incidents::Incident;
 use crate::model::Mail;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -323,71 +323,6 @@ impl Store {
         let rows: Vec<IncidentRow> = with_pool!(self, p => sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(format_time(since)).fetch_all(p).await)
             .map_err(StoreError::query("load incidents for a digest"))?;
         rows.into_iter().map(IncidentRow::into_incident).collect()
-    }
-
-    /// Takes an escalation (`step_from` → `step_to`) or a reminder (when `reminder_next` is
-    /// set) if nobody else did: the conditional update decides; then the event and the mail
-    /// are written in the same transaction. False when another replica was first.
-    pub async fn take_step(
-        &self,
-        inc: &Incident,
-        step_to: Option<(u32, Option<DateTime<Utc>>)>,
-        reminder_next: Option<DateTime<Utc>>,
-        event: Option<&Event>,
-        compose: &(dyn Fn(&Event) -> Result<Option<Mail>, String> + Sync),
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        with_pool!(self, pool => {
-            let mut tx = pool.begin().await.map_err(StoreError::query("begin a transaction"))?;
-            let taken = match (step_to, reminder_next) {
-                (Some((to, next_at)), _) => sqlx::query(
-                    "UPDATE incidents SET escalation_step = $1, next_escalation_at = $2 WHERE id = $3 AND escalation_step = $4",
-                )
-                .bind(i64::from(to))
-                .bind(next_at.map(format_time))
-                .bind(inc.id)
-                .bind(i64::from(inc.escalation_step))
-                .execute(&mut *tx)
-                .await,
-                (None, Some(next)) => sqlx::query(
-                    "UPDATE incidents SET next_reminder_at = $1 WHERE id = $2 AND next_reminder_at = $3",
-                )
-                .bind(format_time(next))
-                .bind(inc.id)
-                .bind(inc.next_reminder_at.map(format_time))
-                .execute(&mut *tx)
-                .await,
-                (None, None) => return Ok(false),
-            }
-            .map_err(StoreError::query("take an escalation step"))?
-            .rows_affected() == 1;
-            if !taken {
-                return Ok(false);
-            }
-            let Some(event) = event else {
-                // Steps skipped by an acknowledgement: the chain moves on, nobody is told.
-                tx.commit().await.map_err(StoreError::query("commit"))?;
-                return Ok(true);
-            };
-            let (event_id,): (i64,) = sqlx::query_as(
-                "INSERT INTO events (incident_id, at, kind, actor, severity, note) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-            )
-            .bind(inc.id)
-            .bind(format_time(event.at))
-            .bind(event.kind.as_str())
-            .bind(event.actor.clone())
-            .bind(event.severity.as_str())
-            .bind(event.note.clone())
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(StoreError::query("record an event"))?;
-            let event = Event { id: event_id, ..event.clone() };
-            if let Some(mail) = compose(&event).map_err(|message| StoreError::Compose { incident: inc.id, message })? {
-                super::outbox::insert_mail!(&mut *tx, Some(inc.id), Some(event_id), format!("incident-{}-event-{event_id}", inc.id), &mail, now)?;
-            }
-            tx.commit().await.map_err(StoreError::query("commit"))?;
-            Ok(true)
-        })
     }
 
     /// Writes a digest mail to the outbox (deduplicated by route and period).

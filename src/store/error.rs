@@ -42,14 +42,6 @@ pub enum StoreError {
     /// (their lease ran out and another replica took them over and runs them itself).
     #[error("failed to record runs: {} schedule slot(s) were taken over by another replica", .0.len())]
     SlotsLost(Vec<(String, chrono::DateTime<chrono::Utc>)>),
-    /// A mail could not be composed while recording (a template error).
-    #[error("failed to compose the mail for incident {incident}: {message}")]
-    Compose {
-        /// The incident.
-        incident: i64,
-        /// The template error.
-        message: String,
-    },
 }
 
 impl StoreError {

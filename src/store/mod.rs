@@ -16,7 +16,7 @@ pub use queries::{Recorded, RunRow, Stats};
 pub use rows::{format_time, parse_time};
 pub use tx::Tx;
 
-use crate::config::Secret;
+use crate::model::Secret;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -53,7 +53,7 @@ impl Store {
     /// [`Store::open`], giving up on a server that does not accept a connection within
     /// `connect` (a refused port is retried until then).
     pub async fn open_within(url: &Secret, connect: Option<Duration>) -> Result<Store, StoreError> {
-        let shown = crate::config::redact_url(url.expose());
+        let shown = url.to_string();
         let open_err = |source: sqlx::Error| StoreError::Open {
             url: shown.clone(),
             source,

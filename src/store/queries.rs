@@ -3,8 +3,8 @@
 
 use super::rows::{EventRow, INCIDENT_COLUMNS, IncidentRow, format_time};
 use super::{Store, StoreError, with_pool};
-use crate::incidents::{Change, Event, Incident};
-use crate::model::{CheckId, Mail, Outcome};
+use crate::incidents::{Event, Incident};
+use crate::model::{CheckId, Outcome};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 
@@ -115,9 +115,6 @@ pub struct Stats {
     pub escalated: Vec<i64>,
 }
 
-/// Composes the mail for an incident event (`None`: nobody to tell).
-pub type Compose<'a> = dyn Fn(&Incident, &Event) -> Result<Option<Mail>, String> + Sync + 'a;
-
 impl Store {
     /// The latest incident of every fingerprint that is unresolved or resolved since `since`.
     pub async fn known_incidents(&self, since: DateTime<Utc>) -> Result<Vec<Incident>, StoreError> {
@@ -143,48 +140,6 @@ impl Store {
             .into_iter()
             .map(|(id, n, pass)| (id, (n as u32, pass)))
             .collect())
-    }
-
-    /// Records a pass in one transaction: runs, observations, check state, incident changes,
-    /// their timeline events and their mails. Either all of it is stored or none.
-    pub async fn record(
-        &self,
-        runs: &[RunRow<'_>],
-        changes: &[Change],
-        now: DateTime<Utc>,
-        compose: &Compose<'_>,
-    ) -> Result<Recorded, StoreError> {
-        let mut tx = self.begin().await?;
-        tx.finish_slots(runs, now).await?;
-        tx.write_runs(runs).await?;
-        let mut done = Recorded::default();
-        for change in changes {
-            let mut inc = change.incident.clone();
-            let arming = change.events.iter().any(|e| {
-                matches!(
-                    e.kind,
-                    crate::incidents::EventKind::Opened | crate::incidents::EventKind::Reopened
-                )
-            });
-            inc.id = tx.write_incident(&inc, arming).await?;
-            for ev in &change.events {
-                let event = Event {
-                    id: tx.write_event(inc.id, ev).await?,
-                    ..ev.clone()
-                };
-                done.count(&event);
-                let mail = compose(&inc, &event).map_err(|message| StoreError::Compose {
-                    incident: inc.id,
-                    message,
-                })?;
-                if let Some(mail) = mail {
-                    tx.write_mail(inc.id, event.id, &mail, now).await?;
-                    done.mails += 1;
-                }
-            }
-        }
-        tx.commit().await?;
-        Ok(done)
     }
 
     /// Incidents in `states` (all when empty), newest first.

@@ -593,7 +593,7 @@ async fn run(conn: &mut Conn, sql: &str, cfg: &Connection) -> Result<ResultSet, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Secret;
+    use crate::model::Secret;
 
     fn connection(url: &str, dialect: Dialect) -> Connection {
         Connection {

@@ -152,3 +152,49 @@ fn sqlite_url_without_slashes_is_resolved_too() {
     );
     output(env.command().args(["--config", "conf/dqwatch.toml", "run"])).code(1);
 }
+
+// See: issues/9 — one loader: a broken template stops `run` before any check runs, with
+// `validate`'s own message, in every command that loads.
+#[test]
+fn a_broken_template_stops_run_before_anything_runs_with_validate_s_message() {
+    let env = TestEnv::sqlite("CREATE TABLE t (n INT); INSERT INTO t VALUES (5);", "");
+    let cfg = env.read("dqwatch.toml");
+    env.config(&format!(
+        "state = \"sqlite://state.db\"\ntemplates_dir = \"templates\"\n{cfg}\
+         [mail]\nfrom = \"dq <dq@example.com>\"\ndir = \"outbox\"\n[[routes]]\nemail = [\"oncall@example.com\"]\n"
+    ));
+    env.write("templates/opened.txt.hbs", "Breach: {{incident.titel}}\n");
+    env.check_with(
+        "t",
+        &["metric = \"n\"", "[thresholds]", "P1 = \"> 1\""],
+        "SELECT n FROM t",
+    );
+    let validate = env.run(["validate"]);
+    validate.code(2);
+    let message = validate
+        .stderr
+        .lines()
+        .find(|l| l.contains("error:"))
+        .expect("validate names the problem")
+        .to_string();
+    assert!(message.contains("templates"), "{message}");
+    for args in [
+        vec!["run"],
+        vec!["run", "--no-incidents"],
+        vec!["list"],
+        vec!["incidents", "list"],
+    ] {
+        let out = env.run(&args);
+        out.code(2).stderr_has(&message);
+        assert!(
+            !out.stdout.contains("✗"),
+            "{args:?} ran a check:\n{}",
+            out.stdout
+        );
+    }
+    assert!(
+        !env.path().join("state.db").exists(),
+        "nothing was recorded"
+    );
+    assert!(!env.path().join("outbox").exists(), "nothing was mailed");
+}

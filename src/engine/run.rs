@@ -1,19 +1,14 @@
 //! One pass over a set of checks: fetch each on its warehouse (all connections in
-//! parallel, each within its `max_concurrency`), evaluate, and collect a [`RunReport`];
-//! then reconcile it with the incident state and record it with its mails.
+//! parallel, each within its `max_concurrency`), evaluate, and collect a [`RunReport`].
 //! A check that cannot run is an `Outcome::Error` in the report, never an `Err`.
 
 use crate::checks::Check;
 use crate::clock::Clock;
-use crate::compose::{CheckInfo, Composer, Sample};
-use crate::config::Config;
 use crate::evaluate::evaluate;
-use crate::incidents::{Event, Incident, Policy, fingerprint, reconcile};
-use crate::model::{ErrorKind, Outcome, Severity, Status};
-use crate::store::{Recorded, RunRow, SlotClaim, Store, StoreError};
+use crate::model::{ErrorKind, Outcome, Severity};
+use crate::store::Store;
 use crate::warehouse::Warehouses;
 use chrono::{DateTime, Utc};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
@@ -188,123 +183,4 @@ async fn reconcile_sides(
         Ok(Err(e)) => e.into(),
         Err((kind, message)) => Outcome::Error { kind, message },
     }
-}
-
-/// What a check tells a ticket about itself.
-pub fn check_info(check: &Check) -> CheckInfo {
-    CheckInfo {
-        id: check.id.0.clone(),
-        path: check.path.display().to_string(),
-        description: check.description.clone(),
-        connection: check.connection.clone(),
-        runbook: check.runbook.clone(),
-        owners: check.owners.clone(),
-        tags: check.tags.clone(),
-        impact: check.impact.clone(),
-    }
-}
-
-/// Reconciles a pass with the incident state and records it, mails included, in one
-/// transaction.
-pub async fn record(
-    report: &RunReport,
-    store: &Store,
-    composer: &Composer,
-    config: &Config,
-    now: DateTime<Utc>,
-) -> Result<Recorded, StoreError> {
-    record_slots(report, &[], store, composer, config, now).await
-}
-
-/// [`record`] for scheduled runs: `slots[i]` is the schedule slot `report.runs[i]` ran for.
-/// The slots are settled in the same transaction; if one of them is no longer held by its
-/// replica (taken over after its lease ran out), nothing is recorded and the error is
-/// [`StoreError::SlotsLost`].
-pub async fn record_slots(
-    report: &RunReport,
-    slots: &[Option<SlotClaim<'_>>],
-    store: &Store,
-    composer: &Composer,
-    config: &Config,
-    now: DateTime<Utc>,
-) -> Result<Recorded, StoreError> {
-    let window = report
-        .runs
-        .iter()
-        .map(|r| r.check.lifecycle.reopen_within)
-        .max()
-        .unwrap_or_default();
-    let since =
-        now - chrono::Duration::from_std(window).unwrap_or_else(|_| chrono::Duration::days(3650));
-    let known = store.known_incidents(since).await?;
-    let states = store.check_states().await?;
-    let mut by_check: HashMap<&str, Vec<Incident>> = HashMap::new();
-    for inc in &known {
-        by_check
-            .entry(inc.check_id.0.as_str())
-            .or_default()
-            .push(inc.clone());
-    }
-
-    let mut changes = Vec::new();
-    let mut rows = Vec::with_capacity(report.runs.len());
-    let mut infos: HashMap<String, CheckInfo> = HashMap::new();
-    let mut samples: HashMap<String, Sample> = HashMap::new();
-    for (i, run) in report.runs.iter().enumerate() {
-        let check = &run.check;
-        let policy = Policy::new(
-            check.lifecycle,
-            check.category,
-            &check.impact,
-            &config.impacts,
-            &config.severities,
-        );
-        let (streak, _) = states.get(&check.id.0).cloned().unwrap_or_default();
-        let empty = Vec::new();
-        let known = by_check.get(check.id.0.as_str()).unwrap_or(&empty);
-        let (mut c, streak) = reconcile(&check.id, &policy, &run.outcome, known, streak, now);
-        if let Outcome::Evaluated {
-            columns,
-            observations,
-            ..
-        } = &run.outcome
-        {
-            for o in observations
-                .iter()
-                .filter(|o| matches!(o.status, Status::Breach { .. }))
-            {
-                samples.insert(
-                    fingerprint(&check.id, &o.key),
-                    Sample {
-                        columns: columns.clone(),
-                        rows: o.sample.clone(),
-                    },
-                );
-            }
-        }
-        if !c.is_empty() {
-            infos.insert(check.id.0.clone(), check_info(check));
-        }
-        changes.append(&mut c);
-        rows.push(RunRow {
-            check_id: &check.id,
-            started_at: run.started_at,
-            duration_ms: run.duration.as_millis() as i64,
-            outcome: &run.outcome,
-            error_streak: streak,
-            slot: slots.get(i).copied().flatten(),
-        });
-    }
-    let compose = |inc: &Incident, ev: &Event| {
-        let last_pass = states.get(&inc.check_id.0).and_then(|(_, p)| p.as_deref());
-        let mail = composer.compose(
-            inc,
-            ev,
-            infos.get(&inc.check_id.0),
-            samples.get(&inc.fingerprint),
-            last_pass,
-        );
-        mail.map_err(|e| e.to_string())
-    };
-    store.record(&rows, &changes, now, &compose).await
 }
