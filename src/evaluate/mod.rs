@@ -1,4 +1,4 @@
-//! Rows → observations per key → [`Outcome`]. Pure: takes a check and its rows (or a rule's
+//! Rows → observations per key → [`Outcome`](crate::model::Outcome). Pure: takes a check and its rows (or a rule's
 //! sides and history), returns a value.
 
 mod judge;
