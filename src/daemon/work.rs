@@ -257,7 +257,7 @@ fn start(
                 let _permit = permit;
                 let id = check.id.0.clone();
                 let run = tokio::select! {
-                    report = runner::run(vec![check], &warehouses, Some(&shared.store), shared.clock.as_ref(), &|_| {}) => report.runs.into_iter().next(),
+                    run = runner::run_one(check, &warehouses, Some(&shared.store), shared.clock.now()) => Some(run),
                     // Stopping: a check still running is dropped; its slot's lease runs out
                     // and another replica (or this one, restarted) runs it.
                     () = async { shutdown.cancelled().await; tokio::time::sleep(super::SHUTDOWN_GRACE / 2).await } => None,

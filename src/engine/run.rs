@@ -88,40 +88,9 @@ pub async fn run(
                 None => break,
             }
         }
-        let check = Arc::clone(check);
-        let warehouse = warehouses.get(&check.connection).cloned();
-        let warehouses = warehouses.clone();
-        let store = store.cloned();
+        let (check, warehouses, store) = (Arc::clone(check), warehouses.clone(), store.cloned());
         let now = clock.now();
-        tasks.spawn(async move {
-            let t = Instant::now();
-            let outcome = match (&check.reconcile, warehouse) {
-                (_, w) if check.history.is_some() => {
-                    crate::engine::history::outcome(&check, w, store, now).await
-                }
-                (Some(spec), _) => reconcile_sides(&check, spec, &warehouses).await,
-                (None, Some(w)) => match w.fetch(&check.sql).await {
-                    Ok(rows) => evaluate(&check, &rows),
-                    Err(err) => Outcome::Error {
-                        kind: err.kind(),
-                        message: err.to_string(),
-                    },
-                },
-                (None, None) => Outcome::Error {
-                    kind: ErrorKind::Connection,
-                    message: format!("connection \"{}\" is not configured", check.connection),
-                },
-            };
-            (
-                i,
-                CheckRun {
-                    check,
-                    outcome,
-                    started_at: now,
-                    duration: t.elapsed(),
-                },
-            )
-        });
+        tasks.spawn(async move { (i, run_one(check, &warehouses, store.as_ref(), now).await) });
     }
     while let Some(joined) = tasks.join_next().await {
         collect(joined, &mut runs);
@@ -146,6 +115,40 @@ pub async fn run(
         started_at,
         duration: begin.elapsed(),
         runs,
+    }
+}
+
+/// Runs one check (fetch, then judge) started at `now`, timing it. The daemon calls this
+/// once per claimed slot; [`run`] once per check of a pass.
+pub async fn run_one(
+    check: Arc<Check>,
+    warehouses: &Warehouses,
+    store: Option<&Store>,
+    now: DateTime<Utc>,
+) -> CheckRun {
+    let t = Instant::now();
+    let outcome = match (&check.reconcile, warehouses.get(&check.connection)) {
+        (_, w) if check.history.is_some() => {
+            crate::engine::history::outcome(&check, w.cloned(), store.cloned(), now).await
+        }
+        (Some(spec), _) => reconcile_sides(&check, spec, warehouses).await,
+        (None, Some(w)) => match w.fetch(&check.sql).await {
+            Ok(rows) => evaluate(&check, &rows),
+            Err(err) => Outcome::Error {
+                kind: err.kind(),
+                message: err.to_string(),
+            },
+        },
+        (None, None) => Outcome::Error {
+            kind: ErrorKind::Connection,
+            message: format!("connection \"{}\" is not configured", check.connection),
+        },
+    };
+    CheckRun {
+        check,
+        outcome,
+        started_at: now,
+        duration: t.elapsed(),
     }
 }
 
