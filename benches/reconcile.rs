@@ -83,6 +83,7 @@ fn report(checks: &[Arc<Check>], at: chrono::DateTime<Utc>) -> RunReport {
                 },
                 started_at: at,
                 duration: std::time::Duration::from_millis(3),
+                queued: std::time::Duration::ZERO,
             }
         })
         .collect();

@@ -258,6 +258,7 @@ mod tests {
             outcome: outcome.clone(),
             started_at: now,
             duration: Duration::ZERO,
+            queued: Duration::ZERO,
         };
 
         // The terminal.

@@ -22,8 +22,11 @@ pub struct CheckRun {
     pub outcome: Outcome,
     /// When it started.
     pub started_at: DateTime<Utc>,
-    /// How long fetch and evaluation took.
+    /// How long the check itself took: its queries and their judging, without the wait for
+    /// a free connection slot.
     pub duration: Duration,
+    /// How long it waited for a free connection slot (`max_concurrency`) first.
+    pub queued: Duration,
 }
 
 /// The result of one pass, checks in id order.
@@ -108,6 +111,7 @@ pub async fn run(
                 },
                 started_at,
                 duration: Duration::ZERO,
+                queued: Duration::ZERO,
             })
         })
         .collect();
@@ -127,38 +131,46 @@ pub async fn run_one(
     now: DateTime<Utc>,
 ) -> CheckRun {
     let t = Instant::now();
-    let outcome = match (&check.reconcile, warehouses.get(&check.connection)) {
-        (_, w) if check.history.is_some() => {
-            crate::engine::history::outcome(&check, w.cloned(), store.cloned(), now).await
-        }
+    let (outcome, queued) = match (&check.reconcile, warehouses.get(&check.connection)) {
+        (_, w) if check.history.is_some() => (
+            crate::engine::history::outcome(&check, w.cloned(), store.cloned(), now).await,
+            Duration::ZERO,
+        ),
         (Some(spec), _) => reconcile_sides(&check, spec, warehouses).await,
-        (None, Some(w)) => match w.fetch(&check.sql).await {
-            Ok(rows) => evaluate(&check, &rows),
-            Err(err) => Outcome::Error {
-                kind: err.kind(),
-                message: err.to_string(),
+        (None, Some(w)) => match w.fetch_timed(&check.sql).await {
+            (Ok(rows), queued) => (evaluate(&check, &rows), queued),
+            (Err(err), queued) => (
+                Outcome::Error {
+                    kind: err.kind(),
+                    message: err.to_string(),
+                },
+                queued,
+            ),
+        },
+        (None, None) => (
+            Outcome::Error {
+                kind: ErrorKind::Connection,
+                message: format!("connection \"{}\" is not configured", check.connection),
             },
-        },
-        (None, None) => Outcome::Error {
-            kind: ErrorKind::Connection,
-            message: format!("connection \"{}\" is not configured", check.connection),
-        },
+            Duration::ZERO,
+        ),
     };
     CheckRun {
         check,
         outcome,
         started_at: now,
-        duration: t.elapsed(),
+        duration: t.elapsed().saturating_sub(queued),
+        queued,
     }
 }
 
 /// Runs both sides of a reconciliation (at once, possibly on two warehouses) and judges the
-/// joined rows.
+/// joined rows; also how long the later side waited for a connection slot.
 async fn reconcile_sides(
     check: &Check,
     spec: &crate::checks::Reconcile,
     warehouses: &Warehouses,
-) -> Outcome {
+) -> (Outcome, Duration) {
     let fetch = |side: &crate::checks::Side| {
         let name = side
             .connection
@@ -168,22 +180,26 @@ async fn reconcile_sides(
         let sql = side.sql.clone();
         async move {
             match w {
-                Some(w) => w
-                    .fetch(&sql)
-                    .await
-                    .map_err(|e| (e.kind(), format!("{name}: {e}"))),
-                None => Err((
-                    ErrorKind::Connection,
-                    format!("connection \"{name}\" is not configured"),
-                )),
+                Some(w) => {
+                    let (rows, queued) = w.fetch_timed(&sql).await;
+                    (rows.map_err(|e| (e.kind(), format!("{name}: {e}"))), queued)
+                }
+                None => (
+                    Err((
+                        ErrorKind::Connection,
+                        format!("connection \"{name}\" is not configured"),
+                    )),
+                    Duration::ZERO,
+                ),
             }
         }
     };
-    let (source, target) = tokio::join!(fetch(&spec.source), fetch(&spec.target));
+    let ((source, q1), (target, q2)) = tokio::join!(fetch(&spec.source), fetch(&spec.target));
     let joined = source.and_then(|s| target.map(|t| crate::evaluate::join_sides(&s, &t, spec)));
-    match joined {
+    let outcome = match joined {
         Ok(Ok(rows)) => evaluate(check, &rows),
         Ok(Err(e)) => e.into(),
         Err((kind, message)) => Outcome::Error { kind, message },
-    }
+    };
+    (outcome, q1.max(q2))
 }

@@ -161,12 +161,27 @@ impl Warehouse {
     /// Runs `sql` read-only and reads at most `max_rows` rows. What is not one query is
     /// refused, and nothing a check does to its session reaches the next check.
     pub async fn fetch(&self, sql: &str) -> Result<ResultSet, WarehouseError> {
-        screen(sql, self.conn.dialect).map_err(|m| self.query_error(&m))?;
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| self.query_error("pool closed"))?;
+        self.fetch_timed(sql).await.0
+    }
+
+    /// [`Warehouse::fetch`], also saying how long the check waited for a free connection
+    /// slot (`max_concurrency`) before its query started: that wait is not the query's time.
+    pub async fn fetch_timed(&self, sql: &str) -> (Result<ResultSet, WarehouseError>, Duration) {
+        let start = Instant::now();
+        let mut queued = Duration::ZERO;
+        let result = async {
+            screen(sql, self.conn.dialect).map_err(|m| self.query_error(&m))?;
+            let permit = self.permits.acquire().await;
+            queued = start.elapsed();
+            let _permit = permit.map_err(|_| self.query_error("pool closed"))?;
+            self.fetch_held(sql).await
+        }
+        .await;
+        (result, queued)
+    }
+
+    /// Runs `sql` on a connection once the caller holds a slot.
+    async fn fetch_held(&self, sql: &str) -> Result<ResultSet, WarehouseError> {
         let mut conn = self.checkout().await?;
         let limit = self.conn.statement_timeout + CLIENT_GRACE;
         match tokio::time::timeout(limit, run(&mut conn, sql, &self.conn)).await {

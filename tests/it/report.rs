@@ -224,3 +224,29 @@ fn a_duration_metric_reads_the_same_in_report_incident_and_mail() {
     assert_eq!(trend["threshold"], serde_json::Value::Null);
     assert_eq!(trend["unit"], "number");
 }
+
+// See: issues/13 (durations are the query's own)
+#[test]
+fn a_check_s_duration_excludes_its_wait_for_a_connection_slot() {
+    let env = TestEnv::sqlite("CREATE TABLE t (n INT);", "max_concurrency = 1");
+    // Three checks that each keep the one connection busy for a while.
+    for id in ["a", "b", "c"] {
+        env.check_with(
+            id,
+            &["metric = \"n\"", "[thresholds]", "P1 = \"< 0\""],
+            "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < 400000) \
+             SELECT COUNT(*) AS n FROM r",
+        );
+    }
+    let out = env.run(["run", "--no-incidents", "--format", "json"]);
+    out.code(0);
+    let doc = out.json();
+    let checks = doc["checks"].as_array().unwrap();
+    let ms = |c: &serde_json::Value, k: &str| c[k].as_u64().unwrap();
+    let busy: u64 = checks.iter().map(|c| ms(c, "duration_ms")).sum();
+    let waited = checks.iter().filter(|c| ms(c, "queue_ms") > 0).count();
+    // One connection runs them one after another: their own times fit in the wall time
+    // (they did not when each included the others' time), and two of them waited.
+    assert!(busy <= ms(&doc, "duration_ms"), "{doc:#}");
+    assert!(waited >= 2, "{doc:#}");
+}
