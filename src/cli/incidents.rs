@@ -6,7 +6,7 @@ use super::exit::Exit;
 use super::state::{self, State};
 use crate::clock::{Clock, SystemClock};
 use crate::config::parse_duration;
-use crate::engine::apply::{self, Facts};
+use crate::engine::apply::{self, ApplyError};
 use crate::incidents::{Change, Incident, reconcile, stats};
 use crate::model::format_duration;
 use crate::store::format_time;
@@ -202,28 +202,25 @@ async fn change(
     clock: &dyn Clock,
     apply: impl Fn(&Incident, chrono::DateTime<chrono::Utc>) -> Result<Change, String>,
 ) -> Res {
-    let Some((inc, _)) = find(st, id).await? else {
-        return not_found(id);
-    };
     let now = clock.now();
-    let change = match apply(&inc, now) {
-        Ok(c) => c,
-        Err(message) => {
+    let changed = apply::change_incident(
+        &st.store,
+        &st.engine.composer,
+        &st.engine.infos,
+        id,
+        now,
+        |inc| apply(inc, now),
+    )
+    .await;
+    let (change, rec) = match changed {
+        Ok(Some(done)) => done,
+        Ok(None) => return not_found(id),
+        Err(ApplyError::Refused { message }) => {
             eprintln!("error: {message}");
             return Ok(Exit::Invalid);
         }
+        Err(e) => return Err(e.chain()),
     };
-    let facts = Facts::of(st.engine.infos.get(&inc.check_id.0));
-    let rec = apply::record(
-        &st.store,
-        &st.engine.composer,
-        &[],
-        std::slice::from_ref(&change),
-        &facts,
-        now,
-    )
-    .await
-    .map_err(|e| e.chain())?;
     let delivery = st.deliver(clock).await;
     let ev = change.events.first().map_or("updated", |e| e.kind.as_str());
     out!("incident #{id} {ev}");

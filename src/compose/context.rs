@@ -234,6 +234,7 @@ pub(crate) fn example() -> (Incident, Vec<Event>, CheckInfo, Sample) {
         next_escalation_at: None,
         renotify_secs: None,
         next_reminder_at: None,
+        revision: 0,
     };
     let events = [
         EventKind::Opened,

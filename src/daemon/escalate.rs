@@ -43,7 +43,7 @@ pub async fn tick(shared: &Shared) -> Result<usize, String> {
         .map_err(|e| e.chain())?;
     let loaded = shared.loaded();
     let mut taken = 0;
-    for inc in incidents {
+    for mut inc in incidents {
         let facts = Facts::of(loaded.infos.get(&inc.check_id.0));
         if let Some(esc) = due(&inc, now) {
             let event = (!esc.steps.is_empty()).then(|| {
@@ -77,6 +77,10 @@ pub async fn tick(shared: &Shared) -> Result<usize, String> {
             {
                 taken += usize::from(event.is_some());
                 metrics::counter!("dqwatch_escalations_total").increment(esc.steps.len() as u64);
+                // The row moved on by this write; a reminder due in the same tick builds on it.
+                inc.revision += 1;
+                inc.escalation_step = esc.next_step;
+                inc.next_escalation_at = esc.next_at;
             }
         }
         if let Some(next) = reminder(&inc, now) {

@@ -3,7 +3,7 @@
 //! one the API is read-only. The listener comes from outside (bound in `daemon::main`).
 
 use super::{Shared, page};
-use crate::engine::apply::{self, Facts};
+use crate::engine::apply::{self, ApplyError};
 use crate::incidents::{Change, Incident, reconcile};
 use crate::model::IncidentState;
 use axum::extract::{Path, State};
@@ -212,33 +212,25 @@ async fn change(
     if let Some(r) = refusal(shared, headers) {
         return r;
     }
-    let inc = match shared.store.incident(id).await {
-        Ok(Some((inc, _))) => inc,
-        Ok(None) => return error(StatusCode::NOT_FOUND, format!("no incident {id}")),
-        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.chain()),
-    };
     let now = shared.clock.now();
-    let change = match apply(&inc, now) {
-        Ok(c) => c,
-        Err(m) => return error(StatusCode::CONFLICT, m),
-    };
     let loaded = shared.loaded();
-    let facts = Facts::of(loaded.infos.get(&inc.check_id.0));
-    match apply::record(
+    let changed = apply::change_incident(
         &shared.store,
         &loaded.composer,
-        &[],
-        std::slice::from_ref(&change),
-        &facts,
+        &loaded.infos,
+        id,
         now,
+        |inc| apply(inc, now),
     )
-    .await
-    {
-        Ok(_) => {
+    .await;
+    match changed {
+        Ok(Some((change, _))) => {
             shared.mail_due.notify_one();
             let state: IncidentState = change.incident.state;
             Json(json!({ "id": id, "state": state })).into_response()
         }
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no incident {id}")),
+        Err(ApplyError::Refused { message }) => error(StatusCode::CONFLICT, message),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.chain()),
     }
 }

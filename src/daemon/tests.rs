@@ -355,3 +355,67 @@ async fn a_slot_whose_replica_died_is_run_once_by_another() {
     );
     assert_eq!(runs_of_late(&b).await, 1);
 }
+
+// See: issues/10 — an acknowledgement made while a run is being reconciled (or an escalation
+// tick is deciding) is never overwritten: a write computed from an older revision is refused
+// and recomputed from the new state. Found by CI under load: the recorder wrote back an
+// incident it had read before the ack, and reminders went on after it.
+#[tokio::test]
+async fn an_acknowledgement_is_never_lost_to_a_concurrent_writer() {
+    let (_dir, shared, clock) = setup().await;
+    run_checks(&shared).await;
+    let loaded = shared.loaded();
+    let (stale, _) = shared.store.incident(1).await.unwrap().unwrap();
+    // Someone acknowledges…
+    let acked = crate::engine::apply::change_incident(
+        &shared.store,
+        &loaded.composer,
+        &loaded.infos,
+        1,
+        clock.now(),
+        |inc| reconcile::acknowledge(inc, "alice", None, clock.now()),
+    )
+    .await
+    .unwrap();
+    assert!(acked.is_some());
+    // …while a writer still holds the copy it read before: its write is refused.
+    let mut late = stale.clone();
+    late.breach_streak += 1;
+    let refused = crate::engine::apply::record(
+        &shared.store,
+        &loaded.composer,
+        &[],
+        &[crate::incidents::Change {
+            incident: late,
+            events: vec![],
+        }],
+        &crate::engine::apply::Facts::default(),
+        clock.now(),
+    )
+    .await;
+    assert!(
+        matches!(&refused, Err(crate::engine::apply::ApplyError::Store(e)) if e.is_conflict()),
+        "{refused:?}"
+    );
+    // An escalation tick that read the incident before the ack takes no step.
+    clock.advance(Duration::hours(3));
+    let step = crate::engine::apply::take_step(
+        &shared.store,
+        &loaded.composer,
+        &stale,
+        None,
+        Some(clock.now() + Duration::hours(1)),
+        None,
+        None,
+        &crate::engine::apply::Facts::default(),
+        clock.now(),
+    )
+    .await
+    .unwrap();
+    assert!(!step, "a reminder decided on the unacknowledged copy");
+    // A run reconciles from the new state: the acknowledgement stays.
+    run_checks(&shared).await;
+    let (now, _) = shared.store.incident(1).await.unwrap().unwrap();
+    assert_eq!(now.acknowledged_by.as_deref(), Some("alice"));
+    assert_eq!(now.state, crate::model::IncidentState::Acknowledged);
+}

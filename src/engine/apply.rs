@@ -21,6 +21,12 @@ pub enum ApplyError {
     /// The state store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The change does not apply to the incident as it is (acknowledging a resolved one…).
+    #[error("{message}")]
+    Refused {
+        /// Why.
+        message: String,
+    },
     /// A template failed while composing an event's mail.
     #[error("failed to compose the mail for incident {incident}")]
     Compose {
@@ -148,6 +154,28 @@ pub async fn record_runs(
     config: &Config,
     now: DateTime<Utc>,
 ) -> Result<Recorded, ApplyError> {
+    // An incident changed by someone else meanwhile (an acknowledgement, another replica):
+    // nothing was written; reconcile again from the new state.
+    let mut attempt = 0;
+    loop {
+        match reconcile_and_record(runs, slots, store, composer, config, now).await {
+            Err(ApplyError::Store(e)) if e.is_conflict() && attempt < MAX_RETRIES => attempt += 1,
+            done => return done,
+        }
+    }
+}
+
+/// How often a change that lost a race with another writer is tried again.
+const MAX_RETRIES: u32 = 5;
+
+async fn reconcile_and_record(
+    runs: &[CheckRun],
+    slots: &[Option<SlotClaim<'_>>],
+    store: &Store,
+    composer: &Composer,
+    config: &Config,
+    now: DateTime<Utc>,
+) -> Result<Recorded, ApplyError> {
     let window = runs
         .iter()
         .map(|r| r.check.lifecycle.reopen_within)
@@ -217,6 +245,41 @@ pub async fn record_runs(
         });
     }
     record(store, composer, &rows, &changes, &facts, now).await
+}
+
+/// Applies a change made by hand (acknowledge, resolve, note …) to incident `id`: reads it,
+/// lets `decide` make the change, and records it with its mail. When another writer changed
+/// the incident in between, reads it again and decides again. `None`: no such incident.
+pub async fn change_incident(
+    store: &Store,
+    composer: &Composer,
+    infos: &HashMap<String, CheckInfo>,
+    id: i64,
+    now: DateTime<Utc>,
+    decide: impl Fn(&Incident) -> Result<Change, String>,
+) -> Result<Option<(Change, Recorded)>, ApplyError> {
+    let mut attempt = 0;
+    loop {
+        let Some((inc, _)) = store.incident(id).await? else {
+            return Ok(None);
+        };
+        let change = decide(&inc).map_err(|message| ApplyError::Refused { message })?;
+        let facts = Facts::of(infos.get(&inc.check_id.0));
+        match record(
+            store,
+            composer,
+            &[],
+            std::slice::from_ref(&change),
+            &facts,
+            now,
+        )
+        .await
+        {
+            Ok(rec) => return Ok(Some((change, rec))),
+            Err(ApplyError::Store(e)) if e.is_conflict() && attempt < MAX_RETRIES => attempt += 1,
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Takes an escalation step (`step_to`) or a reminder (`reminder_next`) once across

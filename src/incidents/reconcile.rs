@@ -279,6 +279,7 @@ fn breach(
                 next_escalation_at: None,
                 renotify_secs: None,
                 next_reminder_at: None,
+                revision: 0,
             };
             let mut c = Change {
                 incident,

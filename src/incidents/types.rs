@@ -94,6 +94,11 @@ pub struct Incident {
     pub renotify_secs: Option<u64>,
     /// When the next reminder is due.
     pub next_reminder_at: Option<DateTime<Utc>>,
+    /// The stored revision this value was read at (0 when new): every write bumps it, and a
+    /// write computed from an older revision is refused, so concurrent changes are never
+    /// lost (an acknowledgement while a run is being reconciled).
+    #[serde(skip)]
+    pub revision: i64,
 }
 
 impl Incident {

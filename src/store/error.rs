@@ -30,6 +30,13 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
+    /// An incident changed since it was read (another writer was first); nothing was
+    /// written, and the caller re-reads and tries again.
+    #[error("incident {incident} changed while this change was being made")]
+    Conflict {
+        /// The incident.
+        incident: i64,
+    },
     /// Stored data could not be read back.
     #[error("failed to read {what} from the state store: {message}")]
     Corrupt {
@@ -45,6 +52,11 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// True when a write lost a race with another writer: re-read and try again.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, StoreError::Conflict { .. })
+    }
+
     /// Wraps a sqlx error with what was being done.
     pub(crate) fn query(action: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
         move |source| StoreError::Query { action, source }

@@ -37,7 +37,7 @@ pub(crate) fn key_json(key: &Key) -> String {
 pub(crate) const INCIDENT_COLUMNS: &str = "id, fingerprint, check_id, key_json, state, category, severity, \
     current_severity, peak_severity, title, first_seen_at, opened_at, acknowledged_at, acknowledged_by, \
     resolved_at, resolved_by, last_seen_at, breach_streak, pass_streak, repeat_count, metric, threshold, detail, \
-    escalation_json, escalation_step, next_escalation_at, renotify_secs, next_reminder_at, unit, threshold_severity, label";
+    escalation_json, escalation_step, next_escalation_at, renotify_secs, next_reminder_at, unit, threshold_severity, label, revision";
 
 /// A row of `incidents`.
 #[derive(Debug, sqlx::FromRow)]
@@ -73,6 +73,7 @@ pub(crate) struct IncidentRow {
     unit: String,
     threshold_severity: Option<String>,
     label: Option<String>,
+    revision: i64,
 }
 
 impl IncidentRow {
@@ -124,6 +125,7 @@ impl IncidentRow {
             next_escalation_at: opt_time(self.next_escalation_at.as_ref())?,
             renotify_secs: self.renotify_secs.map(|s| s as u64),
             next_reminder_at: opt_time(self.next_reminder_at.as_ref())?,
+            revision: self.revision,
         })
     }
 }

@@ -181,7 +181,7 @@ impl Tx {
                      current_severity = $7, peak_severity = $8, title = $9, first_seen_at = $10, opened_at = $11, acknowledged_at = $12, \
                      acknowledged_by = $13, resolved_at = $14, resolved_by = $15, last_seen_at = $16, breach_streak = $17, pass_streak = $18, \
                      repeat_count = $19, metric = $20, threshold = $21, detail = $22, unit = $23, threshold_severity = $24, \
-                     label = $25 WHERE id = $26 RETURNING id"
+                     label = $25, revision = revision + 1 WHERE id = $26 AND revision = $27 RETURNING id"
                 };
                 let q = sqlx::query_as::<_, (i64,)>(sql)
                     .bind(values.0).bind(values.1).bind(values.2).bind(values.3).bind(values.4).bind(values.5)
@@ -189,8 +189,10 @@ impl Tx {
                     .bind(values.12).bind(values.13).bind(values.14).bind(values.15).bind(values.16).bind(values.17)
                     .bind(values.18).bind(values.19).bind(values.20).bind(values.21).bind(values.22).bind(values.23)
                     .bind(values.24);
-                let q = if inc.id == 0 { q } else { q.bind(inc.id) };
-                let (id,): (i64,) = q.fetch_one(&mut **c).await.map_err(StoreError::query("record an incident"))?;
+                let q = if inc.id == 0 { q } else { q.bind(inc.id).bind(inc.revision) };
+                let Some((id,)): Option<(i64,)> = q.fetch_optional(&mut **c).await.map_err(StoreError::query("record an incident"))? else {
+                    return Err(StoreError::Conflict { incident: inc.id });
+                };
                 if arm {
                     let armed = Incident { id, ..inc.clone() };
                     super::daemon::arm!(&mut **c, &armed)?;
@@ -230,8 +232,9 @@ impl Tx {
     }
 
     /// Takes an escalation step (`step_to` = (step, next due)) or a reminder (`reminder_next`)
-    /// if nobody else did: a conditional update on the value `inc` was read with decides.
-    /// False when another replica was first.
+    /// if nobody else did and the incident has not changed since `inc` was read (an
+    /// acknowledgement in between stops it): a conditional update decides. False otherwise;
+    /// the next tick decides again from the new state.
     pub async fn take_step(
         &mut self,
         inc: &Incident,
@@ -240,21 +243,25 @@ impl Tx {
     ) -> Result<bool, StoreError> {
         let taken = with_tx!(self, c => match (step_to, reminder_next) {
             (Some((to, next_at)), _) => sqlx::query(
-                "UPDATE incidents SET escalation_step = $1, next_escalation_at = $2 WHERE id = $3 AND escalation_step = $4",
+                "UPDATE incidents SET escalation_step = $1, next_escalation_at = $2, revision = revision + 1 \
+                 WHERE id = $3 AND escalation_step = $4 AND revision = $5",
             )
             .bind(i64::from(to))
             .bind(next_at.map(format_time))
             .bind(inc.id)
             .bind(i64::from(inc.escalation_step))
+            .bind(inc.revision)
             .execute(&mut **c)
             .await
             .map(|r| r.rows_affected()),
             (None, Some(next)) => sqlx::query(
-                "UPDATE incidents SET next_reminder_at = $1 WHERE id = $2 AND next_reminder_at = $3",
+                "UPDATE incidents SET next_reminder_at = $1, revision = revision + 1 \
+                 WHERE id = $2 AND next_reminder_at = $3 AND revision = $4",
             )
             .bind(format_time(next))
             .bind(inc.id)
             .bind(inc.next_reminder_at.map(format_time))
+            .bind(inc.revision)
             .execute(&mut **c)
             .await
             .map(|r| r.rows_affected()),
