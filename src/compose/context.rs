@@ -38,6 +38,8 @@ pub struct Sample {
     pub columns: Vec<String>,
     /// Rows, as values.
     pub rows: Vec<Vec<Cell>>,
+    /// When the result was cut at `max_rows`: the rows read. Keys past them were not judged.
+    pub capped: Option<u64>,
 }
 
 fn time(t: Option<chrono::DateTime<Utc>>) -> Value {
@@ -101,6 +103,7 @@ fn summary(event: &Event) -> String {
         EventKind::Reopened => "breaching again: reopened".into(),
         EventKind::Acknowledged => format!("acknowledged by {}", event.actor),
         EventKind::Resolved => format!("resolved by {}", event.actor),
+        EventKind::Cleared => "cleared before anyone was told".into(),
         EventKind::Escalated => "escalated".into(),
         EventKind::Opened => "opened".into(),
         EventKind::Detected => "detected".into(),
@@ -127,8 +130,9 @@ pub(crate) fn mail(
     to: &[String],
     policy: Option<&SeverityPolicy>,
 ) -> Value {
-    let sample = sample.map_or(json!({ "columns": [], "rows": [] }), |s| {
+    let sample = sample.map_or(json!({ "columns": [], "rows": [], "capped": null }), |s| {
         json!({
+            "capped": s.capped,
             "columns": s.columns,
             "rows": s.rows.iter().map(|r| r.iter().map(ToString::to_string).collect::<Vec<_>>()).collect::<Vec<_>>(),
         })
@@ -267,6 +271,7 @@ pub(crate) fn example() -> (Incident, Vec<Event>, CheckInfo, Sample) {
     let sample = Sample {
         columns: vec!["day".into(), "gap".into()],
         rows: vec![vec![Cell::Text("2026-01-01".into()), Cell::Int(12500)]],
+        capped: None,
     };
     (inc, events, check, sample)
 }
