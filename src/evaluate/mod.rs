@@ -8,4 +8,4 @@ mod rules;
 
 pub use error::{EvalError, MetricProblem, NoDataWhy};
 pub use judge::{apply_policy, evaluate};
-pub use rules::{join_sides, robust_z, schema_diff, trend};
+pub use rules::{join_sides, robust_z, schema_diff, schema_judge, trend};

@@ -238,3 +238,41 @@ fn duplicate_keys_are_reported_not_merged() {
         .code(3)
         .stdout_has("[day=d1]  key day=d1 is on 2 rows: a key must name one row");
 }
+
+#[test]
+fn schema_break_stays_open_until_the_schema_is_back_or_accepted() {
+    // See: issues/10 item 3
+    let env = env("CREATE TABLE t (a INTEGER, c REAL);", "", "");
+    env.write(
+        "checks/schema.toml",
+        "rule = \"schema_change\"\n[params]\ntable = \"t\"\n",
+    );
+    env.run(["run"]).code(0).stdout_has("0 opened");
+    warehouse(&env, "ALTER TABLE t DROP COLUMN c;");
+    env.run(["run"]).code(1).stdout_has("incidents: 1 opened");
+    // The column is still gone: still breaching, not resolved by a moved snapshot.
+    env.run(["run"])
+        .code(1)
+        .stdout_has("✗ P1    schema  [column=t.c]")
+        .stdout_has("0 resolved");
+    assert_eq!(incidents(&env)[0]["state"], "open");
+    // The schema is back: resolved.
+    warehouse(&env, "ALTER TABLE t ADD COLUMN c REAL;");
+    env.run(["run"]).code(0).stdout_has("1 resolved");
+    // Dropped again, then accepted by hand: the new schema is the baseline, nothing reopens.
+    warehouse(&env, "ALTER TABLE t DROP COLUMN c;");
+    env.run(["run"]).code(1).stdout_has("1 opened");
+    env.run([
+        "incidents",
+        "resolve",
+        "1",
+        "--by",
+        "alice",
+        "--note",
+        "c is retired",
+    ])
+    .code(0);
+    env.run(["run"]).code(0).stdout_has("0 opened");
+    env.run(["run"]).code(0).stdout_has("0 opened");
+    assert_eq!(incidents(&env)[0]["state"], "resolved");
+}
