@@ -184,11 +184,48 @@ pub(crate) fn digest(kind: &str, period: &str, list: &[&Incident]) -> Value {
     })
 }
 
-/// The context of the postmortem template.
-pub(crate) fn postmortem(inc: &Incident, events: &[Event], c: Option<&CheckInfo>) -> Value {
+/// The context of the postmortem template at `now`: the incident, its timeline and its
+/// episodes (each opening to its resolution, with its own acknowledgement); `duration` is
+/// the time it was open over all episodes, and says `ongoing` while it is not resolved.
+pub(crate) fn postmortem(
+    inc: &Incident,
+    events: &[Event],
+    c: Option<&CheckInfo>,
+    now: chrono::DateTime<Utc>,
+) -> Value {
+    let eps = crate::incidents::stats::episodes(inc, events);
+    let length = |e: &crate::incidents::stats::Episode| {
+        (e.resolved_at.unwrap_or(now) - e.opened_at)
+            .num_seconds()
+            .max(0) as f64
+    };
+    let ongoing = inc.state.is_active() && inc.opened_at.is_some();
+    let total = format_duration(eps.iter().map(length).sum());
+    let duration = if ongoing {
+        format!("{total} so far, ongoing")
+    } else if eps.is_empty() {
+        "never opened".to_string()
+    } else {
+        total
+    };
     json!({
         "incident": incident(inc),
         "check": check(c, inc),
+        "opened_at": time(eps.first().map(|e| e.opened_at)),
+        "duration": duration,
+        "episodes": eps.iter().map(|e| json!({
+            "n": e.n,
+            "opened_at": format_time(e.opened_at),
+            "acknowledged_at": time(e.acknowledged_at),
+            "acknowledged_by": e.acknowledged_by,
+            "resolved_at": time(e.resolved_at),
+            "resolved_by": e.resolved_by,
+            "duration": if e.resolved_at.is_some() {
+                format_duration(length(e))
+            } else {
+                format!("{} so far, ongoing", format_duration(length(e)))
+            },
+        })).collect::<Vec<_>>(),
         "timeline": events.iter().map(|e| json!({
             "at": format_time(e.at),
             "kind": e.kind.as_str(),

@@ -200,15 +200,17 @@ impl Composer {
         }))
     }
 
-    /// Renders the postmortem (Markdown) of an incident.
+    /// Renders the postmortem (Markdown) of an incident at `now` (an open incident's duration
+    /// runs to now).
     pub fn postmortem(
         &self,
         inc: &Incident,
         events: &[Event],
         check: Option<&CheckInfo>,
+        now: chrono::DateTime<chrono::Utc>,
     ) -> Result<String, TemplateError> {
         self.templates
-            .render_text("postmortem", &context::postmortem(inc, events, check))
+            .render_text("postmortem", &context::postmortem(inc, events, check, now))
     }
 
     /// Renders every template against a sample incident, so that `validate` catches a
@@ -236,7 +238,7 @@ impl Composer {
         self.templates.subject_of("digest", &ctx)?;
         self.templates.render_text("digest", &ctx)?;
         self.templates.render_html("digest", &ctx)?;
-        self.postmortem(&inc, &events, Some(&check))?;
+        self.postmortem(&inc, &events, Some(&check), inc.last_seen_at)?;
         Ok(())
     }
 }
@@ -339,7 +341,8 @@ mod tests {
         insta::assert_snapshot!("mail_opened_duration", show(&opened));
         insta::assert_snapshot!(
             "postmortem",
-            c.postmortem(&inc, &events, Some(&check)).unwrap()
+            c.postmortem(&inc, &events, Some(&check), inc.last_seen_at)
+                .unwrap()
         );
     }
 }

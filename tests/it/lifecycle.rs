@@ -276,3 +276,81 @@ fn schema_break_stays_open_until_the_schema_is_back_or_accepted() {
     env.run(["run"]).code(0).stdout_has("0 opened");
     assert_eq!(incidents(&env)[0]["state"], "resolved");
 }
+
+/// A recon check on `d1` with a reopen window, for the episode tests.
+fn recon_env() -> TestEnv {
+    let env = env(
+        "CREATE TABLE recon (day TEXT, gap REAL); INSERT INTO recon VALUES ('d1', 500);",
+        "",
+        "",
+    );
+    env.check_with(
+        "recon",
+        &[
+            "keys = [\"day\"]",
+            "metric = \"gap\"",
+            "reopen_within = \"1h\"",
+            "[thresholds]",
+            "P2 = \"> 100\"",
+        ],
+        "SELECT day, gap FROM recon",
+    );
+    env
+}
+
+#[test]
+fn a_reopen_keeps_each_episodes_times() {
+    // See: issues/10 item 6
+    let env = recon_env();
+    env.run(["run"]).code(0).stdout_has("1 opened");
+    env.run(["incidents", "ack", "1", "--by", "alice"]).code(0);
+    warehouse(&env, "UPDATE recon SET gap = 1");
+    env.run(["run"]).code(0).stdout_has("1 resolved");
+    warehouse(&env, "UPDATE recon SET gap = 500");
+    env.run(["run"]).code(0).stdout_has("1 opened");
+    // The second episode is open and unacknowledged; the first keeps alice's acknowledgement.
+    let pm = env
+        .run(["incidents", "postmortem", "1"])
+        .code(0)
+        .stdout
+        .clone();
+    assert!(pm.contains("## Episodes"), "{pm}");
+    let rows: Vec<&str> = pm
+        .lines()
+        .filter(|l| l.starts_with("| 1 |") || l.starts_with("| 2 |"))
+        .collect();
+    assert_eq!(rows.len(), 2, "{pm}");
+    assert!(
+        rows[0].contains("alice") && rows[0].contains(" dqwatch |"),
+        "{pm}"
+    );
+    assert!(
+        rows[1].contains("ongoing") && !rows[1].contains("alice"),
+        "{pm}"
+    );
+    // Stats count episodes: one acknowledged, one resolved.
+    let stats = env
+        .run(["incidents", "stats", "--format", "json"])
+        .code(0)
+        .json();
+    let all = &stats["stats"]["overall"];
+    assert_eq!(all["incidents"], 1, "{stats}");
+    assert_eq!(all["episodes"], 2, "{stats}");
+    assert!(all["mean_time_to_acknowledge"].is_number(), "{stats}");
+    assert!(all["mean_time_to_resolve"].is_number(), "{stats}");
+}
+
+#[test]
+fn an_open_incidents_postmortem_says_it_is_ongoing() {
+    // See: issues/10 item 8
+    let env = recon_env();
+    env.run(["run"]).code(0).stdout_has("1 opened");
+    let pm = env
+        .run(["incidents", "postmortem", "1"])
+        .code(0)
+        .stdout
+        .clone();
+    assert!(!pm.contains("| Duration | 0s |"), "{pm}");
+    assert!(pm.contains("so far, ongoing"), "{pm}");
+    assert!(pm.contains("## What went well"), "{pm}");
+}
