@@ -287,6 +287,41 @@ mod tests {
         )
     }
 
+    #[test]
+    fn an_escalation_after_an_ack_does_not_say_nobody_acknowledged() {
+        // See: issues/10 item 7
+        let (_dir, c) = composer();
+        let (mut inc, events, check, _) = context::example();
+        inc.state = crate::model::IncidentState::Acknowledged;
+        inc.resolved_at = None;
+        let escalated = events
+            .iter()
+            .find(|e| e.kind == crate::incidents::EventKind::Escalated)
+            .unwrap();
+        let mail = c
+            .compose(&inc, escalated, Some(&check), None, None)
+            .unwrap()
+            .unwrap();
+        assert!(
+            !mail.text.contains("Nobody has acknowledged"),
+            "{}",
+            mail.text
+        );
+        assert!(mail.text.contains("Acknowledged by alice"), "{}", mail.text);
+        inc.state = crate::model::IncidentState::Open;
+        inc.acknowledged_at = None;
+        inc.acknowledged_by = None;
+        let mail = c
+            .compose(&inc, escalated, Some(&check), None, None)
+            .unwrap()
+            .unwrap();
+        assert!(
+            mail.text.contains("Nobody has acknowledged"),
+            "{}",
+            mail.text
+        );
+    }
+
     // What users read: each template rendered for the fixed example incident, reviewed as a
     // snapshot (`cargo insta review`) when a template or its context changes.
     #[test]

@@ -51,6 +51,18 @@ impl Policy {
         inc.next_reminder_at = renotify.map(|r| now + secs(r));
     }
 
+    /// Re-arms an incident reopening at `now` after someone resolved it by hand while it was
+    /// still breaching: the same problem goes on, so its copied chain resumes where it stood
+    /// (no step is sent twice), each remaining step measured from the reopening; reminders
+    /// start again.
+    pub fn resume(&self, inc: &mut super::Incident, now: DateTime<Utc>) {
+        inc.next_escalation_at = inc
+            .escalation
+            .get(inc.escalation_step as usize)
+            .map(|s| now + secs(s.after_secs));
+        inc.next_reminder_at = inc.renotify_secs.map(|r| now + secs(r));
+    }
+
     /// The reopen window as a chrono duration.
     pub fn reopen_within(&self) -> chrono::Duration {
         chrono::Duration::from_std(self.lifecycle.reopen_within).unwrap_or(chrono::Duration::zero())

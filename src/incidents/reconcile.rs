@@ -223,6 +223,9 @@ fn breach(
                 events: Vec::new(),
             };
             let i = &mut c.incident;
+            // Resolved by hand while the check still saw it breaching: not a recurrence but
+            // the same problem, so the escalation chain is not run again from its start.
+            let resumed = i.breach_streak > 0 && i.resolved_by.as_deref() != Some(SYSTEM_ACTOR);
             i.state = IncidentState::Open;
             i.repeat_count += 1;
             i.resolved_at = None;
@@ -241,7 +244,11 @@ fn breach(
             i.current_severity = severity;
             i.peak_severity = i.peak_severity.min(severity);
             i.opened_at = Some(now);
-            policy.arm(i, now);
+            if resumed {
+                policy.resume(i, now);
+            } else {
+                policy.arm(i, now);
+            }
             let note = format!(
                 "breached again within the reopen window (repeat {})",
                 i.repeat_count
@@ -692,6 +699,39 @@ mod tests {
         // By hand, a pending incident is cleared too, not "resolved" to nobody.
         let by_hand = resolve(&store[1], "alice", None, t(3)).unwrap();
         assert_eq!(kinds(&[by_hand]), vec![EventKind::Cleared]);
+    }
+
+    #[test]
+    fn a_manual_resolve_while_breaching_does_not_rerun_the_chain() {
+        // See: issues/10 item 7
+        let step = |after_secs| crate::incidents::Step {
+            after_secs,
+            email: vec!["boss@example.com".into()],
+            until_resolved: false,
+        };
+        let mut p = policy(1, 1);
+        p.lifecycle.reopen_within = std::time::Duration::from_secs(3600);
+        p.escalations.insert(P1, (vec![step(60), step(600)], None));
+        let (c, _) = reconcile(&id(), &p, &breach_of("d1", P1), &[], 0, t(0));
+        let mut inc = c[0].incident.clone();
+        inc.id = 1;
+        inc.escalation_step = 1; // the first step went out
+        let done = resolve(&inc, "alice", None, t(2)).unwrap().incident;
+        // Still breaching on the next run: reopened, the chain resumes at step 2.
+        let (c, _) = reconcile(&id(), &p, &breach_of("d1", P1), &[done], 0, t(3));
+        assert_eq!(kinds(&c), vec![EventKind::Reopened]);
+        let i = &c[0].incident;
+        assert_eq!(i.escalation_step, 1, "step 1 is not sent again");
+        assert_eq!(
+            i.next_escalation_at,
+            Some(t(3) + chrono::Duration::seconds(600))
+        );
+        // A real recurrence (resolved because it passed) starts the chain over.
+        let mut passed = inc.clone();
+        let (c, _) = reconcile(&id(), &p, &evaluated(vec![]), &[passed.clone()], 0, t(2));
+        passed = c[0].incident.clone();
+        let (c, _) = reconcile(&id(), &p, &breach_of("d1", P1), &[passed], 0, t(3));
+        assert_eq!(c[0].incident.escalation_step, 0);
     }
 
     #[test]
