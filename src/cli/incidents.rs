@@ -233,6 +233,8 @@ async fn change(
             rec.mails,
             delivery.map_or(0, |d| d.sent)
         );
+    } else {
+        out!(" (on the timeline; no mail)");
     }
     outln!();
     Ok(Exit::Clean)

@@ -354,3 +354,25 @@ fn an_open_incidents_postmortem_says_it_is_ongoing() {
     assert!(pm.contains("so far, ongoing"), "{pm}");
     assert!(pm.contains("## What went well"), "{pm}");
 }
+
+#[test]
+fn incidents_note_does_what_readme_says() {
+    // See: issues/10 item 9 — README said every by-hand command mails the thread; a note
+    // does not (it is the timeline's), and README now says so.
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let row = readme
+        .lines()
+        .find(|l| l.contains("`note ID TEXT`"))
+        .unwrap();
+    assert!(row.contains("a `note` does not"), "{row}");
+    let env = recon_env();
+    env.run(["run"]).code(0).stdout_has("1 opened");
+    env.run(["incidents", "note", "1", "backfill running", "--by", "bob"])
+        .code(0)
+        .stdout_has("incident #1 note (on the timeline; no mail)");
+    assert_eq!(mails(&env).len(), 1);
+    env.run(["incidents", "show", "1"])
+        .code(0)
+        .stdout_has("bob: backfill running");
+}
