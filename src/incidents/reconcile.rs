@@ -727,9 +727,8 @@ mod tests {
             Some(t(3) + chrono::Duration::seconds(600))
         );
         // A real recurrence (resolved because it passed) starts the chain over.
-        let mut passed = inc.clone();
-        let (c, _) = reconcile(&id(), &p, &evaluated(vec![]), &[passed.clone()], 0, t(2));
-        passed = c[0].incident.clone();
+        let (c, _) = reconcile(&id(), &p, &evaluated(vec![]), &[inc], 0, t(2));
+        let passed = c[0].incident.clone();
         let (c, _) = reconcile(&id(), &p, &breach_of("d1", P1), &[passed], 0, t(3));
         assert_eq!(c[0].incident.escalation_step, 0);
     }
