@@ -29,6 +29,7 @@ fn check(i: usize) -> Arc<Check> {
         owners: vec!["owner@example.com".into()],
         tags: vec![],
         impact: vec![],
+        min_severity: None,
         runbook: None,
         keys: vec!["k".into()],
         judge: Judge::Thresholds {

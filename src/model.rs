@@ -400,6 +400,13 @@ pub enum Status {
     },
     /// No metric for this key, and `on_no_data = "pass"` said that is fine.
     NoData,
+    /// This key could not be judged (a NULL metric with `on_no_data = "error"`): its
+    /// incident is left as it is — neither a pass nor a breach — and the run counts as a
+    /// check error; the other keys are judged.
+    Error {
+        /// Why, for people.
+        message: String,
+    },
 }
 
 /// What one run of a check saw for one key.
@@ -519,6 +526,17 @@ impl Outcome {
                 })
                 .min(),
             Outcome::Error { .. } => None,
+        }
+    }
+
+    /// Keys that could not be judged ([`Status::Error`]).
+    pub fn unjudged(&self) -> usize {
+        match self {
+            Outcome::Evaluated { observations, .. } => observations
+                .iter()
+                .filter(|o| matches!(o.status, Status::Error { .. }))
+                .count(),
+            Outcome::Error { .. } => 0,
         }
     }
 

@@ -65,6 +65,10 @@ pub struct Check {
     pub tags: Vec<String>,
     /// Impact modifiers (`revenue`, `customer-facing`, …).
     pub impact: Vec<String>,
+    /// The severity floor its impact tags give (the worst `[impact.NAME] min_severity`),
+    /// resolved at load; evaluation raises every breach to it, once, so the report, the
+    /// exit code and the incident agree.
+    pub min_severity: Option<Severity>,
     /// An http(s) link.
     pub runbook: Option<String>,
     /// Columns that split the check into one subject per distinct value.
@@ -169,6 +173,7 @@ pub mod tests_support {
             owners: vec![],
             tags: vec![],
             impact: vec![],
+            min_severity: None,
             runbook: None,
             keys: vec![],
             judge: Judge::RowsFail {

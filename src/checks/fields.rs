@@ -202,6 +202,11 @@ pub(super) fn build(
         owners: strings(&raw.owners),
         tags: strings(&raw.tags),
         impact: strings(&raw.impact),
+        min_severity: raw
+            .impact
+            .iter()
+            .filter_map(|i| config.impacts.get(i.get_ref())?.min_severity)
+            .min(),
         runbook,
         keys: strings(&raw.keys),
         judge,

@@ -41,7 +41,7 @@ pub async fn cmd(config: Option<&Path>, command: IncidentsCommand) -> Exit {
             .await
         }
         IncidentsCommand::Stats { since, format } => stats_cmd(&st, &since, format, &clock).await,
-        IncidentsCommand::Postmortem { id } => postmortem(&st, id).await,
+        IncidentsCommand::Postmortem { id } => postmortem(&st, id, &clock).await,
     };
     st.store.close().await;
     match result {
@@ -230,6 +230,8 @@ async fn change(
             rec.mails,
             delivery.map_or(0, |d| d.sent)
         );
+    } else {
+        out!(" (on the timeline; no mail)");
     }
     outln!();
     Ok(Exit::Clean)
@@ -246,7 +248,7 @@ async fn stats_cmd(st: &State, since: &str, format: TextOrJson, clock: &dyn Cloc
     let from = clock.now()
         - chrono::Duration::from_std(window).unwrap_or_else(|_| chrono::Duration::days(36500));
     let data = st.store.stats(from).await.map_err(|e| e.chain())?;
-    let s = stats::compute(&data.incidents, &data.escalated);
+    let s = stats::compute(&data.incidents, &data.events, &data.escalated);
     if format == TextOrJson::Json {
         let doc = serde_json::json!({ "since": format_time(from), "stats": s });
         outln!(
@@ -300,14 +302,19 @@ async fn stats_cmd(st: &State, since: &str, format: TextOrJson, clock: &dyn Cloc
     Ok(Exit::Clean)
 }
 
-async fn postmortem(st: &State, id: i64) -> Res {
+async fn postmortem(st: &State, id: i64, clock: &dyn Clock) -> Res {
     let Some((inc, events)) = find(st, id).await? else {
         return not_found(id);
     };
     let text = st
         .engine
         .composer
-        .postmortem(&inc, &events, st.engine.infos.get(&inc.check_id.0))
+        .postmortem(
+            &inc,
+            &events,
+            st.engine.infos.get(&inc.check_id.0),
+            clock.now(),
+        )
         .map_err(|e| e.to_string())?;
     out!("{text}");
     Ok(Exit::Clean)

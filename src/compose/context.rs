@@ -38,6 +38,8 @@ pub struct Sample {
     pub columns: Vec<String>,
     /// Rows, as values.
     pub rows: Vec<Vec<Cell>>,
+    /// When the result was cut at `max_rows`: the rows read. Keys past them were not judged.
+    pub capped: Option<u64>,
 }
 
 fn time(t: Option<chrono::DateTime<Utc>>) -> Value {
@@ -101,6 +103,7 @@ fn summary(event: &Event) -> String {
         EventKind::Reopened => "breaching again: reopened".into(),
         EventKind::Acknowledged => format!("acknowledged by {}", event.actor),
         EventKind::Resolved => format!("resolved by {}", event.actor),
+        EventKind::Cleared => "cleared before anyone was told".into(),
         EventKind::Escalated => "escalated".into(),
         EventKind::Opened => "opened".into(),
         EventKind::Detected => "detected".into(),
@@ -127,8 +130,9 @@ pub(crate) fn mail(
     to: &[String],
     policy: Option<&SeverityPolicy>,
 ) -> Value {
-    let sample = sample.map_or(json!({ "columns": [], "rows": [] }), |s| {
+    let sample = sample.map_or(json!({ "columns": [], "rows": [], "capped": null }), |s| {
         json!({
+            "capped": s.capped,
             "columns": s.columns,
             "rows": s.rows.iter().map(|r| r.iter().map(ToString::to_string).collect::<Vec<_>>()).collect::<Vec<_>>(),
         })
@@ -180,11 +184,48 @@ pub(crate) fn digest(kind: &str, period: &str, list: &[&Incident]) -> Value {
     })
 }
 
-/// The context of the postmortem template.
-pub(crate) fn postmortem(inc: &Incident, events: &[Event], c: Option<&CheckInfo>) -> Value {
+/// The context of the postmortem template at `now`: the incident, its timeline and its
+/// episodes (each opening to its resolution, with its own acknowledgement); `duration` is
+/// the time it was open over all episodes, and says `ongoing` while it is not resolved.
+pub(crate) fn postmortem(
+    inc: &Incident,
+    events: &[Event],
+    c: Option<&CheckInfo>,
+    now: chrono::DateTime<Utc>,
+) -> Value {
+    let eps = crate::incidents::stats::episodes(inc, events);
+    let length = |e: &crate::incidents::stats::Episode| {
+        (e.resolved_at.unwrap_or(now) - e.opened_at)
+            .num_seconds()
+            .max(0) as f64
+    };
+    let ongoing = inc.state.is_active() && inc.opened_at.is_some();
+    let total = format_duration(eps.iter().map(length).sum());
+    let duration = if ongoing {
+        format!("{total} so far, ongoing")
+    } else if eps.is_empty() {
+        "never opened".to_string()
+    } else {
+        total
+    };
     json!({
         "incident": incident(inc),
         "check": check(c, inc),
+        "opened_at": time(eps.first().map(|e| e.opened_at)),
+        "duration": duration,
+        "episodes": eps.iter().map(|e| json!({
+            "n": e.n,
+            "opened_at": format_time(e.opened_at),
+            "acknowledged_at": time(e.acknowledged_at),
+            "acknowledged_by": e.acknowledged_by,
+            "resolved_at": time(e.resolved_at),
+            "resolved_by": e.resolved_by,
+            "duration": if e.resolved_at.is_some() {
+                format_duration(length(e))
+            } else {
+                format!("{} so far, ongoing", format_duration(length(e)))
+            },
+        })).collect::<Vec<_>>(),
         "timeline": events.iter().map(|e| json!({
             "at": format_time(e.at),
             "kind": e.kind.as_str(),
@@ -268,6 +309,7 @@ pub(crate) fn example() -> (Incident, Vec<Event>, CheckInfo, Sample) {
     let sample = Sample {
         columns: vec!["day".into(), "gap".into()],
         rows: vec![vec![Cell::Text("2026-01-01".into()), Cell::Int(12500)]],
+        capped: None,
     };
     (inc, events, check, sample)
 }

@@ -200,15 +200,17 @@ impl Composer {
         }))
     }
 
-    /// Renders the postmortem (Markdown) of an incident.
+    /// Renders the postmortem (Markdown) of an incident at `now` (an open incident's duration
+    /// runs to now).
     pub fn postmortem(
         &self,
         inc: &Incident,
         events: &[Event],
         check: Option<&CheckInfo>,
+        now: chrono::DateTime<chrono::Utc>,
     ) -> Result<String, TemplateError> {
         self.templates
-            .render_text("postmortem", &context::postmortem(inc, events, check))
+            .render_text("postmortem", &context::postmortem(inc, events, check, now))
     }
 
     /// Renders every template against a sample incident, so that `validate` catches a
@@ -236,7 +238,7 @@ impl Composer {
         self.templates.subject_of("digest", &ctx)?;
         self.templates.render_text("digest", &ctx)?;
         self.templates.render_html("digest", &ctx)?;
-        self.postmortem(&inc, &events, Some(&check))?;
+        self.postmortem(&inc, &events, Some(&check), inc.last_seen_at)?;
         Ok(())
     }
 }
@@ -283,6 +285,41 @@ mod tests {
             mail.text,
             mail.html
         )
+    }
+
+    #[test]
+    fn an_escalation_after_an_ack_does_not_say_nobody_acknowledged() {
+        // See: issues/10 item 7
+        let (_dir, c) = composer();
+        let (mut inc, events, check, _) = context::example();
+        inc.state = crate::model::IncidentState::Acknowledged;
+        inc.resolved_at = None;
+        let escalated = events
+            .iter()
+            .find(|e| e.kind == crate::incidents::EventKind::Escalated)
+            .unwrap();
+        let mail = c
+            .compose(&inc, escalated, Some(&check), None, None)
+            .unwrap()
+            .unwrap();
+        assert!(
+            !mail.text.contains("Nobody has acknowledged"),
+            "{}",
+            mail.text
+        );
+        assert!(mail.text.contains("Acknowledged by alice"), "{}", mail.text);
+        inc.state = crate::model::IncidentState::Open;
+        inc.acknowledged_at = None;
+        inc.acknowledged_by = None;
+        let mail = c
+            .compose(&inc, escalated, Some(&check), None, None)
+            .unwrap()
+            .unwrap();
+        assert!(
+            mail.text.contains("Nobody has acknowledged"),
+            "{}",
+            mail.text
+        );
     }
 
     // What users read: each template rendered for the fixed example incident, reviewed as a
@@ -339,7 +376,8 @@ mod tests {
         insta::assert_snapshot!("mail_opened_duration", show(&opened));
         insta::assert_snapshot!(
             "postmortem",
-            c.postmortem(&inc, &events, Some(&check)).unwrap()
+            c.postmortem(&inc, &events, Some(&check), inc.last_seen_at)
+                .unwrap()
         );
     }
 }

@@ -230,6 +230,7 @@ mod tests {
             owners: vec![],
             tags: vec![],
             impact: vec![],
+            min_severity: None,
             runbook: None,
             keys: vec![],
             judge: Judge::Thresholds {
@@ -280,13 +281,7 @@ mod tests {
         assert_eq!(obs["threshold"], "P2 > 24h");
 
         // The incident keeps the unit and the threshold with its level.
-        let policy = Policy::new(
-            Lifecycle::default(),
-            Category::StaleData,
-            &[],
-            &BTreeMap::new(),
-            &BTreeMap::new(),
-        );
+        let policy = Policy::new(Lifecycle::default(), Category::StaleData, &BTreeMap::new());
         let (changes, _) = reconcile(&check.id, &policy, &outcome, &[], 0, now);
         let change = &changes[0];
         let inc = &change.incident;

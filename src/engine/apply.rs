@@ -198,13 +198,7 @@ async fn reconcile_and_record(
     let mut facts = Facts::default();
     for (i, run) in runs.iter().enumerate() {
         let check = &run.check;
-        let policy = Policy::new(
-            check.lifecycle,
-            check.category,
-            &check.impact,
-            &config.impacts,
-            &config.severities,
-        );
+        let policy = Policy::new(check.lifecycle, check.category, &config.severities);
         let (streak, last_pass) = states.get(&check.id.0).cloned().unwrap_or_default();
         if let Some(p) = last_pass {
             facts.last_pass.insert(check.id.0.clone(), p);
@@ -215,7 +209,8 @@ async fn reconcile_and_record(
         if let Outcome::Evaluated {
             columns,
             observations,
-            ..
+            rows: read,
+            capped,
         } = &run.outcome
         {
             for o in observations
@@ -227,6 +222,7 @@ async fn reconcile_and_record(
                     Sample {
                         columns: columns.clone(),
                         rows: o.sample.clone(),
+                        capped: capped.then_some(*read),
                     },
                 );
             }

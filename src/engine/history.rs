@@ -4,7 +4,7 @@
 //! writes the store and builds the rows that the check's judge then evaluates.
 
 use crate::checks::{Check, HistoryEngine};
-use crate::evaluate::{evaluate, robust_z, schema_diff, trend};
+use crate::evaluate::{evaluate, robust_z, schema_judge, trend};
 use crate::incidents::fingerprint;
 use crate::model::{ErrorKind, Key, Outcome, ResultSet, Value};
 use crate::store::Store;
@@ -156,16 +156,47 @@ pub async fn outcome(
                 );
             }
             let previous = match store.snapshot(&check.id.0).await {
-                Ok(p) => p.and_then(|b| serde_json::from_str::<BTreeMap<String, String>>(&b).ok()),
+                Ok(p) => p.and_then(|(b, at)| {
+                    Some((
+                        serde_json::from_str::<BTreeMap<String, String>>(&b).ok()?,
+                        at,
+                    ))
+                }),
                 Err(e) => return err(ErrorKind::Query, e.chain()),
             };
-            let body = serde_json::to_string(&current).unwrap_or_default();
+            // A column whose incident someone resolved by hand since the last run is accepted.
+            let accepted: Vec<String> = match &previous {
+                Some((_, taken_at)) => match store.known_incidents(*taken_at).await {
+                    Ok(known) => known
+                        .into_iter()
+                        .filter(|i| {
+                            i.check_id == check.id
+                                && i.state == crate::model::IncidentState::Resolved
+                                && i.resolved_by.as_deref()
+                                    != Some(crate::incidents::reconcile::SYSTEM_ACTOR)
+                                && i.resolved_at.is_some_and(|r| r >= *taken_at)
+                        })
+                        .map(|i| i.fingerprint)
+                        .collect(),
+                    Err(e) => return err(ErrorKind::Query, e.chain()),
+                },
+                None => Vec::new(),
+            };
+            let column_fp =
+                |col: &str| fingerprint(&check.id, &Key(vec![("column".into(), col.into())]));
+            let (diffs, baseline) = match &previous {
+                Some((p, _)) => schema_judge(
+                    p,
+                    &current,
+                    |change| change != "added" || added.is_some(),
+                    |col| accepted.contains(&column_fp(col)),
+                ),
+                None => (Vec::new(), current.clone()),
+            };
+            let body = serde_json::to_string(&baseline).unwrap_or_default();
             if let Err(e) = store.put_snapshot(&check.id.0, &body, now).await {
                 return err(ErrorKind::Query, e.chain());
             }
-            let diffs = previous
-                .map(|p| schema_diff(&p, &current))
-                .unwrap_or_default();
             let out = diffs
                 .into_iter()
                 .map(|(col, change, old, new)| {

@@ -41,9 +41,12 @@ pub struct RunReport {
 }
 
 impl RunReport {
-    /// Checks that could not run.
+    /// Checks that could not run, or left a key unjudged.
     pub fn errors(&self) -> usize {
-        self.runs.iter().filter(|r| r.outcome.is_error()).count()
+        self.runs
+            .iter()
+            .filter(|r| r.outcome.is_error() || r.outcome.unjudged() > 0)
+            .count()
     }
 
     /// Breaching keys at `sev` or worse.
@@ -156,8 +159,8 @@ pub async fn run_one(
         ),
     };
     CheckRun {
+        outcome: crate::evaluate::apply_policy(&check, outcome),
         check,
-        outcome,
         started_at: now,
         duration: t.elapsed().saturating_sub(queued),
         queued,

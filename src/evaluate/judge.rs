@@ -11,11 +11,7 @@ pub fn evaluate(check: &Check, rs: &ResultSet) -> Outcome {
     match judge_rows(check, rs) {
         Ok(mut observations) => {
             // Breaches first, worst first; the sort is stable, so keys keep their row order.
-            observations.sort_by_key(|o| match o.status {
-                Status::Breach { severity } => severity as u8,
-                Status::NoData => 10,
-                Status::Pass => 11,
-            });
+            observations.sort_by_key(|o| rank(&o.status));
             Outcome::Evaluated {
                 columns: rs.columns.clone(),
                 observations,
@@ -26,6 +22,28 @@ pub fn evaluate(check: &Check, rs: &ResultSet) -> Outcome {
         Err(e) => e.into(),
     }
 }
+
+/// Applies the check's severity policy to an outcome: every breach below the floor its
+/// `impact` tags give is raised to it. Called once per run, on every outcome (query, rule,
+/// history), so the report, the exit code, JUnit, JSON and the incident see one severity.
+/// The threshold that matched keeps its own level (`P2 > 100`).
+pub fn apply_policy(check: &Check, mut outcome: Outcome) -> Outcome {
+    let Some(floor) = check.min_severity else {
+        return outcome;
+    };
+    if let Outcome::Evaluated { observations, .. } = &mut outcome {
+        for o in observations.iter_mut() {
+            if let Status::Breach { severity } = &mut o.status
+                && floor.at_least(*severity)
+            {
+                *severity = floor;
+            }
+        }
+        observations.sort_by_key(|o| rank(&o.status));
+    }
+    outcome
+}
+
 type Judged = Result<Vec<Observation>, EvalError>;
 
 fn column(rs: &ResultSet, name: &str, role: &'static str) -> Result<usize, EvalError> {
@@ -71,7 +89,7 @@ fn judge_rows(check: &Check, rs: &ResultSet) -> Judged {
         });
     }
 
-    let mut by_key: HashMap<Key, usize> = HashMap::new();
+    let mut by_key: HashMap<Key, (usize, usize)> = HashMap::new();
     let mut out: Vec<Observation> = Vec::new();
     for (n, row) in rs.rows.iter().enumerate() {
         let mut key = Vec::with_capacity(key_cols.len());
@@ -176,7 +194,8 @@ fn observation(key: Key, status: Status, metric: Option<f64>, row: Vec<Value>) -
     }
 }
 
-/// Applies `on_no_data` to a key without a metric.
+/// Applies `on_no_data` to a key without a metric. With `"error"`, a keyed check's NULL row
+/// is that key's problem (the other keys are judged); without keys it is the check's.
 fn no_data(
     check: &Check,
     key: Key,
@@ -184,6 +203,14 @@ fn no_data(
     why: NoDataWhy,
 ) -> Result<Observation, EvalError> {
     match check.on_no_data {
+        OnNoData::Error if !key.is_empty() => {
+            let message = EvalError::NoData {
+                why,
+                key: key.clone(),
+            }
+            .to_string();
+            Ok(observation(key, Status::Error { message }, None, row))
+        }
         OnNoData::Error => Err(EvalError::NoData { why, key }),
         OnNoData::Pass => Ok(observation(key, Status::NoData, None, row)),
         OnNoData::Breach(severity) => Ok(observation(key, Status::Breach { severity }, None, row)),
@@ -221,36 +248,55 @@ fn truncate(s: &str) -> String {
 fn rank(s: &Status) -> u8 {
     match s {
         Status::Breach { severity } => *severity as u8,
+        Status::Error { .. } => 9,
         Status::NoData => 10,
         Status::Pass => 11,
     }
 }
 
-/// Keeps one observation per key: the worst. Rows-fail checks count their rows instead.
+/// Keeps one observation per key. Rows-fail checks count their rows; a check without keys is
+/// judged by its worst row; for the others a key is one row, and a key on several rows is
+/// not a key: that key is an error saying so (not a silent merge that keeps one row).
 fn merge(
-    by_key: &mut HashMap<Key, usize>,
+    by_key: &mut HashMap<Key, (usize, usize)>,
     out: &mut Vec<Observation>,
     obs: Observation,
     count_rows: bool,
 ) {
-    match by_key.get(&obs.key) {
+    match by_key.get_mut(&obs.key) {
         None => {
-            by_key.insert(obs.key.clone(), out.len());
+            by_key.insert(obs.key.clone(), (out.len(), 1));
             out.push(obs);
         }
-        Some(&i) => {
-            let prev = &mut out[i];
+        Some((i, n)) => {
+            *n += 1;
+            let prev = &mut out[*i];
             if count_rows {
                 prev.metric = Some(prev.metric.unwrap_or(0.0) + 1.0);
                 if prev.sample.len() < crate::model::SAMPLE_ROWS {
                     prev.sample.extend(obs.sample);
                 }
-            } else if rank(&obs.status) < rank(&prev.status)
-                || (rank(&obs.status) == rank(&prev.status)
-                    && obs.metric > prev.metric
-                    && matches!(obs.status, Status::Pass))
-            {
-                *prev = obs;
+            } else if prev.key.is_empty() {
+                // No keys: the check is one subject, judged by its worst row.
+                if rank(&obs.status) < rank(&prev.status)
+                    || (rank(&obs.status) == rank(&prev.status)
+                        && obs.metric > prev.metric
+                        && matches!(obs.status, Status::Pass))
+                {
+                    *prev = obs;
+                }
+            } else {
+                prev.status = Status::Error {
+                    message: format!(
+                        "key {} is on {n} rows: a key must name one row (add the column that tells them apart to keys, or group by the key)",
+                        obs.key
+                    ),
+                };
+                prev.metric = None;
+                prev.threshold = None;
+                if prev.sample.len() < crate::model::SAMPLE_ROWS {
+                    prev.sample.extend(obs.sample);
+                }
             }
         }
     }
@@ -275,6 +321,7 @@ mod tests {
             owners: vec![],
             tags: vec![],
             impact: vec![],
+            min_severity: None,
             runbook: None,
             keys: keys.iter().map(|k| k.to_string()).collect(),
             judge,
@@ -517,6 +564,91 @@ mod tests {
             ),
         );
         assert!(error(&out).1.contains("key \"id\" has type UUID"));
+    }
+
+    #[test]
+    fn impact_floor_raises_every_breach_once() {
+        // See: issues/10 item 1
+        let mut c = check(&["day"], thresholds(&[(P2, "> 100")]), OnNoData::Error);
+        c.min_severity = Some(P1);
+        let out = evaluate(
+            &c,
+            &rs(
+                &["day", "gap"],
+                vec![
+                    vec![Value::Text("d1".into()), Value::Int(500)],
+                    vec![Value::Text("d2".into()), Value::Int(5)],
+                ],
+            ),
+        );
+        let out = apply_policy(&c, out);
+        assert_eq!(
+            statuses(&out),
+            vec![
+                ("day=d1".into(), Status::Breach { severity: P1 }),
+                ("day=d2".into(), Status::Pass),
+            ]
+        );
+        // Applying it again changes nothing; a worse breach is never lowered.
+        assert_eq!(apply_policy(&c, out.clone()), out);
+        c.min_severity = Some(P3);
+        assert_eq!(apply_policy(&c, out).worst(), Some(P1));
+    }
+
+    #[test]
+    fn a_null_metric_is_that_keys_problem() {
+        // See: issues/10 item 4
+        let c = check(&["day"], thresholds(&[(P2, "> 100")]), OnNoData::Error);
+        let out = evaluate(
+            &c,
+            &rs(
+                &["day", "gap"],
+                vec![
+                    vec![Value::Text("d1".into()), Value::Null],
+                    vec![Value::Text("d2".into()), Value::Int(500)],
+                ],
+            ),
+        );
+        let s = statuses(&out);
+        assert_eq!(s[0], ("day=d2".into(), Status::Breach { severity: P2 }));
+        assert!(
+            matches!(&s[1], (k, Status::Error { message }) if k == "day=d1" && message.contains("NULL")),
+            "{s:?}"
+        );
+        assert_eq!(out.unjudged(), 1);
+        // on_no_data still decides: "pass" makes it no data, a severity a breach.
+        let c = check(&["day"], thresholds(&[(P2, "> 100")]), OnNoData::Pass);
+        let out = evaluate(
+            &c,
+            &rs(
+                &["day", "gap"],
+                vec![vec![Value::Text("d1".into()), Value::Null]],
+            ),
+        );
+        assert_eq!(statuses(&out), vec![("day=d1".into(), Status::NoData)]);
+    }
+
+    #[test]
+    fn duplicate_keys_are_errors_not_merged() {
+        // See: issues/10 item 8
+        let c = check(&["day"], thresholds(&[(P2, "> 100")]), OnNoData::Error);
+        let out = evaluate(
+            &c,
+            &rs(
+                &["day", "gap"],
+                vec![
+                    vec![Value::Text("d1".into()), Value::Int(500)],
+                    vec![Value::Text("d1".into()), Value::Int(1)],
+                    vec![Value::Text("d2".into()), Value::Int(1)],
+                ],
+            ),
+        );
+        let s = statuses(&out);
+        assert!(
+            matches!(&s[0], (k, Status::Error { message }) if k == "day=d1" && message.contains("is on 2 rows")),
+            "{s:?}"
+        );
+        assert_eq!(s[1], ("day=d2".into(), Status::Pass));
     }
 
     #[test]

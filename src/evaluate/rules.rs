@@ -147,6 +147,37 @@ pub fn schema_diff(
     out
 }
 
+/// One schema difference: column, `dropped` / `retyped` / `added`, old type, new type.
+pub type SchemaDiff = (String, &'static str, Option<String>, Option<String>);
+
+/// `schema_change` against its baseline: the differences to judge and the baseline to keep.
+/// A breaking difference (`breaks(change)`: a dropped or retyped column, an added one when
+/// added columns have a severity) stays in the baseline until the schema is back or someone
+/// accepted it (`accepted(column)`: resolved its incident by hand since the last run), so it
+/// stays open; any other difference moves the baseline to what the table now is.
+pub fn schema_judge(
+    baseline: &std::collections::BTreeMap<String, String>,
+    current: &std::collections::BTreeMap<String, String>,
+    breaks: impl Fn(&str) -> bool,
+    accepted: impl Fn(&str) -> bool,
+) -> (Vec<SchemaDiff>, std::collections::BTreeMap<String, String>) {
+    let mut next = current.clone();
+    let mut diffs = Vec::new();
+    for d in schema_diff(baseline, current) {
+        if accepted(&d.0) {
+            continue;
+        }
+        if breaks(d.1) {
+            match &d.2 {
+                Some(old) => next.insert(d.0.clone(), old.clone()),
+                None => next.remove(&d.0),
+            };
+        }
+        diffs.push(d);
+    }
+    (diffs, next)
+}
+
 /// A key's latest value with its drop (percent, positive = down) against the value before it
 /// and against the value closest to a week before (within a day). Values oldest first.
 pub fn trend(
@@ -250,6 +281,34 @@ mod tests {
         // One outlier in the history does not move the baseline.
         let with_outlier = [100.0, 101.0, 99.0, 100.0, 5000.0];
         assert!(robust_z(&with_outlier, 100.0).abs() < 1.0);
+    }
+
+    #[test]
+    fn a_schema_break_stays_in_the_baseline_until_back_or_accepted() {
+        // See: issues/10 item 3
+        let m = |cols: &[(&str, &str)]| -> std::collections::BTreeMap<String, String> {
+            cols.iter()
+                .map(|(c, t)| (c.to_string(), t.to_string()))
+                .collect()
+        };
+        let base = m(&[("t.a", "INT"), ("t.c", "REAL")]);
+        let now = m(&[("t.a", "INT"), ("t.d", "TEXT")]);
+        let breaks = |change: &str| change != "added";
+        let (diffs, next) = schema_judge(&base, &now, breaks, |_| false);
+        assert_eq!(
+            diffs
+                .iter()
+                .map(|d| (d.0.as_str(), d.1))
+                .collect::<Vec<_>>(),
+            [("t.c", "dropped"), ("t.d", "added")]
+        );
+        // The dropped column stays in the baseline; the passing addition moves it on.
+        assert_eq!(next, m(&[("t.a", "INT"), ("t.c", "REAL"), ("t.d", "TEXT")]));
+        let (diffs, _) = schema_judge(&next, &now, breaks, |_| false);
+        assert_eq!(diffs.len(), 1, "still dropped on the next run");
+        // Accepted: the baseline is the table as it is now.
+        let (diffs, next) = schema_judge(&next, &now, breaks, |c| c == "t.c");
+        assert_eq!((diffs.len(), next), (0, now));
     }
 
     #[test]

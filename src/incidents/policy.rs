@@ -1,8 +1,9 @@
-//! The severity policy and lifecycle settings that apply to one check: thresholds give the
-//! base level, `impact` tags may raise it (`[impact.revenue] min_severity = "P0"`).
+//! The lifecycle settings and escalation chains that apply to one check's incidents. The
+//! severity floor of its `impact` tags is applied once, by evaluation
+//! ([`crate::evaluate::apply_policy`]), before anyone reads the outcome.
 
 use super::types::Step;
-use crate::config::{Impact, Lifecycle, SeverityPolicy, Until};
+use crate::config::{Lifecycle, SeverityPolicy, Until};
 use crate::model::{Category, Severity};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
@@ -14,8 +15,6 @@ pub struct Policy {
     pub lifecycle: Lifecycle,
     /// The check's category.
     pub category: Category,
-    /// The floor from its impact tags, if any.
-    pub min_severity: Option<Severity>,
     /// Severity of the incident opened when the check keeps failing to run.
     pub failure_severity: Severity,
     /// Escalation chain and reminder interval (seconds) per severity.
@@ -23,23 +22,16 @@ pub struct Policy {
 }
 
 impl Policy {
-    /// Builds the policy of a check from its impact tags, the config's `[impact.*]` and the
-    /// escalation chains of `[severity.*]`.
+    /// Builds the policy of a check from its lifecycle, category and the escalation chains
+    /// of `[severity.*]`.
     pub fn new(
         lifecycle: Lifecycle,
         category: Category,
-        impact: &[String],
-        impacts: &BTreeMap<String, Impact>,
         severities: &BTreeMap<Severity, SeverityPolicy>,
     ) -> Self {
-        let min_severity = impact
-            .iter()
-            .filter_map(|i| impacts.get(i)?.min_severity)
-            .min();
         Policy {
             lifecycle,
             category,
-            min_severity,
             failure_severity: Severity::P2,
             escalations: escalations(severities),
         }
@@ -59,12 +51,16 @@ impl Policy {
         inc.next_reminder_at = renotify.map(|r| now + secs(r));
     }
 
-    /// The severity of a breach after the impact floor.
-    pub fn classify(&self, base: Severity) -> Severity {
-        match self.min_severity {
-            Some(floor) if floor.at_least(base) => floor,
-            _ => base,
-        }
+    /// Re-arms an incident reopening at `now` after someone resolved it by hand while it was
+    /// still breaching: the same problem goes on, so its copied chain resumes where it stood
+    /// (no step is sent twice), each remaining step measured from the reopening; reminders
+    /// start again.
+    pub fn resume(&self, inc: &mut super::Incident, now: DateTime<Utc>) {
+        inc.next_escalation_at = inc
+            .escalation
+            .get(inc.escalation_step as usize)
+            .map(|s| now + secs(s.after_secs));
+        inc.next_reminder_at = inc.renotify_secs.map(|r| now + secs(r));
     }
 
     /// The reopen window as a chrono duration.
@@ -104,43 +100,8 @@ impl Default for Policy {
         Policy {
             lifecycle: Lifecycle::default(),
             category: Category::QualityDegradation,
-            min_severity: None,
             failure_severity: Severity::P2,
             escalations: BTreeMap::new(),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn impact_raises_never_lowers() {
-        let mut impacts = BTreeMap::new();
-        impacts.insert(
-            "revenue".to_string(),
-            Impact {
-                min_severity: Some(Severity::P1),
-                email: vec![],
-            },
-        );
-        let p = Policy::new(
-            Lifecycle::default(),
-            Category::Reconciliation,
-            &["revenue".into()],
-            &impacts,
-            &BTreeMap::new(),
-        );
-        assert_eq!(p.classify(Severity::P3), Severity::P1);
-        assert_eq!(p.classify(Severity::P0), Severity::P0);
-        let none = Policy::new(
-            Lifecycle::default(),
-            Category::Reconciliation,
-            &["other".into()],
-            &impacts,
-            &BTreeMap::new(),
-        );
-        assert_eq!(none.classify(Severity::P3), Severity::P3);
     }
 }

@@ -38,36 +38,37 @@ pub fn reconcile(
         known.iter().map(|i| (i.fingerprint.as_str(), i)).collect();
     let mut changes = Vec::new();
     match outcome {
-        Outcome::Evaluated { observations, .. } => {
+        Outcome::Evaluated {
+            observations,
+            capped,
+            ..
+        } => {
             let mut seen = HashSet::new();
             for obs in observations {
                 let fp = fingerprint(check, &obs.key);
                 let prev = latest.get(fp.as_str()).copied();
                 match obs.status {
                     Status::Breach { severity } => {
-                        changes.push(breach(
-                            check,
-                            policy,
-                            prev,
-                            fp.clone(),
-                            policy.classify(severity),
-                            obs,
-                            now,
-                        ));
+                        changes.push(breach(check, policy, prev, fp.clone(), severity, obs, now));
                     }
                     Status::Pass | Status::NoData => {
                         if let Some(inc) = prev.filter(|i| i.state.is_active()) {
                             changes.push(pass(policy, inc, now));
                         }
                     }
+                    // Not judged: neither a pass nor a breach; the incident stays as it is.
+                    Status::Error { .. } => {}
                 }
                 seen.insert(fp);
             }
             // A key that no longer appears counts as passing, and so does the check-failure
-            // incident once the check runs again.
+            // incident once the check runs again — unless the result was capped at
+            // `max_rows`: a key past the cap was not read, so it is not known to pass.
+            let failure = format!("{check}{CHECK_FAILURE}");
             let mut rest: Vec<&Incident> = known
                 .iter()
                 .filter(|i| i.state.is_active() && !seen.contains(&i.fingerprint))
+                .filter(|i| !*capped || i.fingerprint == failure)
                 .collect();
             rest.sort_by_key(|i| i.id);
             for inc in rest {
@@ -209,16 +210,22 @@ fn breach(
             }
             c
         }
+        // Only an incident people were told about reopens: one that never opened starts
+        // over in `pending` (a new incident), so no mail replies into an unsent thread.
         Some(inc)
-            if inc
-                .resolved_at
-                .is_some_and(|r| now - r <= policy.reopen_within()) =>
+            if inc.opened_at.is_some()
+                && inc
+                    .resolved_at
+                    .is_some_and(|r| now - r <= policy.reopen_within()) =>
         {
             let mut c = Change {
                 incident: inc.clone(),
                 events: Vec::new(),
             };
             let i = &mut c.incident;
+            // Resolved by hand while the check still saw it breaching: not a recurrence but
+            // the same problem, so the escalation chain is not run again from its start.
+            let resumed = i.breach_streak > 0 && i.resolved_by.as_deref() != Some(SYSTEM_ACTOR);
             i.state = IncidentState::Open;
             i.repeat_count += 1;
             i.resolved_at = None;
@@ -237,7 +244,11 @@ fn breach(
             i.current_severity = severity;
             i.peak_severity = i.peak_severity.min(severity);
             i.opened_at = Some(now);
-            policy.arm(i, now);
+            if resumed {
+                policy.resume(i, now);
+            } else {
+                policy.arm(i, now);
+            }
             let note = format!(
                 "breached again within the reopen window (repeat {})",
                 i.repeat_count
@@ -313,10 +324,19 @@ fn pass(policy: &Policy, inc: &Incident, now: DateTime<Utc>) -> Change {
             i.pass_streak,
             if i.pass_streak == 1 { "" } else { "s" }
         );
-        c.events
-            .push(event(EventKind::Resolved, i.severity, now, Some(note)));
+        c.events.push(event(ending(i), i.severity, now, Some(note)));
     }
     c
+}
+
+/// How an incident's end is told: `resolved` when people were told it opened, `cleared`
+/// (no mail) for a pending one nobody was told about.
+fn ending(inc: &Incident) -> EventKind {
+    if inc.opened_at.is_some() {
+        EventKind::Resolved
+    } else {
+        EventKind::Cleared
+    }
 }
 
 /// Acknowledges an active, unacknowledged incident by hand.
@@ -378,7 +398,7 @@ pub fn resolve(
     c.incident.pass_streak = 0;
     c.events.push(Event {
         id: 0,
-        kind: EventKind::Resolved,
+        kind: ending(inc),
         at: now,
         actor: by.into(),
         severity: inc.severity,
@@ -620,13 +640,98 @@ mod tests {
     }
 
     #[test]
-    fn impact_floor_applies() {
+    fn capped_result_resolves_no_key_it_did_not_read() {
+        // See: issues/10 item 2
+        let p = policy(1, 1);
+        let mut store = Vec::new();
+        let (c, _) = reconcile(&id(), &p, &breach_of("d9", P2), &[], 0, t(0));
+        apply(&mut store, &c);
+        let capped = Outcome::Evaluated {
+            columns: vec![],
+            observations: vec![obs("d1", Status::Pass)],
+            rows: 5,
+            capped: true,
+        };
+        let (c, _) = reconcile(&id(), &p, &capped, &latest(&store), 0, t(1));
+        assert_eq!(kinds(&c), vec![], "d9 was past the cap: not known to pass");
+        // What it did read still counts.
+        let capped = Outcome::Evaluated {
+            columns: vec![],
+            observations: vec![obs("d9", Status::Pass)],
+            rows: 5,
+            capped: true,
+        };
+        let (c, _) = reconcile(&id(), &p, &capped, &latest(&store), 0, t(2));
+        assert_eq!(kinds(&c), vec![EventKind::Resolved]);
+    }
+
+    #[test]
+    fn pending_that_never_opened_clears_and_starts_over() {
+        // See: issues/10 item 5
         let p = Policy {
-            min_severity: Some(P0),
+            lifecycle: Lifecycle {
+                open_after: 2,
+                reopen_within: std::time::Duration::from_secs(3600),
+                ..Lifecycle::default()
+            },
             ..Policy::default()
         };
-        let (c, _) = reconcile(&id(), &p, &breach_of("d1", P3), &[], 0, t(0));
-        assert_eq!(c[0].incident.severity, P0);
+        let mut store = Vec::new();
+        let mut all = Vec::new();
+        for (m, outcome) in [
+            (0, breach_of("d1", P1)),
+            (1, evaluated(vec![])),
+            (2, breach_of("d1", P1)),
+        ] {
+            let (c, _) = reconcile(&id(), &p, &outcome, &latest(&store), 0, t(m));
+            all.extend(kinds(&c));
+            apply(&mut store, &c);
+        }
+        // Nobody was told: cleared (no mail), and the next breach is a new pending incident.
+        assert_eq!(
+            all,
+            vec![EventKind::Detected, EventKind::Cleared, EventKind::Detected]
+        );
+        assert_eq!(store.len(), 2);
+        assert_eq!(
+            (store[1].state, store[1].repeat_count),
+            (IncidentState::Pending, 0)
+        );
+        // By hand, a pending incident is cleared too, not "resolved" to nobody.
+        let by_hand = resolve(&store[1], "alice", None, t(3)).unwrap();
+        assert_eq!(kinds(&[by_hand]), vec![EventKind::Cleared]);
+    }
+
+    #[test]
+    fn a_manual_resolve_while_breaching_does_not_rerun_the_chain() {
+        // See: issues/10 item 7
+        let step = |after_secs| crate::incidents::Step {
+            after_secs,
+            email: vec!["boss@example.com".into()],
+            until_resolved: false,
+        };
+        let mut p = policy(1, 1);
+        p.lifecycle.reopen_within = std::time::Duration::from_secs(3600);
+        p.escalations.insert(P1, (vec![step(60), step(600)], None));
+        let (c, _) = reconcile(&id(), &p, &breach_of("d1", P1), &[], 0, t(0));
+        let mut inc = c[0].incident.clone();
+        inc.id = 1;
+        inc.escalation_step = 1; // the first step went out
+        let done = resolve(&inc, "alice", None, t(2)).unwrap().incident;
+        // Still breaching on the next run: reopened, the chain resumes at step 2.
+        let (c, _) = reconcile(&id(), &p, &breach_of("d1", P1), &[done], 0, t(3));
+        assert_eq!(kinds(&c), vec![EventKind::Reopened]);
+        let i = &c[0].incident;
+        assert_eq!(i.escalation_step, 1, "step 1 is not sent again");
+        assert_eq!(
+            i.next_escalation_at,
+            Some(t(3) + chrono::Duration::seconds(600))
+        );
+        // A real recurrence (resolved because it passed) starts the chain over.
+        let (c, _) = reconcile(&id(), &p, &evaluated(vec![]), &[inc], 0, t(2));
+        let passed = c[0].incident.clone();
+        let (c, _) = reconcile(&id(), &p, &breach_of("d1", P1), &[passed], 0, t(3));
+        assert_eq!(c[0].incident.escalation_step, 0);
     }
 
     #[test]
@@ -667,8 +772,11 @@ mod tests {
                         kind: ErrorKind::Timeout,
                         message: "t".into(),
                     },
-                    _ => evaluated(
-                        ["a", "b"]
+                    n => Outcome::Evaluated {
+                        columns: vec![],
+                        rows: 0,
+                        capped: n == 1,
+                        observations: ["a", "b"]
                             .iter()
                             .filter_map(|k| match next(4) {
                                 0 => None,
@@ -681,8 +789,9 @@ mod tests {
                                 )),
                             })
                             .collect(),
-                    ),
+                    },
                 };
+                let capped = matches!(outcome, Outcome::Evaluated { capped: true, .. });
                 let before = latest(&store);
                 let (changes, s) = reconcile(&id(), &p, &outcome, &before, streak, t(m as i64));
                 streak = s;
@@ -716,6 +825,31 @@ mod tests {
                         // A resolve needs resolve_after passing runs.
                         if o.state.is_active() && c.incident.state == IncidentState::Resolved {
                             assert!(c.incident.pass_streak >= p.lifecycle.resolve_after);
+                        }
+                        // A capped result resolves nothing it did not read.
+                        if capped && c.incident.state == IncidentState::Resolved {
+                            let Outcome::Evaluated { observations, .. } = &outcome else {
+                                unreachable!()
+                            };
+                            assert!(
+                                c.incident.fingerprint.ends_with(CHECK_FAILURE)
+                                    || observations
+                                        .iter()
+                                        .any(|ob| fingerprint(&id(), &ob.key)
+                                            == c.incident.fingerprint),
+                                "{c:?}"
+                            );
+                        }
+                    }
+                    // Nobody told, nobody told again: an incident that never opened neither
+                    // reopens nor resolves with a mail; one that opened never clears silently.
+                    for e in &c.events {
+                        let told = old.is_some_and(|o| o.opened_at.is_some());
+                        match e.kind {
+                            EventKind::Reopened => assert!(told, "{c:?}"),
+                            EventKind::Resolved => assert!(told, "{c:?}"),
+                            EventKind::Cleared => assert!(!told, "{c:?}"),
+                            _ => {}
                         }
                     }
                 }

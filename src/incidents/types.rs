@@ -139,6 +139,9 @@ pub enum EventKind {
     Acknowledged,
     /// Resolved by passing runs or by hand.
     Resolved,
+    /// A pending incident nobody was told about stopped breaching (or was closed by hand):
+    /// over, without a mail.
+    Cleared,
     /// A note on the timeline.
     Note,
     /// An escalation step went out.
@@ -157,6 +160,7 @@ impl EventKind {
             EventKind::Reopened => "reopened",
             EventKind::Acknowledged => "acknowledged",
             EventKind::Resolved => "resolved",
+            EventKind::Cleared => "cleared",
             EventKind::Note => "note",
             EventKind::Escalated => "escalated",
             EventKind::Reminder => "reminder",
@@ -172,6 +176,7 @@ impl EventKind {
             EventKind::Reopened,
             EventKind::Acknowledged,
             EventKind::Resolved,
+            EventKind::Cleared,
             EventKind::Note,
             EventKind::Escalated,
             EventKind::Reminder,
@@ -190,7 +195,7 @@ impl EventKind {
             | EventKind::Reminder => Some("updated"),
             EventKind::Resolved => Some("resolved"),
             EventKind::Escalated => Some("escalated"),
-            EventKind::Detected | EventKind::Note => None,
+            EventKind::Detected | EventKind::Cleared | EventKind::Note => None,
         }
     }
 }

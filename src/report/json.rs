@@ -106,6 +106,7 @@ pub fn render(report: &RunReport, fail_on: Severity) -> String {
                                 Status::Pass => "pass",
                                 Status::Breach { .. } => "breach",
                                 Status::NoData => "no_data",
+                                Status::Error { .. } => "error",
                             },
                             severity: match o.status {
                                 Status::Breach { severity } => Some(severity),

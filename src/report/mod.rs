@@ -43,7 +43,7 @@ pub struct Summary {
     pub passed: usize,
     /// Checks with at least one breaching key.
     pub breached: usize,
-    /// Checks that could not run.
+    /// Checks that could not run, or could not judge a key (a check may also have breached).
     pub errors: usize,
     /// Breaching keys by severity.
     pub breaches: BTreeMap<Severity, usize>,
@@ -60,15 +60,24 @@ pub fn summarize(report: &RunReport) -> Summary {
             Outcome::Error { .. } => s.errors += 1,
             Outcome::Evaluated { observations, .. } => {
                 let mut breached = false;
+                let mut unjudged = false;
                 for o in observations {
-                    if let Status::Breach { severity } = o.status {
-                        *s.breaches.entry(severity).or_default() += 1;
-                        breached = true;
+                    match o.status {
+                        Status::Breach { severity } => {
+                            *s.breaches.entry(severity).or_default() += 1;
+                            breached = true;
+                        }
+                        Status::Error { .. } => unjudged = true,
+                        Status::Pass | Status::NoData => {}
                     }
+                }
+                // A key left unjudged is the check's error, beside its breaches.
+                if unjudged {
+                    s.errors += 1
                 }
                 if breached {
                     s.breached += 1
-                } else {
+                } else if !unjudged {
                     s.passed += 1
                 }
             }

@@ -41,6 +41,9 @@ pub fn lines(run: &CheckRun) -> Vec<String> {
                     Status::NoData => out.push(format!(
                         "○ nodata {id}{key}  no data (on_no_data = \"pass\")  {ms}"
                     )),
+                    Status::Error { ref message } => {
+                        out.push(format!("! ERROR {id}{key}  {message}  {ms}"))
+                    }
                     Status::Pass => {}
                 }
             }

@@ -415,11 +415,14 @@ impl Store {
             .collect()
     }
 
-    /// The last schema snapshot of a check.
-    pub async fn snapshot(&self, check_id: &str) -> Result<Option<String>, StoreError> {
-        let row: Option<(String,)> = with_pool!(self, p => sqlx::query_as("SELECT body FROM snapshots WHERE check_id = $1").bind(check_id.to_string()).fetch_optional(p).await)
+    /// The last schema snapshot of a check, with when it was taken.
+    pub async fn snapshot(
+        &self,
+        check_id: &str,
+    ) -> Result<Option<(String, DateTime<Utc>)>, StoreError> {
+        let row: Option<(String, String)> = with_pool!(self, p => sqlx::query_as("SELECT body, taken_at FROM snapshots WHERE check_id = $1").bind(check_id.to_string()).fetch_optional(p).await)
             .map_err(StoreError::query("load a schema snapshot"))?;
-        Ok(row.map(|(b,)| b))
+        row.map(|(b, t)| Ok((b, parse_time(&t)?))).transpose()
     }
 
     /// Replaces the schema snapshot of a check.

@@ -1,7 +1,7 @@
 //! Recording a pass (runs, observations, incident changes and their mails in one
 //! transaction) and reading incidents back.
 
-use super::rows::{EventRow, INCIDENT_COLUMNS, IncidentRow, format_time};
+use super::rows::{EventRow, INCIDENT_COLUMNS, IncidentRow, TimelineRow, format_time};
 use super::{Store, StoreError, with_pool};
 use crate::incidents::{Event, Incident};
 use crate::model::{CheckId, Outcome};
@@ -113,6 +113,8 @@ pub struct Stats {
     pub incidents: Vec<Incident>,
     /// Ids of those that were escalated at least once.
     pub escalated: Vec<i64>,
+    /// Their timelines, by incident id (episodes are read from them).
+    pub events: HashMap<i64, Vec<Event>>,
 }
 
 impl Store {
@@ -192,12 +194,28 @@ impl Store {
             .fetch_all(p)
             .await)
         .map_err(StoreError::query("load escalations"))?;
+        let timeline: Vec<TimelineRow> = with_pool!(self, p => sqlx::query_as(
+            "SELECT e.incident_id, e.id, e.at, e.kind, e.actor, e.severity, e.note FROM events e \
+             JOIN incidents i ON i.id = e.incident_id WHERE i.first_seen_at >= $1 ORDER BY e.id",
+        )
+        .bind(format_time(since))
+        .fetch_all(p)
+        .await)
+        .map_err(StoreError::query("load timelines"))?;
+        let mut events: HashMap<i64, Vec<Event>> = HashMap::new();
+        for row in timeline {
+            events
+                .entry(row.incident_id)
+                .or_default()
+                .push(row.event.into_event()?);
+        }
         Ok(Stats {
             incidents: rows
                 .into_iter()
                 .map(IncidentRow::into_incident)
                 .collect::<Result<_, _>>()?,
             escalated: escalated.into_iter().map(|(i,)| i).collect(),
+            events,
         })
     }
 

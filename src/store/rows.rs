@@ -141,6 +141,14 @@ pub(crate) struct EventRow {
     note: Option<String>,
 }
 
+/// A row of `events` with the incident it belongs to.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct TimelineRow {
+    pub(crate) incident_id: i64,
+    #[sqlx(flatten)]
+    pub(crate) event: EventRow,
+}
+
 impl EventRow {
     pub(crate) fn into_event(self) -> Result<Event, StoreError> {
         Ok(Event {

@@ -115,6 +115,7 @@ impl Tx {
                     let (status, severity) = match o.status {
                         Status::Pass => ("pass", None),
                         Status::NoData => ("no_data", None),
+                        Status::Error { .. } => ("error", None),
                         Status::Breach { severity } => ("breach", Some(severity.as_str())),
                     };
                     Some(serde_json::json!({

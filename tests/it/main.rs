@@ -17,6 +17,7 @@ mod fuzz;
 mod hostile;
 mod incidents;
 mod layers;
+mod lifecycle;
 mod pipe;
 mod redaction;
 mod replicas;
