@@ -102,8 +102,8 @@ async fn metrics(State(shared): S) -> Response {
         .clone();
     super::health::set_gauges(&health);
     (
-        [("content-type", "text/plain; version=0.0.4")],
-        shared.metrics.render(),
+        [("content-type", super::prom::CONTENT_TYPE)],
+        super::prom::render(&shared.metrics),
     )
         .into_response()
 }

@@ -34,7 +34,8 @@ const PACE: Duration = Duration::from_millis(20);
 
 /// The warehouse: one row that every check below returns, so every run breaches (a check
 /// without `metric` breaches at P2 for each row). The key is markup, to test escaping.
-const WAREHOUSE: &str = "CREATE TABLE t (k TEXT, v REAL); INSERT INTO t VALUES ('<b>x</b>', 5);";
+pub(crate) const WAREHOUSE: &str =
+    "CREATE TABLE t (k TEXT, v REAL); INSERT INTO t VALUES ('<b>x</b>', 5);";
 /// The key as a browser must show it (text, not markup).
 const KEY: &str = "<b>x</b>";
 /// The key as it must appear in HTML source.
@@ -295,6 +296,8 @@ pub(crate) fn free_port() -> u16 {
 
 pub(crate) struct Response {
     pub(crate) status: u16,
+    /// The status line and headers.
+    pub(crate) head: String,
     pub(crate) body: String,
 }
 
@@ -389,6 +392,7 @@ pub(crate) fn http_within(
     };
     Ok(Response {
         status,
+        head,
         body: String::from_utf8_lossy(&body).into_owned(),
     })
 }
@@ -424,7 +428,7 @@ pub(crate) fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<
 
 /// The config: state store `state`, `[daemon]` lines `daemon`, the SQLite warehouse, mail
 /// as files in `outbox/` to oncall for every severity, then `tail` (severity policies…).
-fn config(state: &str, daemon: &str, tail: &str) -> String {
+pub(crate) fn config(state: &str, daemon: &str, tail: &str) -> String {
     format!(
         "state = \"{state}\"\n\
          [daemon]\ntimezone = \"UTC\"\n{daemon}\n\
