@@ -371,7 +371,7 @@ pub async fn record(
                     if rec.mails > 0 {
                         shared.mail_due.notify_one();
                     }
-                    if rec.opened + rec.raised + rec.resolved > 0 {
+                    if rec.opened + rec.reopened + rec.raised + rec.resolved > 0 {
                         shared.health_due.notify_one();
                     }
                     break;

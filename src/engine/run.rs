@@ -26,6 +26,33 @@ pub struct CheckRun {
     pub duration: Duration,
 }
 
+/// A selected check that was not run, and why (a history rule under `--no-incidents`).
+#[derive(Debug, Clone)]
+pub struct Skipped {
+    /// The check.
+    pub check: Arc<Check>,
+    /// Why it did not run, for the report.
+    pub reason: String,
+}
+
+/// Why a history rule does not run under `--no-incidents`.
+pub const SKIPPED_NO_INCIDENTS: &str =
+    "skipped: this rule compares with dqwatch's stored history, which --no-incidents leaves out";
+
+/// Splits `checks` into those a pass without the state store runs and the history rules it
+/// skips (`run --no-incidents`).
+pub fn without_history(checks: Vec<Arc<Check>>) -> (Vec<Arc<Check>>, Vec<Skipped>) {
+    let (history, run): (Vec<_>, Vec<_>) = checks.into_iter().partition(|c| c.history.is_some());
+    let skipped = history
+        .into_iter()
+        .map(|check| Skipped {
+            check,
+            reason: SKIPPED_NO_INCIDENTS.to_string(),
+        })
+        .collect();
+    (run, skipped)
+}
+
 /// The result of one pass, checks in id order.
 #[derive(Debug, Clone)]
 pub struct RunReport {
@@ -35,6 +62,8 @@ pub struct RunReport {
     pub duration: Duration,
     /// One entry per check.
     pub runs: Vec<CheckRun>,
+    /// Selected checks that were not run.
+    pub skipped: Vec<Skipped>,
 }
 
 impl RunReport {
@@ -115,6 +144,7 @@ pub async fn run(
         started_at,
         duration: begin.elapsed(),
         runs,
+        skipped: Vec::new(),
     }
 }
 
