@@ -224,7 +224,7 @@ impl Daemon {
     }
 
     /// `POST path` with a JSON body and, if given, `Authorization: <auth>`.
-    fn post(&self, path: &str, auth: Option<&str>, body: &str) -> Response {
+    pub(crate) fn post(&self, path: &str, auth: Option<&str>, body: &str) -> Response {
         let headers: Vec<(&str, &str)> = auth.map(|a| ("Authorization", a)).into_iter().collect();
         http(self.port, "POST", path, &headers, Some(body)).unwrap_or_else(|e| {
             panic!("POST {path}: {e}\n--- log\n{}", self.log_text());
@@ -441,7 +441,7 @@ pub(crate) fn config(state: &str, daemon: &str, tail: &str) -> String {
 
 /// A temp dir with the warehouse, `config(state, daemon, tail)`, and a check `id` that
 /// breaches every second, one incident per key.
-fn breaching(id: &str, state: &str, daemon: &str, tail: &str) -> TestEnv {
+pub(crate) fn breaching(id: &str, state: &str, daemon: &str, tail: &str) -> TestEnv {
     let env = TestEnv::sqlite(WAREHOUSE, "");
     env.config(&config(state, daemon, tail));
     env.check_with(
@@ -579,7 +579,7 @@ fn format_time(t: DateTime<Utc>) -> String {
 }
 
 /// The one active incident listed by the API, once there is one.
-fn open_incident(d: &Daemon) -> serde_json::Value {
+pub(crate) fn open_incident(d: &Daemon) -> serde_json::Value {
     d.wait_for("an open incident in /api/incidents", SOON, || {
         let list = d.get("/api/incidents").json();
         list.as_array()

@@ -953,7 +953,7 @@ fn validate_connect_prepares_every_query() {
     env.run(["validate", "--connect"])
         .code(2)
         .stderr_has("checks/sub/bad.sql:4:1: error: query does not prepare on \"warehouse\": no such table: nope")
-        .stdout_has("✗ warehouse  1 of 2 queries do not prepare");
+        .stdout_has("✗ warehouse  1 of 2 checks do not prepare or lack a judged column");
     // Preparing runs nothing, and a write is refused as a check would be (issues/8 item 3);
     // the table is unchanged.
     env.check("sub/bad", "-- dqwatch\nDELETE FROM t\n");

@@ -348,3 +348,309 @@ fn colours_on_a_terminal_only() {
         "{text:?}"
     );
 }
+
+/// A state store, `.eml` mail, and a check breaching at P2 on one key.
+fn mailing() -> TestEnv {
+    let env = TestEnv::sqlite(WAREHOUSE, "");
+    env.config(&config("sqlite://state.db", "", ""));
+    env.check_with("m", &["keys = [\"k\"]"], "SELECT k, v FROM t");
+    env
+}
+
+/// The `.eml` files of `env`'s outbox, by outbox id.
+fn emls(env: &TestEnv) -> Vec<String> {
+    let mut files: Vec<_> = std::fs::read_dir(env.path().join("outbox"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.sort_by_key(|p: &std::path::PathBuf| {
+        p.file_stem()
+            .and_then(|s| s.to_str())
+            .and_then(|s| s.parse::<i64>().ok())
+    });
+    files
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect()
+}
+
+// See: issues/14 mail
+/// Every mail says `Auto-Submitted: auto-generated` (RFC 3834), so that out-of-office replies
+/// do not land on on-call lists; the acknowledgement mail suggests resolving, not `ack`.
+#[test]
+fn every_mail_is_auto_submitted_and_the_ack_mail_does_not_suggest_ack() {
+    let env = mailing();
+    env.run(["run"]).code(0);
+    env.run(["incidents", "ack", "1", "--by", "alice"]).code(0);
+    env.run([
+        "incidents",
+        "resolve",
+        "1",
+        "--by",
+        "alice",
+        "--note",
+        "fixed",
+    ])
+    .code(0);
+    let mails = emls(&env);
+    assert_eq!(mails.len(), 3, "opened, acknowledged, resolved");
+    for mail in &mails {
+        assert!(
+            mail.lines().any(|l| l == "Auto-Submitted: auto-generated"),
+            "{mail}"
+        );
+    }
+    let ack = &mails[1];
+    assert!(ack.contains("acknowledged by alice"), "{ack}");
+    assert!(!ack.contains("incidents ack"), "{ack}");
+    assert!(ack.contains("dqwatch incidents resolve 1"), "{ack}");
+}
+
+// See: issues/14 command line
+/// The CLI and the API agree: resolving by hand needs a note that says something.
+#[test]
+fn resolve_needs_a_note_in_the_cli_and_the_api() {
+    let env = mailing();
+    env.run(["run"]).code(0);
+    env.run(["incidents", "resolve", "1", "--by", "alice", "--note", " "])
+        .code(2)
+        .stderr_has("a note is required");
+    let env = crate::daemon::breaching("api", "sqlite://state.db", "api_token = \"t0ken\"", "");
+    let d = Daemon::start(&env, &[]);
+    let id = crate::daemon::open_incident(&d)["id"].as_i64().unwrap();
+    let resolve = format!("/api/incidents/{id}/resolve");
+    for body in [r#"{"by": "alice"}"#, r#"{"by": "alice", "note": "  "}"#] {
+        let r = d.post(&resolve, Some("Bearer t0ken"), body);
+        assert_eq!(r.status, 400, "{body}: {r:?}");
+        assert!(r.body.contains("a note is required"), "{r:?}");
+    }
+    let r = d.post(&resolve, None, r#"{"by": "alice"}"#);
+    assert_eq!(r.status, 401, "authentication first: {r:?}");
+    let r = d.post(
+        &resolve,
+        Some("Bearer t0ken"),
+        r#"{"by": "alice", "note": "fixed"}"#,
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+}
+
+// See: issues/14 command line
+/// `dqwatch init` makes a project that `validate` and `run` accept as written, in an empty
+/// (or new) folder, and refuses a folder with anything in it.
+#[test]
+fn init_scaffolds_a_project_that_validates_and_runs() {
+    let env = TestEnv::new();
+    let mut cmd = dqwatch(env.path());
+    cmd.args(["init", "proj"]);
+    output(&mut cmd).code(0).stdout_has("dqwatch validate");
+    let proj = env.path().join("proj");
+    for file in [
+        "dqwatch.toml",
+        "checks/example.sql",
+        "templates/opened.txt.hbs",
+    ] {
+        assert!(proj.join(file).is_file(), "{file}");
+    }
+    let mut cmd = dqwatch(&proj);
+    cmd.arg("validate");
+    output(&mut cmd).code(0);
+    let mut cmd = dqwatch(&proj);
+    cmd.args(["run", "--no-incidents"]);
+    output(&mut cmd).code(0).stdout_has("1 check in");
+    // Never over an existing project.
+    let before = std::fs::read_to_string(proj.join("dqwatch.toml")).unwrap();
+    let mut cmd = dqwatch(&proj);
+    cmd.arg("init");
+    output(&mut cmd).code(2).stderr_has("is not empty");
+    assert_eq!(
+        std::fs::read_to_string(proj.join("dqwatch.toml")).unwrap(),
+        before
+    );
+}
+
+// See: issues/14 command line
+/// `dqwatch completions SHELL` prints a script the shell parses (`bash -n`; zsh and fish when
+/// installed) that completes the subcommands.
+#[test]
+fn completions_for_bash_zsh_and_fish() {
+    let env = TestEnv::new();
+    for (shell, marker) in [
+        ("bash", "_dqwatch"),
+        ("zsh", "#compdef dqwatch"),
+        ("fish", "complete -c dqwatch"),
+    ] {
+        let mut cmd = dqwatch(env.path());
+        cmd.args(["completions", shell]);
+        let out = output(&mut cmd);
+        out.code(0).stdout_has(marker).stdout_has("validate");
+        let script = env.write(&format!("dqwatch.{shell}"), &out.stdout);
+        let Ok(check) = Command::new(shell).arg("-n").arg(&script).output() else {
+            crate::util::skip("surfaces::completions", &format!("{shell} not installed"));
+            continue;
+        };
+        assert!(
+            check.status.success(),
+            "{shell} -n: {}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+    }
+}
+
+// See: issues/14 mail and service
+/// The shipped systemd unit is hardened (`systemd-analyze security` rates it at most 2.0 when
+/// systemd-analyze is installed) and the config it names uses absolute paths inside its
+/// StateDirectory.
+#[test]
+fn the_systemd_unit_is_hardened_and_its_config_absolute() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let unit = std::fs::read_to_string(format!("{root}/config/dqwatch.service")).unwrap();
+    for line in [
+        "CapabilityBoundingSet=",
+        "PrivateDevices=true",
+        "ProtectKernelTunables=true",
+        "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
+        "SystemCallFilter=@system-service",
+        "StateDirectory=dqwatch",
+        "ExecStart=/usr/local/bin/dqwatch --config /etc/dqwatch/dqwatch.toml --log-format json daemon",
+    ] {
+        assert!(unit.lines().any(|l| l == line), "the unit lacks {line}");
+    }
+    let cfg: toml::Table = toml::from_str(
+        &std::fs::read_to_string(format!("{root}/config/etc/dqwatch.toml")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        cfg["state"].as_str(),
+        Some("sqlite:///var/lib/dqwatch/state.db")
+    );
+    assert_eq!(cfg["mail"]["dir"].as_str(), Some("/var/lib/dqwatch/outbox"));
+    for key in ["checks_dir", "templates_dir"] {
+        assert!(cfg[key].as_str().unwrap().starts_with('/'), "{key}");
+    }
+    let Ok(out) = Command::new("systemd-analyze")
+        .args(["security", "--offline=yes"])
+        .arg(format!("{root}/config/dqwatch.service"))
+        .output()
+    else {
+        crate::util::skip(
+            "surfaces::the_systemd_unit",
+            "systemd-analyze not installed",
+        );
+        return;
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let score: f64 = text
+        .lines()
+        .find_map(|l| {
+            l.split("Overall exposure level for dqwatch.service: ")
+                .nth(1)
+        })
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no score in:\n{text}"));
+    assert!(score <= 2.0, "exposure {score}:\n{text}");
+}
+
+// See: issues/14 command line
+/// A schedule that names no date (`0 0 31 2 *`) is a validate error at its file and line, not
+/// a check the daemon silently never runs.
+#[test]
+fn a_schedule_that_never_fires_is_a_validate_error() {
+    let env = TestEnv::sqlite("CREATE TABLE t (k TEXT);", "");
+    env.check_with("feb", &["schedule = \"0 0 31 2 *\""], "SELECT k FROM t");
+    env.run(["validate"])
+        .code(2)
+        .stderr_has("checks/feb.sql:2:15: error: cron \"0 0 31 2 *\" never fires");
+}
+
+// See: issues/14 command line
+/// `validate --connect` checks that the columns a check judges (`keys`, `metric`,
+/// `severity_column`) are in the prepared query's result, not only that it prepares: a wrong
+/// metric column used to pass validate and fail every run.
+#[test]
+fn validate_connect_checks_the_judged_columns_exist() {
+    let env = TestEnv::sqlite("CREATE TABLE t (day TEXT, gap REAL, risk TEXT);", "");
+    env.check_with(
+        "wrong",
+        &[
+            "keys = [\"dya\"]",
+            "metric = \"gapp\"",
+            "[thresholds]",
+            "P2 = \"> 1\"",
+        ],
+        "SELECT day, gap FROM t",
+    );
+    env.check_with(
+        "label",
+        &[
+            "severity_column = \"riks\"",
+            "[severity_map]",
+            "HIGH = \"P1\"",
+        ],
+        "SELECT risk FROM t",
+    );
+    env.check_with(
+        "right",
+        &[
+            "keys = [\"DAY\"]",
+            "metric = \"gap\"",
+            "[thresholds]",
+            "P2 = \"> 1\"",
+        ],
+        "SELECT day, gap FROM t",
+    );
+    let out = env.run(["validate", "--connect"]);
+    out.code(2)
+        .stderr_has("checks/wrong.sql:6:1: error: keys column \"dya\" is not in the query's result")
+        .stderr_has(
+            "checks/wrong.sql:6:1: error: metric column \"gapp\" is not in the query's result",
+        )
+        .stderr_has("hint: the query returns: day, gap")
+        .stderr_has("checks/label.sql:5:1: error: severity_column column \"riks\"")
+        .stdout_has("✗ warehouse  2 of 3 checks do not prepare or lack a judged column");
+    assert!(!out.stderr.contains("right.sql"), "{}", out.stderr);
+    // Without --connect nothing is prepared, so nothing is known about columns.
+    env.run(["validate"]).code(0);
+}
+
+// See: issues/14 command line
+/// `incidents stats` lines its columns up whatever the group names and durations: every row of
+/// the table is as wide as the header ("category quality_degradation" overflowed a fixed width).
+#[test]
+fn incidents_stats_columns_are_aligned() {
+    let env = mailing();
+    env.run(["run"]).code(0);
+    env.run(["incidents", "ack", "1", "--by", "alice"]).code(0);
+    let out = env.run(["incidents", "stats"]);
+    let text = &out.code(0).stdout;
+    let table: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("GROUP"))
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert!(
+        table
+            .iter()
+            .any(|l| l.starts_with("category quality_degradation")),
+        "{text}"
+    );
+    let width = table[0].chars().count();
+    for line in &table {
+        assert_eq!(line.chars().count(), width, "misaligned:\n{text}");
+    }
+    // The header's column ends line up with the cells' ends.
+    let ends = |l: &str| -> Vec<usize> {
+        let chars: Vec<char> = l.chars().collect();
+        (0..chars.len())
+            .filter(|&i| chars[i] != ' ' && chars.get(i + 1).is_none_or(|c| *c == ' '))
+            .collect()
+    };
+    let header_ends = ends(table[0]);
+    for line in &table[1..] {
+        let e = ends(line);
+        assert_eq!(
+            e[e.len() - 8..],
+            header_ends[header_ends.len() - 8..],
+            "{text}"
+        );
+    }
+}
