@@ -1191,7 +1191,7 @@ fn replicas_share_slots_incidents_and_mail_on_postgres() {
 
 /// A check that counts to `n` in a recursive CTE: CPU-bound, about 0.85 s per million rows
 /// (debug build), returning one row (a breach).
-fn slow_check(env: &TestEnv, n: u32) {
+pub(crate) fn slow_check(env: &TestEnv, n: u32) {
     env.check_with(
         "slow",
         &["schedule = \"* * * * * *\""],

@@ -654,3 +654,60 @@ fn incidents_stats_columns_are_aligned() {
         );
     }
 }
+
+// See: issues/14 command line
+/// A slot skipped because the previous run still goes is counted in
+/// `dqwatch_slots_skipped_total` and logged at debug level only: at the default levels one
+/// slow per-second check no longer writes a WARN every second.
+#[test]
+fn a_skipped_slot_is_a_metric_not_a_warning() {
+    let env = TestEnv::sqlite(WAREHOUSE, "");
+    env.config(&config("sqlite://state.db", "", ""));
+    crate::daemon::slow_check(&env, 4_000_000);
+    let d = Daemon::start(&env, &[]);
+    d.wait_for("two skipped slots", crate::daemon::SOON, || {
+        (d.metric("dqwatch_slots_skipped_total", &[]) >= 2.0).then_some(())
+    });
+    let log = d.log_text();
+    assert!(!log.contains("Slot skipped"), "{log}");
+}
+
+// See: issues/14 mail
+/// The metric is printed in its unit (a duration threshold: `1h 30m`, not `5400`) in every mail
+/// of an incident: opened, acknowledged, resolved.
+#[test]
+fn every_mail_prints_the_metric_in_its_unit() {
+    let env = TestEnv::sqlite(
+        "CREATE TABLE feeds (feed TEXT, lag_seconds REAL); INSERT INTO feeds VALUES ('orders', 5400);",
+        "",
+    );
+    env.config(&config("sqlite://state.db", "", ""));
+    env.check_with(
+        "fresh",
+        &[
+            "keys = [\"feed\"]",
+            "metric = \"lag_seconds\"",
+            "[thresholds]",
+            "P2 = \"> 1h\"",
+        ],
+        "SELECT feed, lag_seconds FROM feeds",
+    );
+    env.run(["run"]).code(0);
+    env.run(["incidents", "ack", "1", "--by", "alice"]).code(0);
+    env.run([
+        "incidents",
+        "resolve",
+        "1",
+        "--by",
+        "alice",
+        "--note",
+        "fixed",
+    ])
+    .code(0);
+    let mails = emls(&env);
+    assert_eq!(mails.len(), 3);
+    for mail in &mails {
+        let text = mail.split("Content-Type: text/html").next().unwrap();
+        assert!(text.contains("1h 30m (threshold P2 > 1h)"), "{mail}");
+    }
+}
