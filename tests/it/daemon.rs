@@ -397,11 +397,12 @@ pub(crate) fn http_within(
     })
 }
 
-/// The value of the series `name` whose labels include `labels`, from Prometheus text.
+/// The sum of the series `name` whose labels include `labels`, from Prometheus text (`None`
+/// when no series matches): `dqwatch_runs_total{check="a"}` counts every outcome.
 pub(crate) fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     text.lines()
         .filter(|l| !l.starts_with('#'))
-        .find_map(|line| {
+        .filter_map(|line| {
             let (series, value) = line.trim().rsplit_once(' ')?;
             let (n, lbl) = match series.split_once('{') {
                 Some((n, rest)) => (n, rest.strip_suffix('}')?),
@@ -418,9 +419,10 @@ pub(crate) fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<
             labels
                 .iter()
                 .all(|l| have.contains(l))
-                .then(|| value.parse().ok())
+                .then(|| value.parse::<f64>().ok())
                 .flatten()
         })
+        .reduce(|a, b| a + b)
 }
 
 // ---------------------------------------------------------------------------------------
