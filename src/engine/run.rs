@@ -95,6 +95,19 @@ pub async fn run(
     clock: &dyn Clock,
     on_done: &(dyn Fn(&CheckRun) + Sync),
 ) -> RunReport {
+    run_watched(checks, warehouses, store, clock, &|_| {}, on_done).await
+}
+
+/// [`run`], also telling `on_start` of each check as it is sent off (the progress bar names
+/// the checks in flight).
+pub async fn run_watched(
+    checks: Vec<Arc<Check>>,
+    warehouses: &Warehouses,
+    store: Option<&Store>,
+    clock: &dyn Clock,
+    on_start: &(dyn Fn(&Check) + Sync),
+    on_done: &(dyn Fn(&CheckRun) + Sync),
+) -> RunReport {
     let started_at = clock.now();
     let begin = Instant::now();
     let mut tasks = JoinSet::new();
@@ -119,6 +132,7 @@ pub async fn run(
         }
         let (check, warehouses, store) = (Arc::clone(check), warehouses.clone(), store.cloned());
         let now = clock.now();
+        on_start(&check);
         tasks.spawn(async move { (i, run_one(check, &warehouses, store.as_ref(), now).await) });
     }
     while let Some(joined) = tasks.join_next().await {

@@ -711,3 +711,34 @@ fn every_mail_prints_the_metric_in_its_unit() {
         assert!(text.contains("1h 30m (threshold P2 > 1h)"), "{mail}");
     }
 }
+
+// See: issues/14 command line
+/// On a terminal the progress bar shows while the first check still runs and names it
+/// (`running: slow`); it used to name a check only once it had finished.
+#[test]
+fn the_progress_bar_names_the_running_checks() {
+    let env = TestEnv::sqlite("CREATE TABLE t (k TEXT);", "");
+    // About 1.7 s of CPU in a debug build: many redraws of a 100 ms tick.
+    env.check_with(
+        "slow",
+        &[],
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 2000000) SELECT x FROM c WHERE x < 0",
+    );
+    let Ok(out) = Command::new("script")
+        .current_dir(env.path())
+        .args(["-qec"])
+        .arg(format!(
+            "{} --config dqwatch.toml run --no-incidents",
+            crate::util::BIN
+        ))
+        .arg("/dev/null")
+        .env("TERM", "xterm")
+        .output()
+    else {
+        crate::util::skip("surfaces::the_progress_bar", "script not available");
+        return;
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("running: slow"), "{text:?}");
+    assert!(text.contains("slow  0 rows"), "{text:?}");
+}
