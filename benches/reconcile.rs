@@ -92,6 +92,7 @@ fn report(checks: &[Arc<Check>], at: chrono::DateTime<Utc>) -> RunReport {
         started_at: at,
         duration: std::time::Duration::ZERO,
         runs,
+        skipped: Vec::new(),
     }
 }
 

@@ -95,6 +95,19 @@ impl Schedule {
         } else {
             vec![build(fields[3], &dow)?]
         };
+        // A valid expression can still name no date at all (`0 0 31 2 *`): the daemon would
+        // silently never run the check. Any fire time from 2000 on proves it fires (a fixed
+        // start keeps parsing free of the clock; the cron crate stops at its last year).
+        let start = DateTime::<Utc>::from_timestamp(946_684_800, 0).unwrap_or_default();
+        if parts.iter().all(|p| p.after(&start).next().is_none()) {
+            return Err(ScheduleError {
+                message: format!(
+                    "cron \"{text}\" never fires: no date has day-of-month \"{}\" in month \"{}\"",
+                    fields[3], fields[4]
+                ),
+                hint: HINT.to_string(),
+            });
+        }
         Ok(Schedule {
             text: text.trim().to_string(),
             parts,
@@ -287,9 +300,21 @@ mod tests {
     #[test_case("0 0 * * 5-1", "range 5-1 runs backwards")]
     #[test_case("0 0 * 13 *", "month field \"13\" is not valid")]
     #[test_case("@often", "unknown shorthand @often")]
+    #[test_case("0 0 31 2 *", "never fires")]
+    #[test_case("0 0 30 2 *", "never fires")]
+    #[test_case("0 0 31 4,6,9,11 *", "never fires")]
     fn bad_expressions(expr: &str, want: &str) {
         let e = Schedule::parse(expr).unwrap_err();
         assert!(e.message.contains(want), "{}", e.message);
         assert!(e.hint.contains("*/15 * * * *"));
+    }
+
+    // See: issues/14 command line
+    #[test]
+    fn a_leap_day_fires_and_a_thirty_first_of_february_never_does() {
+        assert!(Schedule::parse("0 0 29 2 *").is_ok());
+        // Either day field may fire under Vixie's OR: a Monday in February exists.
+        assert!(Schedule::parse("0 0 31 2 1").is_ok());
+        assert!(Schedule::parse("0 0 31 2 *").is_err());
     }
 }

@@ -54,6 +54,31 @@ pub enum Command {
     /// The mail outbox: list, retry a dead mail, deliver what is due.
     #[command(subcommand)]
     Outbox(OutboxCommand),
+    /// Start a project in an empty folder: a config with a SQLite connection, one check and
+    /// the mail templates.
+    Init {
+        /// The folder (created if missing; must be empty).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Print a shell completion script (e.g. `dqwatch completions bash >
+    /// /etc/bash_completion.d/dqwatch`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+}
+
+/// Shells `dqwatch completions` writes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    /// Bash.
+    Bash,
+    /// Zsh.
+    Zsh,
+    /// Fish.
+    Fish,
 }
 
 /// `dqwatch incidents …`.
@@ -94,8 +119,9 @@ pub enum IncidentsCommand {
         /// Who resolves.
         #[arg(long)]
         by: String,
-        /// Why (goes on the timeline and into the resolution mail).
-        #[arg(long)]
+        /// Why (required, not empty, as in the API; goes on the timeline and into the
+        /// resolution mail).
+        #[arg(long, value_parser = resolve_note)]
         note: String,
     },
     /// Add a note to an incident's timeline.
@@ -232,4 +258,13 @@ pub struct RenderArgs {
 
 fn parse_severity(s: &str) -> Result<Severity, String> {
     s.parse()
+}
+
+/// A resolve note: not empty or blank (the API refuses the same).
+fn resolve_note(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        Err("a note is required to resolve an incident by hand: say why".into())
+    } else {
+        Ok(s.to_string())
+    }
 }

@@ -263,8 +263,9 @@ async fn stats_cmd(st: &State, since: &str, format: TextOrJson, clock: &dyn Cloc
         "incidents first seen since {} ({since})\n",
         format_time(from)
     );
-    outln!(
-        "{:<22} {:>5} {:>6} {:>8} {:>9} {:>9} {:>9} {:>9} {:>7}",
+    // Columns as wide as their widest cell, so that long category names and durations
+    // keep the table aligned (issue 14).
+    let header = [
         "GROUP",
         "TOTAL",
         "ACTIVE",
@@ -273,28 +274,53 @@ async fn stats_cmd(st: &State, since: &str, format: TextOrJson, clock: &dyn Cloc
         "ACK",
         "RESOLVE",
         "ESCALATED",
-        "REPEAT"
-    );
-    let row = |name: &str, g: &stats::Group| {
-        outln!(
-            "{:<22} {:>5} {:>6} {:>8} {:>9} {:>9} {:>9} {:>9} {:>7}",
+        "REPEAT",
+    ]
+    .map(String::from);
+    let row = |name: String, g: &stats::Group| {
+        [
             name,
-            g.incidents,
-            g.active,
-            g.resolved,
+            g.incidents.to_string(),
+            g.active.to_string(),
+            g.resolved.to_string(),
             d(g.mean_time_to_detect),
             d(g.mean_time_to_acknowledge),
             d(g.mean_time_to_resolve),
             pct(g.escalation_rate),
-            pct(g.repeat_rate)
-        );
+            pct(g.repeat_rate),
+        ]
     };
-    row("all", &s.overall);
-    for (k, g) in &s.by_severity {
-        row(&format!("severity {k}"), g);
+    let mut rows = vec![header, row("all".into(), &s.overall)];
+    rows.extend(
+        s.by_severity
+            .iter()
+            .map(|(k, g)| row(format!("severity {k}"), g)),
+    );
+    rows.extend(
+        s.by_category
+            .iter()
+            .map(|(k, g)| row(format!("category {k}"), g)),
+    );
+    let mut widths = [0usize; 9];
+    for r in &rows {
+        for (w, cell) in widths.iter_mut().zip(r) {
+            *w = (*w).max(cell.chars().count());
+        }
     }
-    for (k, g) in &s.by_category {
-        row(&format!("category {k}"), g);
+    for r in &rows {
+        let cells: Vec<String> = r
+            .iter()
+            .zip(widths)
+            .enumerate()
+            .map(|(i, (cell, w))| {
+                if i == 0 {
+                    format!("{cell:<w$}")
+                } else {
+                    format!("{cell:>w$}")
+                }
+            })
+            .collect();
+        outln!("{}", cells.join("  "));
     }
     outln!(
         "\nDETECT, ACK and RESOLVE are means: first breach → opened, opened → acknowledged, opened → resolved."

@@ -19,10 +19,12 @@ macro_rules! outln {
 }
 
 mod args;
+mod completions;
 mod daemon;
 mod demo;
 mod exit;
 mod incidents;
+mod init;
 mod list;
 mod load;
 mod outbox;
@@ -66,6 +68,8 @@ async fn dispatch(args: Args) -> Exit {
         Command::Incidents(c) => incidents::cmd(config, c).await,
         Command::Outbox(c) => outbox::cmd(config, c).await,
         Command::Daemon { listen } => daemon::cmd(config, listen.as_deref()).await,
+        Command::Init { dir } => init::cmd(&dir),
+        Command::Completions { shell } => completions::cmd(shell),
     }
 }
 

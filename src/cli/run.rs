@@ -47,24 +47,46 @@ pub async fn execute(engine: Engine, args: &RunArgs) -> Exit {
     let checks: Vec<_> = selected.into_iter().map(Arc::clone).collect();
     let warehouses = &engine.warehouses;
     let bar = progress(checks.len() as u64);
+    // The bar names the checks in flight, so that a slow one is seen while it runs.
+    let running = std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let show = |running: &std::collections::BTreeSet<String>| {
+        bar.set_message(running_message(running));
+    };
+    let on_start = |check: &crate::checks::Check| {
+        let mut r = running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        r.insert(check.id.to_string());
+        show(&r);
+    };
     let on_done = |run: &CheckRun| {
-        bar.set_message(run.check.id.to_string());
+        let mut r = running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        r.remove(&run.check.id.to_string());
+        show(&r);
         bar.inc(1);
     };
     // The state store is opened while the checks run, unless a check reads its history from
     // the store. A store that does not answer costs at most CONNECT_TIMEOUT, and the checks
     // still run and are reported: only recording their outcomes needs it.
     let (store, report) = if args.no_incidents {
-        let report = runner::run(checks, warehouses, None, &SystemClock, &on_done).await;
+        // History rules need the state store that --no-incidents leaves out: reported as
+        // skipped, not as errors, so that a CI gate does not fail on them.
+        let (checks, skipped) = runner::without_history(checks);
+        let mut report =
+            runner::run_watched(checks, warehouses, None, &SystemClock, &on_start, &on_done).await;
+        report.skipped = skipped;
         (None, report)
     } else {
         let (store, report) = if checks.iter().any(|c| c.history.is_some()) {
             let store = state::connect(cfg).await;
-            let report = runner::run(
+            let report = runner::run_watched(
                 checks,
                 warehouses,
                 store.as_ref().ok(),
                 &SystemClock,
+                &on_start,
                 &on_done,
             )
             .await;
@@ -72,7 +94,7 @@ pub async fn execute(engine: Engine, args: &RunArgs) -> Exit {
         } else {
             tokio::join!(
                 state::connect(cfg),
-                runner::run(checks, warehouses, None, &SystemClock, &on_done)
+                runner::run_watched(checks, warehouses, None, &SystemClock, &on_start, &on_done)
             )
         };
         (Some(store), report)
@@ -150,6 +172,15 @@ pub async fn execute(engine: Engine, args: &RunArgs) -> Exit {
         rendered = json_with_recorded(&rendered, r.as_ref().err().map(String::as_str));
     }
     let mut stdout = super::exit::Stdout;
+    // Colours only for people: a terminal, and no NO_COLOR; never in a file or a pipe.
+    let color = report::text::use_color(std::io::stdout().is_terminal());
+    let for_terminal = |text: String| {
+        if color {
+            report::text::paint(&text)
+        } else {
+            text
+        }
+    };
     let written = match &args.output {
         Some(path) => std::fs::write(path, &rendered)
             .map_err(|e| format!("cannot write {}: {e}", path.display()))
@@ -159,8 +190,13 @@ pub async fn execute(engine: Engine, args: &RunArgs) -> Exit {
                 } else {
                     report::render(&report, Format::Text, args.fail_on)
                 };
-                stdout.write_all(text.as_bytes()).map_err(|e| e.to_string())
+                stdout
+                    .write_all(for_terminal(text).as_bytes())
+                    .map_err(|e| e.to_string())
             }),
+        None if args.format == Format::Text => stdout
+            .write_all(for_terminal(rendered).as_bytes())
+            .map_err(|e| e.to_string()),
         None => stdout
             .write_all(rendered.as_bytes())
             .map_err(|e| e.to_string()),
@@ -202,9 +238,14 @@ fn incidents_line(
     pending: i64,
     dead: i64,
 ) -> String {
-    let mut line = format!(
-        "incidents: {} opened, {} raised, {} resolved; mail: {} queued",
-        rec.opened, rec.raised, rec.resolved, rec.mails
+    let mut line = format!("incidents: {} opened", rec.opened);
+    if rec.reopened > 0 {
+        let _ = write!(line, ", {} reopened", rec.reopened);
+    }
+    let _ = write!(
+        line,
+        ", {} raised, {} resolved; mail: {} queued",
+        rec.raised, rec.resolved, rec.mails
     );
     if let Some(d) = delivery {
         let _ = write!(line, ", {} sent", d.sent);
@@ -225,14 +266,32 @@ fn incidents_line(
     line
 }
 
-/// A progress bar on a terminal; hidden when stderr is not one.
+/// A progress bar on stderr, drawn at once and redrawn every 100 ms (so that it shows before
+/// the first check finishes); hidden when stderr is not a terminal.
 fn progress(len: u64) -> indicatif::ProgressBar {
     if !std::io::stderr().is_terminal() {
         return indicatif::ProgressBar::hidden();
     }
     let bar = indicatif::ProgressBar::new(len);
-    if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {wide_msg}") {
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{spinner} {bar:30} {pos}/{len} {wide_msg}")
+    {
         bar.set_style(style);
     }
+    bar.enable_steady_tick(std::time::Duration::from_millis(100));
     bar
+}
+
+/// `running: a, b, c (+N)`: the first few checks in flight.
+fn running_message(running: &std::collections::BTreeSet<String>) -> String {
+    const SHOWN: usize = 3;
+    if running.is_empty() {
+        return String::new();
+    }
+    let names: Vec<&str> = running.iter().take(SHOWN).map(String::as_str).collect();
+    let mut message = format!("running: {}", names.join(", "));
+    if running.len() > SHOWN {
+        let _ = write!(message, " (+{})", running.len() - SHOWN);
+    }
+    message
 }

@@ -81,13 +81,26 @@ pub async fn cmd(config: Option<&Path>, args: ValidateArgs) -> Exit {
                 .collect(),
             None => vec![(check.connection.clone(), check.sql.clone())],
         };
+        // The columns the check judges must be in its result, or every run fails.
+        let judged = if check.reconcile.is_none() && check.history.is_none() {
+            judged_columns(check)
+        } else {
+            Vec::new()
+        };
         for (conn, sql) in queries {
             let Some(w) = warehouses.get(&conn).cloned() else {
                 continue;
             };
             let (path, line) = (check.path.clone(), check.sql_line);
+            let judged = judged.clone();
             tasks.spawn(async move {
-                let err = w.prepare(&sql).await.err()?;
+                let err = match w.prepare(&sql).await {
+                    Ok(columns) => {
+                        let missing = missing_columns(&judged, &columns, &path, line);
+                        return (!missing.is_empty()).then_some((conn, false, missing));
+                    }
+                    Err(err) => err,
+                };
                 let unreachable = err.kind() == ErrorKind::Connection;
                 let diag = Diagnostic::at(
                     &path,
@@ -96,7 +109,7 @@ pub async fn cmd(config: Option<&Path>, args: ValidateArgs) -> Exit {
                     format!("query does not prepare on \"{conn}\": {err}"),
                 )
                 .hint("run `dqwatch render ID` to see the SQL, and try it in your SQL client");
-                Some((conn, unreachable, diag))
+                Some((conn, unreachable, vec![diag]))
             });
         }
     }
@@ -107,7 +120,7 @@ pub async fn cmd(config: Option<&Path>, args: ValidateArgs) -> Exit {
             if failed_to_connect {
                 unreachable.insert(conn);
             }
-            diags.push(d);
+            diags.extend(d);
         }
     }
     warn_about_privileges(&cfg, &warehouses, &unreachable).await;
@@ -125,9 +138,10 @@ pub async fn cmd(config: Option<&Path>, args: ValidateArgs) -> Exit {
         Exit::Clean
     } else {
         load::print_diagnostics(&diags);
+        let failing: BTreeSet<&Path> = diags.iter().map(|d| d.path.as_path()).collect();
         outln!(
-            "✗ warehouse  {} of {} queries do not prepare",
-            diags.len(),
+            "✗ warehouse  {} of {} checks do not prepare or lack a judged column",
+            failing.len(),
             catalog.checks.len()
         );
         Exit::Invalid
@@ -163,4 +177,44 @@ async fn warn_about_privileges(
 
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
+}
+
+/// The columns a check judges, each with its role: `keys`, `metric`, `severity_column`.
+fn judged_columns(check: &checks::Check) -> Vec<(&'static str, String)> {
+    let mut out: Vec<(&'static str, String)> =
+        check.keys.iter().map(|k| ("keys", k.clone())).collect();
+    match &check.judge {
+        checks::Judge::RowsFail { .. } => {}
+        checks::Judge::Thresholds { metric, .. } => out.push(("metric", metric.clone())),
+        checks::Judge::SeverityMap { column, metric, .. } => {
+            out.push(("severity_column", column.clone()));
+            if let Some(m) = metric {
+                out.push(("metric", m.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// A diagnostic for each judged column missing from the prepared query's `columns` (matched
+/// without regard to case, as the evaluation does).
+fn missing_columns(
+    judged: &[(&'static str, String)],
+    columns: &[String],
+    path: &Path,
+    line: usize,
+) -> Vec<Diagnostic> {
+    judged
+        .iter()
+        .filter(|(_, name)| !columns.iter().any(|c| c.eq_ignore_ascii_case(name)))
+        .map(|(role, name)| {
+            Diagnostic::at(
+                path,
+                line,
+                1,
+                format!("{role} column \"{name}\" is not in the query's result"),
+            )
+            .hint(format!("the query returns: {}", columns.join(", ")))
+        })
+        .collect()
 }

@@ -102,8 +102,8 @@ async fn metrics(State(shared): S) -> Response {
         .clone();
     super::health::set_gauges(&health);
     (
-        [("content-type", "text/plain; version=0.0.4")],
-        shared.metrics.render(),
+        [("content-type", super::prom::CONTENT_TYPE)],
+        super::prom::render(&shared.metrics),
     )
         .into_response()
 }
@@ -253,6 +253,16 @@ async fn resolve(
     headers: HeaderMap,
     Json(a): Json<Action>,
 ) -> Response {
+    if let Some(r) = refusal(&shared, &headers) {
+        return r;
+    }
+    // As `dqwatch incidents resolve --note`: a resolve by hand says why.
+    if a.note.as_deref().is_none_or(|n| n.trim().is_empty()) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "a note is required to resolve an incident by hand: {\"by\": \"…\", \"note\": \"why\"}",
+        );
+    }
     change(&shared, id, &headers, |inc, now| {
         reconcile::resolve(inc, &a.by, a.note.clone(), now)
     })

@@ -8,6 +8,7 @@ pub mod escalate;
 pub mod health;
 mod http;
 mod page;
+pub mod prom;
 pub mod scheduler;
 #[cfg(test)]
 mod tests;
@@ -60,6 +61,9 @@ pub struct Shared {
 impl Shared {
     /// Shared state for a daemon (or a test) on `store`, reading time from `clock`.
     pub fn new(loaded: Engine, store: Store, clock: Arc<dyn Clock>, replica: String) -> Shared {
+        // The recorder first: series registered before it exists would go nowhere.
+        let metrics = prom::handle();
+        prom::register_checks(loaded.checks.iter().map(|c| c.id.0.as_str()));
         Shared {
             loaded: RwLock::new(Arc::new(loaded)),
             store,
@@ -70,7 +74,7 @@ impl Shared {
             held: Mutex::new(HashSet::new()),
             mail_due: Notify::new(),
             health_due: Notify::new(),
-            metrics: recorder(),
+            metrics,
             replanned: Notify::new(),
         }
     }
@@ -86,6 +90,7 @@ impl Shared {
     }
 
     fn replace(&self, new: Engine) {
+        prom::register_checks(new.checks.iter().map(|c| c.id.0.as_str()));
         *self
             .loaded
             .write()
@@ -117,21 +122,6 @@ impl Shared {
             }
         }
     }
-}
-
-fn recorder() -> metrics_exporter_prometheus::PrometheusHandle {
-    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .set_buckets(&[
-            0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-        ])
-        .map_or_else(
-            |_| metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder(),
-            |b| b.build_recorder(),
-        );
-    let handle = recorder.handle();
-    // A second daemon in one process (tests) keeps the first recorder.
-    let _ = metrics::set_global_recorder(recorder);
-    handle
 }
 
 /// Runs the daemon until `shutdown` is cancelled: the tasks, on a listener bound by the

@@ -271,6 +271,7 @@ mod tests {
             started_at: now,
             duration: Duration::ZERO,
             runs: vec![run],
+            skipped: Vec::new(),
         };
         let doc: serde_json::Value =
             serde_json::from_str(&crate::report::json::render(&report, Severity::P1)).unwrap();

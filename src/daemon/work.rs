@@ -177,7 +177,7 @@ async fn launch(
             .filter(|(c, t)| {
                 let skip = busy.contains(&c.id.0);
                 if skip {
-                    tracing::warn!(check = %c.id, slot = %t, "Slot skipped: the previous run is still going.");
+                    tracing::debug!(check = %c.id, slot = %t, "Slot skipped: the previous run is still going.");
                     metrics::counter!("dqwatch_slots_skipped_total").increment(1);
                 }
                 !skip
@@ -371,7 +371,7 @@ pub async fn record(
                     if rec.mails > 0 {
                         shared.mail_due.notify_one();
                     }
-                    if rec.opened + rec.raised + rec.resolved > 0 {
+                    if rec.opened + rec.reopened + rec.raised + rec.resolved > 0 {
                         shared.health_due.notify_one();
                     }
                     break;

@@ -29,6 +29,33 @@ pub struct CheckRun {
     pub queued: Duration,
 }
 
+/// A selected check that was not run, and why (a history rule under `--no-incidents`).
+#[derive(Debug, Clone)]
+pub struct Skipped {
+    /// The check.
+    pub check: Arc<Check>,
+    /// Why it did not run, for the report.
+    pub reason: String,
+}
+
+/// Why a history rule does not run under `--no-incidents`.
+pub const SKIPPED_NO_INCIDENTS: &str =
+    "skipped: this rule compares with dqwatch's stored history, which --no-incidents leaves out";
+
+/// Splits `checks` into those a pass without the state store runs and the history rules it
+/// skips (`run --no-incidents`).
+pub fn without_history(checks: Vec<Arc<Check>>) -> (Vec<Arc<Check>>, Vec<Skipped>) {
+    let (history, run): (Vec<_>, Vec<_>) = checks.into_iter().partition(|c| c.history.is_some());
+    let skipped = history
+        .into_iter()
+        .map(|check| Skipped {
+            check,
+            reason: SKIPPED_NO_INCIDENTS.to_string(),
+        })
+        .collect();
+    (run, skipped)
+}
+
 /// The result of one pass, checks in id order.
 #[derive(Debug, Clone)]
 pub struct RunReport {
@@ -38,6 +65,8 @@ pub struct RunReport {
     pub duration: Duration,
     /// One entry per check.
     pub runs: Vec<CheckRun>,
+    /// Selected checks that were not run.
+    pub skipped: Vec<Skipped>,
 }
 
 impl RunReport {
@@ -72,6 +101,19 @@ pub async fn run(
     clock: &dyn Clock,
     on_done: &(dyn Fn(&CheckRun) + Sync),
 ) -> RunReport {
+    run_watched(checks, warehouses, store, clock, &|_| {}, on_done).await
+}
+
+/// [`run`], also telling `on_start` of each check as it is sent off (the progress bar names
+/// the checks in flight).
+pub async fn run_watched(
+    checks: Vec<Arc<Check>>,
+    warehouses: &Warehouses,
+    store: Option<&Store>,
+    clock: &dyn Clock,
+    on_start: &(dyn Fn(&Check) + Sync),
+    on_done: &(dyn Fn(&CheckRun) + Sync),
+) -> RunReport {
     let started_at = clock.now();
     let begin = Instant::now();
     let mut tasks = JoinSet::new();
@@ -96,6 +138,7 @@ pub async fn run(
         }
         let (check, warehouses, store) = (Arc::clone(check), warehouses.clone(), store.cloned());
         let now = clock.now();
+        on_start(&check);
         tasks.spawn(async move { (i, run_one(check, &warehouses, store.as_ref(), now).await) });
     }
     while let Some(joined) = tasks.join_next().await {
@@ -122,6 +165,7 @@ pub async fn run(
         started_at,
         duration: begin.elapsed(),
         runs,
+        skipped: Vec::new(),
     }
 }
 

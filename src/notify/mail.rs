@@ -14,6 +14,9 @@ use std::time::Duration;
 /// The longest a `.eml` file write may take before the send is called failed.
 const FILE_LIMIT: Duration = Duration::from_secs(10);
 
+/// RFC 3834's header marking a mail as sent by a program (value `auto-generated`).
+pub const AUTO_SUBMITTED_HEADER: &str = "Auto-Submitted";
+
 /// Header naming the incident on every mail.
 pub const INCIDENT_HEADER: &str = "X-Dqwatch-Incident";
 
@@ -200,7 +203,8 @@ impl Mailer {
     }
 }
 
-/// Builds the MIME message: both parts, threading headers and the incident header.
+/// Builds the MIME message: both parts, threading headers, `Auto-Submitted` and the incident
+/// header.
 pub fn build(from: &str, mail: &Mail, incident_id: Option<i64>) -> Result<Message, MailError> {
     let from: Mailbox = from
         .parse()
@@ -218,6 +222,12 @@ pub fn build(from: &str, mail: &Mail, incident_id: Option<i64>) -> Result<Messag
     if let Some(root) = &mail.in_reply_to {
         b = b.in_reply_to(root.clone()).references(root.clone());
     }
+    // RFC 3834: auto-responders (out-of-office, vacation) must not answer this mail, so that
+    // on-call lists do not fill with replies to every ticket.
+    b = b.raw_header(HeaderValue::new(
+        HeaderName::new_from_ascii_str(AUTO_SUBMITTED_HEADER),
+        "auto-generated".to_string(),
+    ));
     if let Some(id) = incident_id {
         b = b.raw_header(HeaderValue::new(
             HeaderName::new_from_ascii_str(INCIDENT_HEADER),

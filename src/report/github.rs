@@ -1,7 +1,8 @@
 //! `--format github`: workflow commands that annotate the check file on the pull request
-//! (`::error file=…,line=…::`), then the text summary.
+//! (`::error file=…,line=…::`, one per check), then the text summary.
 
 use super::metric_text;
+use super::origin::Origin;
 use super::text::summary;
 use crate::engine::run::RunReport;
 use crate::model::{Outcome, Severity, Status};
@@ -19,12 +20,14 @@ fn escape_prop(s: &str) -> String {
     escape(s).replace(':', "%3A").replace(',', "%2C")
 }
 
-/// Renders annotations: breaches at or above `fail_on` and check errors as errors, milder
-/// breaches as warnings.
-pub fn render(report: &RunReport, fail_on: Severity) -> String {
+/// Renders annotations, one per check (GitHub shows only 10 of each type per step): a check
+/// with a breach at or above `fail_on`, or a check error, is an error; milder breaches a
+/// warning; a skipped check a notice. Each lists the check's breaching keys; `file=` is
+/// relative to the repository root ([`Origin`]).
+pub fn render(report: &RunReport, fail_on: Severity, origin: &Origin) -> String {
     let mut out = String::new();
     for run in &report.runs {
-        let file = escape_prop(&run.check.path.display().to_string());
+        let file = escape_prop(&origin.relative(&run.check.path));
         let title = escape_prop(&format!("dqwatch {}", run.check.id));
         match &run.outcome {
             Outcome::Error { kind, message } => {
@@ -36,30 +39,54 @@ pub fn render(report: &RunReport, fail_on: Severity) -> String {
                 );
             }
             Outcome::Evaluated { observations, .. } => {
+                let mut worst: Option<Severity> = None;
+                let mut lines = Vec::new();
                 for o in observations {
                     let Status::Breach { severity } = o.status else {
                         continue;
                     };
-                    let level = if severity.at_least(fail_on) {
-                        "error"
-                    } else {
-                        "warning"
-                    };
+                    if worst.is_none_or(|w| severity.at_least(w)) {
+                        worst = Some(severity);
+                    }
                     let key = if o.key.is_empty() {
                         String::new()
                     } else {
                         format!("[{}] ", o.key)
                     };
-                    let msg = format!("{severity} {key}{}", metric_text(run, o));
-                    let _ = writeln!(
-                        out,
-                        "::{level} file={file},line={},title={title}::{}",
-                        run.check.sql_line,
-                        escape(&msg)
-                    );
+                    lines.push(format!("{severity} {key}{}", metric_text(run, o)));
                 }
+                let Some(worst) = worst else {
+                    continue;
+                };
+                let level = if worst.at_least(fail_on) {
+                    "error"
+                } else {
+                    "warning"
+                };
+                let n = lines.len();
+                let msg = format!(
+                    "{n} breaching key{} (worst {worst}):\n{}",
+                    if n == 1 { "" } else { "s" },
+                    lines.join("\n")
+                );
+                let _ = writeln!(
+                    out,
+                    "::{level} file={file},line={},title={title}::{}",
+                    run.check.sql_line,
+                    escape(&msg)
+                );
             }
         }
+    }
+    for skipped in &report.skipped {
+        let file = escape_prop(&origin.relative(&skipped.check.path));
+        let title = escape_prop(&format!("dqwatch {}", skipped.check.id));
+        let _ = writeln!(
+            out,
+            "::notice file={file},line={},title={title}::{}",
+            skipped.check.sql_line,
+            escape(&skipped.reason)
+        );
     }
     out.push_str(&summary(report, fail_on));
     out

@@ -6,8 +6,13 @@ use crate::model::{ErrorKind, Outcome, Severity, Status, Unit};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
+/// The JSON report's shape; raised when a field changes meaning or goes away (adding one does
+/// not raise it).
+pub const SCHEMA_VERSION: u32 = 1;
+
 #[derive(Serialize)]
 struct Doc<'a> {
+    schema_version: u32,
     version: &'static str,
     started_at: String,
     duration_ms: u128,
@@ -31,6 +36,9 @@ struct CheckDoc<'a> {
     rows: u64,
     capped: bool,
     error: Option<ErrorDoc<'a>>,
+    /// Why a skipped check did not run; only on skipped checks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
     observations: Vec<ObservationDoc<'a>>,
 }
 
@@ -72,6 +80,7 @@ pub fn render(report: &RunReport, fail_on: Severity) -> String {
                 rows: 0,
                 capped: false,
                 error: None,
+                reason: None,
                 observations: Vec::new(),
             };
             match &run.outcome {
@@ -123,8 +132,25 @@ pub fn render(report: &RunReport, fail_on: Severity) -> String {
             }
             doc
         })
+        .chain(report.skipped.iter().map(|skipped| CheckDoc {
+            id: &skipped.check.id.0,
+            path: skipped.check.path.display().to_string(),
+            connection: &skipped.check.connection,
+            category: skipped.check.category.as_str(),
+            tags: &skipped.check.tags,
+            status: "skipped",
+            severity: None,
+            duration_ms: 0,
+            queue_ms: 0,
+            rows: 0,
+            capped: false,
+            error: None,
+            reason: Some(&skipped.reason),
+            observations: Vec::new(),
+        }))
         .collect();
     let doc = Doc {
+        schema_version: SCHEMA_VERSION,
         version: env!("CARGO_PKG_VERSION"),
         started_at: report
             .started_at

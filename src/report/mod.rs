@@ -4,6 +4,7 @@
 pub mod github;
 pub mod json;
 pub mod junit;
+pub mod origin;
 pub mod text;
 
 use crate::engine::run::RunReport;
@@ -45,7 +46,9 @@ pub struct Summary {
     pub breached: usize,
     /// Checks that could not run, or could not judge a key (a check may also have breached).
     pub errors: usize,
-    /// Breaching keys by severity.
+    /// Selected checks not run (history rules under `--no-incidents`).
+    pub skipped: usize,
+    /// Breaching keys (not checks) by severity.
     pub breaches: BTreeMap<Severity, usize>,
 }
 
@@ -53,6 +56,7 @@ pub struct Summary {
 pub fn summarize(report: &RunReport) -> Summary {
     let mut s = Summary {
         checks: report.runs.len(),
+        skipped: report.skipped.len(),
         ..Summary::default()
     };
     for run in &report.runs {
@@ -102,8 +106,8 @@ pub fn render(report: &RunReport, format: Format, fail_on: Severity) -> String {
     match format {
         Format::Text => text::render(report, fail_on),
         Format::Json => json::render(report, fail_on),
-        Format::Junit => junit::render(report),
-        Format::Github => github::render(report, fail_on),
+        Format::Junit => junit::render(report, fail_on, &origin::Origin::detect(report)),
+        Format::Github => github::render(report, fail_on, &origin::Origin::detect(report)),
     }
 }
 

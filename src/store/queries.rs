@@ -82,8 +82,10 @@ pub struct RunRow<'a> {
 /// What a recorded pass changed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Recorded {
-    /// Incidents opened or reopened.
+    /// Incidents opened.
     pub opened: usize,
+    /// Resolved incidents that breached again and reopened.
+    pub reopened: usize,
     /// Incidents whose severity rose.
     pub raised: usize,
     /// Incidents resolved.
@@ -96,9 +98,8 @@ impl Recorded {
     /// Counts an event that was written.
     pub fn count(&mut self, event: &Event) {
         match event.kind {
-            crate::incidents::EventKind::Opened | crate::incidents::EventKind::Reopened => {
-                self.opened += 1
-            }
+            crate::incidents::EventKind::Opened => self.opened += 1,
+            crate::incidents::EventKind::Reopened => self.reopened += 1,
             crate::incidents::EventKind::SeverityRaised => self.raised += 1,
             crate::incidents::EventKind::Resolved => self.resolved += 1,
             _ => {}

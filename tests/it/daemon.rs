@@ -34,7 +34,8 @@ const PACE: Duration = Duration::from_millis(20);
 
 /// The warehouse: one row that every check below returns, so every run breaches (a check
 /// without `metric` breaches at P2 for each row). The key is markup, to test escaping.
-const WAREHOUSE: &str = "CREATE TABLE t (k TEXT, v REAL); INSERT INTO t VALUES ('<b>x</b>', 5);";
+pub(crate) const WAREHOUSE: &str =
+    "CREATE TABLE t (k TEXT, v REAL); INSERT INTO t VALUES ('<b>x</b>', 5);";
 /// The key as a browser must show it (text, not markup).
 const KEY: &str = "<b>x</b>";
 /// The key as it must appear in HTML source.
@@ -223,7 +224,7 @@ impl Daemon {
     }
 
     /// `POST path` with a JSON body and, if given, `Authorization: <auth>`.
-    fn post(&self, path: &str, auth: Option<&str>, body: &str) -> Response {
+    pub(crate) fn post(&self, path: &str, auth: Option<&str>, body: &str) -> Response {
         let headers: Vec<(&str, &str)> = auth.map(|a| ("Authorization", a)).into_iter().collect();
         http(self.port, "POST", path, &headers, Some(body)).unwrap_or_else(|e| {
             panic!("POST {path}: {e}\n--- log\n{}", self.log_text());
@@ -295,6 +296,8 @@ pub(crate) fn free_port() -> u16 {
 
 pub(crate) struct Response {
     pub(crate) status: u16,
+    /// The status line and headers.
+    pub(crate) head: String,
     pub(crate) body: String,
 }
 
@@ -389,15 +392,17 @@ pub(crate) fn http_within(
     };
     Ok(Response {
         status,
+        head,
         body: String::from_utf8_lossy(&body).into_owned(),
     })
 }
 
-/// The value of the series `name` whose labels include `labels`, from Prometheus text.
+/// The sum of the series `name` whose labels include `labels`, from Prometheus text (`None`
+/// when no series matches): `dqwatch_runs_total{check="a"}` counts every outcome.
 pub(crate) fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     text.lines()
         .filter(|l| !l.starts_with('#'))
-        .find_map(|line| {
+        .filter_map(|line| {
             let (series, value) = line.trim().rsplit_once(' ')?;
             let (n, lbl) = match series.split_once('{') {
                 Some((n, rest)) => (n, rest.strip_suffix('}')?),
@@ -414,9 +419,10 @@ pub(crate) fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<
             labels
                 .iter()
                 .all(|l| have.contains(l))
-                .then(|| value.parse().ok())
+                .then(|| value.parse::<f64>().ok())
                 .flatten()
         })
+        .reduce(|a, b| a + b)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -424,7 +430,7 @@ pub(crate) fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<
 
 /// The config: state store `state`, `[daemon]` lines `daemon`, the SQLite warehouse, mail
 /// as files in `outbox/` to oncall for every severity, then `tail` (severity policies…).
-fn config(state: &str, daemon: &str, tail: &str) -> String {
+pub(crate) fn config(state: &str, daemon: &str, tail: &str) -> String {
     format!(
         "state = \"{state}\"\n\
          [daemon]\ntimezone = \"UTC\"\n{daemon}\n\
@@ -437,7 +443,7 @@ fn config(state: &str, daemon: &str, tail: &str) -> String {
 
 /// A temp dir with the warehouse, `config(state, daemon, tail)`, and a check `id` that
 /// breaches every second, one incident per key.
-fn breaching(id: &str, state: &str, daemon: &str, tail: &str) -> TestEnv {
+pub(crate) fn breaching(id: &str, state: &str, daemon: &str, tail: &str) -> TestEnv {
     let env = TestEnv::sqlite(WAREHOUSE, "");
     env.config(&config(state, daemon, tail));
     env.check_with(
@@ -575,7 +581,7 @@ fn format_time(t: DateTime<Utc>) -> String {
 }
 
 /// The one active incident listed by the API, once there is one.
-fn open_incident(d: &Daemon) -> serde_json::Value {
+pub(crate) fn open_incident(d: &Daemon) -> serde_json::Value {
     d.wait_for("an open incident in /api/incidents", SOON, || {
         let list = d.get("/api/incidents").json();
         list.as_array()
@@ -1187,7 +1193,7 @@ fn replicas_share_slots_incidents_and_mail_on_postgres() {
 
 /// A check that counts to `n` in a recursive CTE: CPU-bound, about 0.85 s per million rows
 /// (debug build), returning one row (a breach).
-fn slow_check(env: &TestEnv, n: u32) {
+pub(crate) fn slow_check(env: &TestEnv, n: u32) {
     env.check_with(
         "slow",
         &["schedule = \"* * * * * *\""],

@@ -146,8 +146,11 @@ fn lifecycle(env: &TestEnv) {
     assert_eq!(m.len(), 6, "opened, acknowledged and resolved mails for #2");
     assert!(m[5].contains("Resolved by alice"));
 
-    // Still breaching after a manual resolve: the next run reopens it as a repeat.
-    env.run(["run"]).code(0).stdout_has("1 opened");
+    // Still breaching after a manual resolve: the next run reopens it as a repeat, counted as
+    // reopened, not opened (issue 14).
+    env.run(["run"])
+        .code(0)
+        .stdout_has("incidents: 0 opened, 1 reopened");
     let inc = env
         .run(["incidents", "show", "2", "--format", "json"])
         .code(0)

@@ -26,4 +26,5 @@ mod rules;
 mod rules_history;
 mod smtp;
 mod sqlite;
+mod surfaces;
 mod warehouses;

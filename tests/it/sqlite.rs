@@ -127,7 +127,7 @@ fn clean_run_exits_0() {
     let out = env.run(["run"]);
     out.code(0)
         .stdout_has("✓ pass  orders/huge_amounts  0 rows")
-        .stdout_has("1 checks in")
+        .stdout_has("1 check in")
         .stdout_has("OK: nothing at P1 or worse (--fail-on P1)");
 }
 
@@ -149,7 +149,7 @@ fn every_returned_row_is_a_breach_at_the_header_severity() {
         .stdout_has("✗ P1    orders/negative  [order_date=2026-01-01]  1 row")
         .stdout_has("✗ P1    orders/negative  [order_date=2026-01-02]  1 row")
         .stdout_has("✗ P2    orders/default_p2  1 row")
-        .stdout_has("FAIL: 2 breaches at P1 or worse (--fail-on P1)");
+        .stdout_has("FAIL: 2 breaching keys at P1 or worse (--fail-on P1)");
 }
 
 #[test]
@@ -606,7 +606,7 @@ fn json_report_fields() {
     assert!(report["started_at"].as_str().unwrap().ends_with('Z'));
     assert_eq!(
         report["summary"],
-        serde_json::json!({"checks": 2, "passed": 0, "breached": 1, "errors": 1, "breaches": {"P2": 1}})
+        serde_json::json!({"checks": 2, "passed": 0, "breached": 1, "errors": 1, "skipped": 0, "breaches": {"P2": 1}})
     );
     let c = check_doc(&report, "c");
     assert_eq!(c["path"], "checks/c.sql");
@@ -649,12 +649,15 @@ fn junit_report_has_a_testcase_per_check() {
     assert!(xml.starts_with("<?xml"), "{xml}");
     assert_eq!(xml.matches("<testcase ").count(), 3, "{xml}");
     assert!(
-        xml.contains("<testsuite name=\"dqwatch.warehouse\""),
+        xml.contains("name=\"dqwatch.warehouse\" tests=\"3\""),
         "{xml}"
     );
     assert!(xml.contains("name=\"c\""), "{xml}");
     assert_eq!(xml.matches("<failure").count(), 1, "{xml}");
-    assert!(xml.contains("message=\"1 breach (worst P2)\""), "{xml}");
+    assert!(
+        xml.contains("message=\"1 breaching key (worst P2, --fail-on P2)\""),
+        "{xml}"
+    );
     assert!(xml.contains("type=\"P2\""), "{xml}");
     assert_eq!(xml.matches("<error").count(), 1, "{xml}");
     assert!(xml.contains("no such table: nope"), "{xml}");
@@ -670,16 +673,21 @@ fn github_report_annotates_the_check_file() {
     // The query of `c` starts on line 5 of checks/c.sql.
     assert!(
         text.contains(
-            "::error file=checks/c.sql,line=5,title=dqwatch c::P0 gap=20000 (P0 > 10000)"
+            "::error file=checks/c.sql,line=5,title=dqwatch c::1 breaching key (worst P0):%0AP0 gap=20000 (P0 > 10000)"
         ),
         "{text}"
     );
     assert!(
-        text.contains("::warning file=checks/mild.sql,line=3,title=dqwatch mild::P3 1 row"),
+        text.contains(
+            "::warning file=checks/mild.sql,line=3,title=dqwatch mild::1 breaching key (worst P3):%0AP3 1 row"
+        ),
         "{text}"
     );
     assert!(text.contains("::error file=checks/broken.sql,line=1,title=dqwatch broken::check could not run (query)"), "{text}");
-    assert!(text.contains("FAIL: 1 breach at P1 or worse"), "{text}");
+    assert!(
+        text.contains("FAIL: 1 breaching key at P1 or worse"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -945,7 +953,7 @@ fn validate_connect_prepares_every_query() {
     env.run(["validate", "--connect"])
         .code(2)
         .stderr_has("checks/sub/bad.sql:4:1: error: query does not prepare on \"warehouse\": no such table: nope")
-        .stdout_has("✗ warehouse  1 of 2 queries do not prepare");
+        .stdout_has("✗ warehouse  1 of 2 checks do not prepare or lack a judged column");
     // Preparing runs nothing, and a write is refused as a check would be (issues/8 item 3);
     // the table is unchanged.
     env.check("sub/bad", "-- dqwatch\nDELETE FROM t\n");

@@ -710,7 +710,7 @@ fn validate_connect_prepares_every_query(db: &Db) {
         .stderr_has(&format!(
             "checks/sub/bad.sql:4:1: error: query does not prepare on \"warehouse\": {message}"
         ))
-        .stdout_has("✗ warehouse  1 of 3 queries do not prepare");
+        .stdout_has("✗ warehouse  1 of 3 checks do not prepare or lack a judged column");
     // Without --connect nothing talks to the database.
     db.env.run(["validate"]).code(0);
 }
