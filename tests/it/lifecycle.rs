@@ -87,7 +87,7 @@ fn impact_raise_gates_ci_in_every_output() {
     env.run(["run", "--fail-on", "P1"])
         .code(1)
         .stdout_has("✗ P1")
-        .stdout_has("FAIL: 1 breach at P1 or worse")
+        .stdout_has("FAIL: 1 breaching key at P1 or worse")
         .stdout_has("incidents: 1 opened");
     let list = incidents(&env);
     assert_eq!(list[0]["severity"], "P1", "{list}");
@@ -261,7 +261,7 @@ fn schema_break_stays_open_until_the_schema_is_back_or_accepted() {
     env.run(["run"]).code(0).stdout_has("1 resolved");
     // Dropped again, then accepted by hand: the new schema is the baseline, nothing reopens.
     warehouse(&env, "ALTER TABLE t DROP COLUMN c;");
-    env.run(["run"]).code(1).stdout_has("1 opened");
+    env.run(["run"]).code(1).stdout_has("1 reopened");
     env.run([
         "incidents",
         "resolve",
@@ -307,7 +307,7 @@ fn a_reopen_keeps_each_episodes_times() {
     warehouse(&env, "UPDATE recon SET gap = 1");
     env.run(["run"]).code(0).stdout_has("1 resolved");
     warehouse(&env, "UPDATE recon SET gap = 500");
-    env.run(["run"]).code(0).stdout_has("1 opened");
+    env.run(["run"]).code(0).stdout_has("1 reopened");
     // The second episode is open and unacknowledged; the first keeps alice's acknowledgement.
     let pm = env
         .run(["incidents", "postmortem", "1"])
