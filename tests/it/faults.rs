@@ -40,6 +40,14 @@ impl Sink {
         }
     }
 
+    /// A relay that holds the first message's DATA far longer than any test (a slow relay),
+    /// touching `marker.1` when it arrives; later messages go through at once.
+    pub fn holding_the_first(port: u16, dir: &Path, marker: &Path) -> Sink {
+        let marker = marker.display().to_string();
+        let args = ["--delay", "600", "--delay-first", "1", "--marker", &marker];
+        Sink::start(port, dir, &args)
+    }
+
     /// The messages received, in arrival order.
     pub fn messages(&self) -> Vec<String> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir.join("new"))
@@ -333,18 +341,7 @@ fn a_sender_killed_during_a_send_loses_nothing_and_delays_only_that_mail() {
     let marker = env.path().join("data");
     // The relay holds the first message's DATA (far longer than the test), as a slow relay
     // does; the sender is killed while it waits for the 250.
-    let sink = Sink::start(
-        port,
-        &env.path().join("mail"),
-        &[
-            "--delay",
-            "600",
-            "--delay-first",
-            "1",
-            "--marker",
-            &marker.display().to_string(),
-        ],
-    );
+    let sink = Sink::holding_the_first(port, &env.path().join("mail"), &marker);
     let sender = spawn(&env, &["outbox", "deliver"]);
     let first_data = PathBuf::from(format!("{}.1", marker.display()));
     wait_for(Duration::from_secs(20), "the first DATA", || {
@@ -528,18 +525,7 @@ fn two_daemons_one_killed_mid_send_lose_nothing_and_send_nothing_twice() {
     // The relay holds the first message it gets (far longer than the test): the daemon
     // sending it is killed while it waits.
     let env = daemon_env(port, 5, "timeout = \"5s\"", Some(&schema.url));
-    let sink = Sink::start(
-        port,
-        &env.path().join("mail"),
-        &[
-            "--delay",
-            "600",
-            "--delay-first",
-            "1",
-            "--marker",
-            &marker.display().to_string(),
-        ],
-    );
+    let sink = Sink::holding_the_first(port, &env.path().join("mail"), &marker);
     let a = Daemon::start(&env, &[]);
     let b = Daemon::start(&env, &[]);
     let first = PathBuf::from(format!("{}.1", marker.display()));
