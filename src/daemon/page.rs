@@ -133,19 +133,19 @@ pub fn chart(series: &[Series], threshold: Option<f64>, unit: Unit) -> String {
     };
     let hi = if hi > lo { hi * 1.1 } else { lo + 1.0 };
     let span_t = (*t1 - *t0).num_milliseconds().max(1) as f64;
-    let (left, right, top, bottom) = (90.0, 590.0, 10.0, 170.0);
+    let (left, right, top, bottom) = (64.0, 412.0, 10.0, 170.0);
     let x = |t: DateTime<Utc>| left + (t - *t0).num_milliseconds() as f64 / span_t * (right - left);
     let y = |v: f64| bottom - (v - lo) / (hi - lo) * (bottom - top);
     let label = |v: f64| esc(&Metric { value: v, unit }.to_string());
     let mut svg = format!(
-        "<svg class=\"chart\" viewBox=\"0 0 600 210\" role=\"img\" aria-label=\"metric history from {} to {}\">\
+        "<svg class=\"chart\" viewBox=\"0 0 420 212\" role=\"img\" aria-label=\"metric history from {} to {}\">\
          <line x1=\"{left}\" y1=\"{bottom}\" x2=\"{right}\" y2=\"{bottom}\" stroke=\"#374151\"/>\
          <line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{bottom}\" stroke=\"#374151\"/>\
          <text x=\"{}\" y=\"{}\" text-anchor=\"end\" font-size=\"12\" fill=\"#111\">{}</text>\
          <text x=\"{}\" y=\"{}\" text-anchor=\"end\" font-size=\"12\" fill=\"#111\">{}</text>\
          <text x=\"{left}\" y=\"188\" font-size=\"12\" fill=\"#111\">{}</text>\
          <text x=\"{right}\" y=\"188\" text-anchor=\"end\" font-size=\"12\" fill=\"#111\">{}</text>\
-         <text x=\"340\" y=\"204\" text-anchor=\"middle\" font-size=\"12\" fill=\"#111\">time (UTC) · value in {}</text>",
+         <text x=\"238\" y=\"206\" text-anchor=\"middle\" font-size=\"12\" fill=\"#111\">time (UTC) · value in {}</text>",
         esc(&format_time(*t0)),
         esc(&format_time(*t1)),
         left - 6.0,
@@ -162,8 +162,8 @@ pub fn chart(series: &[Series], threshold: Option<f64>, unit: Unit) -> String {
         let _ = write!(
             svg,
             "<line x1=\"{left}\" y1=\"{y:.1}\" x2=\"{right}\" y2=\"{y:.1}\" stroke=\"#b91c1c\" stroke-dasharray=\"6 4\"/>\
-             <text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\" font-size=\"12\" fill=\"#b91c1c\">threshold {}</text>",
-            right,
+             <text x=\"{}\" y=\"{:.1}\" font-size=\"12\" fill=\"#b91c1c\">threshold {}</text>",
+            left + 4.0,
             y(t) - 4.0,
             label(t),
             y = y(t),
@@ -235,7 +235,7 @@ h2{font-size:18px;margin-top:24px}h3{font-size:16px;margin:0 0 4px}a{color:#1d4e
 td,th{padding:4px 10px;border-bottom:1px solid #d1d5db;text-align:left;vertical-align:top;font-size:14px}\
 form.filters,form.act{display:flex;flex-wrap:wrap;gap:8px;align-items:end;margin:8px 0}\
 label{display:flex;flex-direction:column;font-size:14px}input,select,textarea,button{font:inherit;padding:4px}\
-.chart{width:100%;max-width:600px;height:auto}.legend{display:flex;flex-wrap:wrap;gap:10px;list-style:none;padding:0}\
+.chart{width:100%;max-width:640px;height:auto}.legend{display:flex;flex-wrap:wrap;gap:10px;list-style:none;padding:0}\
 .swatch{display:inline-block;width:12px;height:12px;margin-right:4px}\
 .dot{display:inline-block;width:10px;height:10px;border-radius:5px;margin-right:2px}\
 .pass{background:#15803d}.breach{background:#b91c1c}.error{background:#374151}.no_data{background:#fff;border:1px solid #374151}\
