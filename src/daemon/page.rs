@@ -224,7 +224,7 @@ pub fn chart(series: &[Series], threshold: Option<f64>, unit: Unit) -> String {
 // Text colours all reach 4.5:1 on white (and on the row tints).
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:0;color:#111;background:#fff;line-height:1.4}\
 main{max-width:1200px;margin:0 auto;padding:16px}h1{font-size:22px;margin:8px 0}\
-h2{font-size:18px;margin-top:24px}h3{font-size:16px;margin:0 0 4px}a{color:#1d4ed8}\
+h2{font-size:18px;margin-top:24px}h3{font-size:16px;margin:0 0 4px}.card h2{font-size:16px;margin:0 0 4px}a{color:#1d4ed8}\
 .muted{color:#4b5563}.sev{font-weight:bold;padding:1px 6px;border-radius:4px;color:#fff}\
 .P0{background:#b91c1c}.P1{background:#c2410c}.P2{background:#a16207}.P3{background:#4b5563}\
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(340px,1fr));gap:12px}\
@@ -272,9 +272,9 @@ fn state_text(inc: &Incident) -> String {
 }
 
 /// One incident as a card on `/`.
-fn card(inc: &Incident, info: Option<&CheckInfo>, now: DateTime<Utc>) -> String {
+fn card(inc: &Incident, info: Option<&CheckInfo>, now: DateTime<Utc>, level: u8) -> String {
     let mut out = format!(
-        "<article class=\"card\"><h3><span class=\"sev {sev}\">{sev}</span> <a href=\"/incidents/{id}\">{}</a></h3><dl>",
+        "<article class=\"card\"><h{level}><span class=\"sev {sev}\">{sev}</span> <a href=\"/incidents/{id}\">{}</a></h{level}><dl>",
         esc(&inc.title),
         sev = inc.severity,
         id = inc.id
@@ -381,7 +381,7 @@ pub async fn render(shared: &Shared, filter: &Filter) -> Result<String, String> 
             if list.len() == 1 { "" } else { "s" }
         );
         for inc in list {
-            html.push_str(&card(inc, loaded.infos.get(&inc.check_id.0), now));
+            html.push_str(&card(inc, loaded.infos.get(&inc.check_id.0), now, 3));
         }
         html.push_str("</div>");
     }
@@ -393,7 +393,7 @@ pub async fn render(shared: &Shared, filter: &Filter) -> Result<String, String> 
     for r in &runs {
         by_check.entry(r.0.as_str()).or_default().push(r);
     }
-    html.push_str("<h2>Checks</h2><table><thead><tr><th>check</th><th>schedule</th><th>recent runs (oldest first)</th></tr></thead><tbody>");
+    html.push_str("<h2>Checks</h2><table tabindex=\"0\"><thead><tr><th>check</th><th>schedule</th><th>recent runs (oldest first)</th></tr></thead><tbody>");
     for check in &loaded.checks {
         let dots = by_check
             .get(check.id.0.as_str())
@@ -534,13 +534,13 @@ pub async fn render_incident(shared: &Shared, id: i64) -> Result<Option<String>,
         esc(&inc.title),
         sev = inc.severity
     );
-    html.push_str(&card(&inc, loaded.infos.get(&inc.check_id.0), now));
+    html.push_str(&card(&inc, loaded.infos.get(&inc.check_id.0), now, 2));
     html.push_str("<h2>Metric history</h2>");
     let key_json = serde_json::to_string(&inc.key.0).unwrap_or_default();
     let series = history(shared, &inc.check_id.0, Some(&key_json)).await;
     let limit = threshold_limit(check.map(|c| &**c), inc.threshold.as_deref());
     html.push_str(&chart(&series, limit, inc.unit));
-    html.push_str("<h2>Timeline</h2><table><thead><tr><th>when</th><th>what</th><th>who</th><th>severity</th><th>note</th></tr></thead><tbody>");
+    html.push_str("<h2>Timeline</h2><table tabindex=\"0\"><thead><tr><th>when</th><th>what</th><th>who</th><th>severity</th><th>note</th></tr></thead><tbody>");
     for e in &events {
         let _ = write!(
             html,
@@ -621,7 +621,7 @@ pub async fn render_check(shared: &Shared, id: &str) -> Result<Option<String>, S
     };
     html.push_str(&chart(&series, limit, check_unit(check)));
     let runs = shared.store.recent_runs(50).await.map_err(|e| e.chain())?;
-    html.push_str("<h2>Recent runs</h2><table><thead><tr><th>started</th><th>outcome</th><th>severity</th><th>duration</th></tr></thead><tbody>");
+    html.push_str("<h2>Recent runs</h2><table tabindex=\"0\"><thead><tr><th>started</th><th>outcome</th><th>severity</th><th>duration</th></tr></thead><tbody>");
     for (_, at, outcome, sev, ms) in runs.iter().rev().filter(|r| r.0 == id) {
         let _ = write!(
             html,

@@ -321,6 +321,28 @@ fn the_page_renders_at_desktop_and_phone_widths_in_chromium() {
             std::fs::copy(&png, std::path::Path::new(dir).join(name)).unwrap();
         }
     }
+
+    // axe-core on both pages at both widths: no serious or critical violation.
+    match std::env::var("DQWATCH_TEST_AXE") {
+        Ok(node_path) if !node_path.is_empty() => {
+            let script =
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/page/axe.cjs");
+            let mut cmd = Command::new("node");
+            cmd.arg(script)
+                .arg(format!("http://127.0.0.1:{}/", d.port))
+                .arg(format!("http://127.0.0.1:{}/incidents/{id}", d.port))
+                .arg(format!("http://127.0.0.1:{}/checks/freshness", d.port))
+                .env("NODE_PATH", node_path)
+                .env("CHROMIUM", &chromium);
+            let r = output_within(&mut cmd, Duration::from_secs(120))
+                .unwrap_or_else(|o| panic!("axe hung: {o:?}"));
+            assert_eq!(r.code, 0, "axe-core:\n{}\n{}", r.stdout, r.stderr);
+        }
+        _ => crate::util::skip(
+            "page::the_page_renders_at_desktop_and_phone_widths_in_chromium (axe-core)",
+            "DQWATCH_TEST_AXE (a node_modules folder with axe-core and puppeteer-core) not set",
+        ),
+    }
     let (code, _) = d.stop();
     assert_eq!(code, 0, "{}", d.log_text());
 }
