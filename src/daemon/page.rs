@@ -553,6 +553,29 @@ pub async fn render_incident(shared: &Shared, id: i64) -> Result<Option<String>,
         );
     }
     html.push_str("</tbody></table>");
+    // Who was told: this incident's mails among the latest 500 of the outbox.
+    let mails: Vec<_> = shared
+        .store
+        .outbox(None, 500)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| m.incident_id == Some(id))
+        .collect();
+    if !mails.is_empty() {
+        html.push_str("<h2>Mail</h2><table tabindex=\"0\"><thead><tr><th>queued</th><th>to</th><th>subject</th><th>state</th></tr></thead><tbody>");
+        for m in mails.iter().rev() {
+            let _ = write!(
+                html,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                time_ago(now, m.created_at),
+                esc(&m.mail.to.join(", ")),
+                esc(&m.mail.subject),
+                esc(m.state.as_str())
+            );
+        }
+        html.push_str("</tbody></table>");
+    }
     if !loaded.config.daemon.api_token.is_empty() && inc.state != IncidentState::Resolved {
         html.push_str("<h2>Act</h2>");
         let fields = "<label>API token<input type=\"password\" name=\"token\" autocomplete=\"current-password\" required></label>\

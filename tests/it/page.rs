@@ -162,6 +162,13 @@ fn the_incidents_page_shows_metric_runbook_age_and_escapes_everything() {
     assert!(own.body.contains("Timeline"), "{}", own.body);
     assert!(own.body.contains("<svg"), "{}", own.body);
     assert!(own.body.contains("threshold 1d"), "{}", own.body);
+    // Who was told (the opened mail, once it is queued).
+    d.wait_for("the opened mail on the incident page", SOON, || {
+        d.get(&format!("/incidents/{id}"))
+            .body
+            .contains("oncall@example.com")
+            .then_some(())
+    });
     assert!(!own.body.contains("<form class=\"act\""), "{}", own.body);
     assert!(!own.body.contains("<script>"), "{}", own.body);
     assert_eq!(d.get("/incidents/999999").status, 404);
