@@ -262,11 +262,11 @@ pub fn message_page(status: u16, message: &str) -> String {
     )
 }
 
-/// The state as shown: `flapping` when it reopened, the rest as stored.
+/// The state as stored, with how often it reopened (the store keeps no flapping state).
 fn state_text(inc: &Incident) -> String {
     let mut s = inc.state.as_str().to_string();
     if inc.repeat_count > 0 {
-        let _ = write!(s, " · flapping (reopened {}×)", inc.repeat_count);
+        let _ = write!(s, " · reopened {}×", inc.repeat_count);
     }
     s
 }
