@@ -493,29 +493,51 @@ fn check_unit(check: &Check) -> Unit {
     }
 }
 
-/// The per-key history of a check, from its stored observations (oldest first).
+/// The per-key history of a check, from its stored observations (oldest first). Every run
+/// since the oldest observation is a point of every key: a run that failed, or in which the
+/// key had no row or no metric, is a gap (`None`), never a value.
 async fn history(shared: &Shared, check_id: &str, only_key: Option<&str>) -> Vec<Series> {
     let rows = shared
         .store
         .check_history(check_id, 500)
         .await
         .unwrap_or_default();
-    let mut by_key: BTreeMap<String, Vec<Point>> = BTreeMap::new();
-    for (at, key_json, metric) in rows.into_iter().rev() {
+    let Some(oldest) = rows.iter().map(|r| r.0.clone()).min() else {
+        return Vec::new();
+    };
+    // Run times as stored (observations carry their run's start time, in the same format).
+    let mut runs: std::collections::BTreeSet<String> = rows.iter().map(|r| r.0.clone()).collect();
+    runs.extend(
+        shared
+            .store
+            .recent_runs(200)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r.0 == check_id && r.1 >= oldest)
+            .map(|r| r.1),
+    );
+    let mut by_key: BTreeMap<String, BTreeMap<String, Option<f64>>> = BTreeMap::new();
+    for (at, key_json, metric) in rows {
         if only_key.is_some_and(|k| k != key_json) {
             continue;
         }
-        let Ok(at) = crate::store::parse_time(&at) else {
-            continue;
-        };
-        let name = serde_json::from_str::<Vec<(String, String)>>(&key_json)
-            .map(|k| Key(k).to_string())
-            .unwrap_or(key_json);
-        by_key.entry(name).or_default().push((at, metric));
+        by_key.entry(key_json).or_default().insert(at, metric);
     }
     by_key
         .into_iter()
-        .map(|(name, points)| Series { name, points })
+        .map(|(key_json, seen)| Series {
+            name: serde_json::from_str::<Vec<(String, String)>>(&key_json)
+                .map(|k| Key(k).to_string())
+                .unwrap_or(key_json),
+            points: runs
+                .iter()
+                .filter_map(|at| {
+                    let t = crate::store::parse_time(at).ok()?;
+                    Some((t, seen.get(at).copied().flatten()))
+                })
+                .collect(),
+        })
         .collect()
 }
 
