@@ -31,6 +31,11 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: Cancell
         .route("/api/incidents/{id}/ack", post(ack))
         .route("/api/incidents/{id}/resolve", post(resolve))
         .route("/api/checks", get(checks))
+        .route("/incidents/{id}", get(incident_page))
+        .route("/incidents/{id}/ack", post(form_ack))
+        .route("/incidents/{id}/resolve", post(form_resolve))
+        .route("/incidents/{id}/note", post(form_note))
+        .route("/checks/{*id}", get(check_page))
         .with_state(shared);
     if let Err(e) = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
@@ -60,11 +65,35 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
-async fn index(State(shared): S) -> Response {
-    match page::render(&shared).await {
+async fn index(
+    State(shared): S,
+    axum::extract::Query(filter): axum::extract::Query<page::Filter>,
+) -> Response {
+    match page::render(&shared, &filter).await {
         Ok(html) => Html(html).into_response(),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e),
     }
+}
+
+async fn incident_page(State(shared): S, Path(id): Path<i64>) -> Response {
+    match page::render_incident(&shared, id).await {
+        Ok(Some(html)) => Html(html).into_response(),
+        Ok(None) => page_error(StatusCode::NOT_FOUND, &format!("no incident {id}")),
+        Err(e) => page_error(StatusCode::SERVICE_UNAVAILABLE, &e),
+    }
+}
+
+async fn check_page(State(shared): S, Path(id): Path<String>) -> Response {
+    match page::render_check(&shared, &id).await {
+        Ok(Some(html)) => Html(html).into_response(),
+        Ok(None) => page_error(StatusCode::NOT_FOUND, &format!("no check {id}")),
+        Err(e) => page_error(StatusCode::SERVICE_UNAVAILABLE, &e),
+    }
+}
+
+/// An HTML answer for the pages' forms and links.
+fn page_error(status: StatusCode, message: &str) -> Response {
+    (status, Html(page::message_page(status.as_u16(), message))).into_response()
 }
 
 /// From the last background check ([`super::health`]): never waits for a server.
@@ -188,19 +217,25 @@ struct Action {
 
 /// The refusal, if the request may not change incidents.
 fn refusal(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
-    let token = shared.loaded().config.daemon.api_token.clone();
-    if token.is_empty() {
-        return Some(error(
-            StatusCode::FORBIDDEN,
-            "the API is read-only: set [daemon] api_token to allow changes",
-        ));
-    }
     let given = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
+    refusal_for(shared, given).map(|(status, message)| error(status, message))
+}
+
+/// Why a request that gave the token `given` (bearer header or form field) may not change
+/// incidents, if it may not: the one comparison for the API and the page's forms.
+fn refusal_for(shared: &Shared, given: Option<&str>) -> Option<(StatusCode, &'static str)> {
+    let token = shared.loaded().config.daemon.api_token.clone();
+    if token.is_empty() {
+        return Some((
+            StatusCode::FORBIDDEN,
+            "the API is read-only: set [daemon] api_token to allow changes",
+        ));
+    }
     (given != Some(token.expose()))
-        .then(|| error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token"))
+        .then_some((StatusCode::UNAUTHORIZED, "missing or wrong bearer token"))
 }
 
 async fn change(
@@ -212,6 +247,18 @@ async fn change(
     if let Some(r) = refusal(shared, headers) {
         return r;
     }
+    match apply_change(shared, id, apply).await {
+        Ok(state) => Json(json!({ "id": id, "state": state })).into_response(),
+        Err((status, message)) => error(status, message),
+    }
+}
+
+/// Applies a change the caller was allowed to make; the new state, or why not.
+async fn apply_change(
+    shared: &Shared,
+    id: i64,
+    apply: impl Fn(&Incident, chrono::DateTime<chrono::Utc>) -> Result<Change, String>,
+) -> Result<IncidentState, (StatusCode, String)> {
     let now = shared.clock.now();
     let loaded = shared.loaded();
     let changed = apply::change_incident(
@@ -226,12 +273,11 @@ async fn change(
     match changed {
         Ok(Some((change, _))) => {
             shared.mail_due.notify_one();
-            let state: IncidentState = change.incident.state;
-            Json(json!({ "id": id, "state": state })).into_response()
+            Ok(change.incident.state)
         }
-        Ok(None) => error(StatusCode::NOT_FOUND, format!("no incident {id}")),
-        Err(ApplyError::Refused { message }) => error(StatusCode::CONFLICT, message),
-        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.chain()),
+        Ok(None) => Err((StatusCode::NOT_FOUND, format!("no incident {id}"))),
+        Err(ApplyError::Refused { message }) => Err((StatusCode::CONFLICT, message)),
+        Err(e) => Err((StatusCode::SERVICE_UNAVAILABLE, e.chain())),
     }
 }
 
@@ -265,6 +311,96 @@ async fn resolve(
     }
     change(&shared, id, &headers, |inc, now| {
         reconcile::resolve(inc, &a.by, a.note.clone(), now)
+    })
+    .await
+}
+
+/// A change from the incident page's forms: the token is a form field, checked as the API
+/// checks its bearer token.
+#[derive(Deserialize)]
+struct FormAction {
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    by: String,
+    #[serde(default)]
+    note: String,
+}
+
+impl FormAction {
+    fn note(&self) -> Option<String> {
+        let n = self.note.trim();
+        (!n.is_empty()).then(|| n.to_string())
+    }
+}
+
+/// Checks the token and the name, applies, and sends the browser back to the incident.
+async fn form_change(
+    shared: &Shared,
+    id: i64,
+    f: &FormAction,
+    apply: impl Fn(&Incident, chrono::DateTime<chrono::Utc>) -> Result<Change, String>,
+) -> Response {
+    if let Some((status, message)) = refusal_for(shared, Some(f.token.as_str())) {
+        return page_error(status, message);
+    }
+    if f.by.trim().is_empty() {
+        return page_error(StatusCode::BAD_REQUEST, "say who you are (the name field)");
+    }
+    match apply_change(shared, id, apply).await {
+        Ok(_) => axum::response::Redirect::to(&format!("/incidents/{id}")).into_response(),
+        Err((status, message)) => page_error(status, &message),
+    }
+}
+
+async fn form_ack(
+    State(shared): S,
+    Path(id): Path<i64>,
+    axum::extract::Form(f): axum::extract::Form<FormAction>,
+) -> Response {
+    let by = f.by.trim().to_string();
+    form_change(&shared, id, &f, |inc, now| {
+        reconcile::acknowledge(inc, &by, f.note(), now)
+    })
+    .await
+}
+
+async fn form_resolve(
+    State(shared): S,
+    Path(id): Path<i64>,
+    axum::extract::Form(f): axum::extract::Form<FormAction>,
+) -> Response {
+    if let Some((status, message)) = refusal_for(&shared, Some(f.token.as_str())) {
+        return page_error(status, message);
+    }
+    // As the API and `dqwatch incidents resolve --note`: a resolve by hand says why.
+    if f.note().is_none() {
+        return page_error(
+            StatusCode::BAD_REQUEST,
+            "a note is required to resolve an incident by hand",
+        );
+    }
+    let by = f.by.trim().to_string();
+    form_change(&shared, id, &f, |inc, now| {
+        reconcile::resolve(inc, &by, f.note(), now)
+    })
+    .await
+}
+
+async fn form_note(
+    State(shared): S,
+    Path(id): Path<i64>,
+    axum::extract::Form(f): axum::extract::Form<FormAction>,
+) -> Response {
+    if let Some((status, message)) = refusal_for(&shared, Some(f.token.as_str())) {
+        return page_error(status, message);
+    }
+    let Some(text) = f.note() else {
+        return page_error(StatusCode::BAD_REQUEST, "the note is empty");
+    };
+    let by = f.by.trim().to_string();
+    form_change(&shared, id, &f, |inc, now| {
+        Ok(reconcile::note(inc, &by, text.clone(), now))
     })
     .await
 }

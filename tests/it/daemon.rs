@@ -1487,7 +1487,7 @@ fn incidents_page_renders_in_chromium() {
         bytes.len()
     );
 
-    assert!(dom.contains("1 open incident"), "{dom}");
+    assert!(dom.contains("1 active incident"), "{dom}");
     assert!(
         dom.contains(&format!("[P2] orders — k={KEY_ESCAPED}")),
         "{dom}"
@@ -1501,7 +1501,7 @@ fn incidents_page_renders_in_chromium() {
             let text = output_within(&mut cmd, Duration::from_secs(60))
                 .unwrap_or_else(|o| panic!("tesseract hung: {o:?}"))
                 .stdout;
-            assert!(text.contains("open incident"), "OCR:\n{text}");
+            assert!(text.contains("active incident"), "OCR:\n{text}");
             assert!(text.contains("orders"), "OCR:\n{text}");
             assert!(
                 text.contains(KEY),

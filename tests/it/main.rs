@@ -18,6 +18,7 @@ mod hostile;
 mod incidents;
 mod layers;
 mod lifecycle;
+mod page;
 mod pipe;
 mod redaction;
 mod replicas;
