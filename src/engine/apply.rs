@@ -9,8 +9,10 @@ use crate::checks::Check;
 use crate::compose::{CheckInfo, Composer, Sample, TemplateError};
 use crate::config::Config;
 use crate::engine::run::CheckRun;
-use crate::incidents::{Change, Event, EventKind, Incident, Policy, fingerprint, reconcile};
-use crate::model::{Mail, Outcome, Status};
+use crate::incidents::{
+    Change, Event, EventKind, Incident, Policy, fingerprint, inhibit, reconcile,
+};
+use crate::model::{Category, Mail, Outcome, Status};
 use crate::store::{Recorded, RunRow, SlotClaim, Store, StoreError};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -196,6 +198,27 @@ async fn reconcile_and_record(
     let mut changes = Vec::new();
     let mut rows = Vec::with_capacity(runs.len());
     let mut facts = Facts::default();
+    let empty = Vec::new();
+    // A connection no check reached is one incident, and its checks' connection errors are
+    // held: no check_failure incident per check, nothing resolved or re-told.
+    let reach = inhibit::reachability(
+        runs.iter()
+            .map(|r| (r.check.connection.as_str(), &r.outcome)),
+    );
+    for (connection, unreachable) in &reach {
+        let id = inhibit::connection_check(connection);
+        let policy = Policy::new(config.incidents, Category::CheckFailure, &config.severities);
+        let known = by_check.get(id.0.as_str()).unwrap_or(&empty);
+        let outcome = inhibit::connection_outcome(*unreachable);
+        let (mut c, _) = reconcile(&id, &policy, &outcome, known, 0, now);
+        for change in &mut c {
+            // The ticket says why, as a check failure's does.
+            if let Some(error) = unreachable {
+                change.incident.detail = Some(format!("connection: {error}"));
+            }
+        }
+        changes.append(&mut c);
+    }
     for (i, run) in runs.iter().enumerate() {
         let check = &run.check;
         let policy = Policy::new(check.lifecycle, check.category, &config.severities);
@@ -203,9 +226,13 @@ async fn reconcile_and_record(
         if let Some(p) = last_pass {
             facts.last_pass.insert(check.id.0.clone(), p);
         }
-        let empty = Vec::new();
         let known = by_check.get(check.id.0.as_str()).unwrap_or(&empty);
-        let (mut c, streak) = reconcile(&check.id, &policy, &run.outcome, known, streak, now);
+        let (mut c, streak) =
+            if inhibit::is_held(&run.outcome, reach.get(check.connection.as_str())) {
+                (Vec::new(), streak)
+            } else {
+                reconcile(&check.id, &policy, &run.outcome, known, streak, now)
+            };
         if let Outcome::Evaluated {
             columns,
             observations,

@@ -3,6 +3,7 @@
 //! No I/O and no clock: `now` is an argument.
 
 pub mod escalate;
+pub mod inhibit;
 pub mod policy;
 pub mod reconcile;
 pub mod stats;

@@ -16,6 +16,7 @@ mod faults;
 mod fuzz;
 mod hostile;
 mod incidents;
+mod inhibit;
 mod layers;
 mod lifecycle;
 mod page;
