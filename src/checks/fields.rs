@@ -4,7 +4,7 @@
 
 use super::header::Header;
 use super::{Check, HistoryEngine, Judge, OnNoData, Reconcile, Schedule, parse_threshold};
-use crate::config::{Config, Ctx, Lifecycle, is_email, parse_duration};
+use crate::config::{Config, Ctx, Lifecycle, Noise, is_email, parse_duration};
 use crate::diag::Diagnostic;
 use crate::model::{Category, CheckId, Severity};
 use serde::Deserialize;
@@ -40,6 +40,10 @@ pub(super) struct RawHeader {
     pub(super) resolve_after: Option<Spanned<i64>>,
     pub(super) error_after: Option<Spanned<i64>>,
     pub(super) reopen_within: Option<Str>,
+    pub(super) open_window: Option<Str>,
+    pub(super) flap: Option<Str>,
+    pub(super) due: Option<Str>,
+    pub(super) group_keys: Option<Spanned<i64>>,
     pub(super) rule: Option<Str>,
     pub(super) params: Option<Spanned<toml::Table>>,
 }
@@ -180,7 +184,7 @@ pub(super) fn build(
             "error_after",
             defaults.error_after,
         ),
-        reopen_within: defaults.reopen_within,
+        ..defaults
     };
     if let Some(r) = &raw.reopen_within {
         match parse_duration(r.get_ref()) {
@@ -188,6 +192,15 @@ pub(super) fn build(
             Err(m) => ctx.error(r.span(), m, None),
         }
     }
+    ctx.noise(
+        &mut lifecycle,
+        Noise {
+            open_window: raw.open_window.as_ref(),
+            flap: raw.flap.as_ref(),
+            due: raw.due.as_ref(),
+            group_keys: raw.group_keys.as_ref(),
+        },
+    );
     if !ctx.diags.is_empty() {
         return Err(ctx.diags);
     }

@@ -89,7 +89,7 @@ mod tests {
     const MISSING_MARKER: &str = "checks/t.sql:1:1: a check must start with the line `-- dqwatch` (hint: put `-- dqwatch` on the first line, then the header as `-- key = value` lines, then the query)";
 
     /// serde's list of the header's keys, in declaration order.
-    const KEYS: &str = "`description`, `connection`, `schedule`, `category`, `owners`, `tags`, `impact`, `runbook`, `keys`, `metric`, `thresholds`, `severity`, `severity_column`, `severity_map`, `on_no_data`, `open_after`, `resolve_after`, `error_after`, `reopen_within`, `rule`, `params`";
+    const KEYS: &str = "`description`, `connection`, `schedule`, `category`, `owners`, `tags`, `impact`, `runbook`, `keys`, `metric`, `thresholds`, `severity`, `severity_column`, `severity_map`, `on_no_data`, `open_after`, `resolve_after`, `error_after`, `reopen_within`, `open_window`, `flap`, `due`, `group_keys`, `rule`, `params`";
 
     #[test_case("-- dqwatch\nSELECT 1\n" ; "exactly")]
     #[test_case("-- dqwatch   \nSELECT 1\n" ; "trailing spaces")]
@@ -227,6 +227,10 @@ mod tests {
     #[test_case("error_after = -1", "checks/t.sql:2:18: error_after must be between 1 and 1000, found -1" ; "error_after negative")]
     #[test_case("reopen_within = \"soon\"", "checks/t.sql:2:20: invalid duration \"soon\": expected a number and a unit, e.g. \"90s\", \"15m\", \"2h\", \"1d\"" ; "reopen_within")]
     #[test_case("reopen_within = \"36501d\"", "checks/t.sql:2:20: duration \"36501d\" is too long: at most 100 years (\"36500d\")" ; "reopen_within too long")]
+    #[test_case("open_window = \"3 of 2\"", "checks/t.sql:2:18: invalid window \"3 of 2\": expected \"N of M\" (N of the last M runs, 1 <= N <= M <= 64), e.g. \"4 of 10\"" ; "open_window")]
+    #[test_case("flap = \"1 of 10\"", "checks/t.sql:2:11: flap needs at least 2 state changes (hint: e.g. flap = \"4 of 10\", or \"off\")" ; "flap one change")]
+    #[test_case("due = \"25:00\"", "checks/t.sql:2:10: invalid due time \"25:00\": expected a time of day \"HH:MM\" (e.g. \"03:00\") or a grace after the partition's day ends (e.g. \"27h\")" ; "due")]
+    #[test_case("group_keys = -1", "checks/t.sql:2:17: group_keys must be between 0 (never group) and 100000, found -1" ; "group_keys")]
     #[test_case("connection = \"warehose\"", "checks/t.sql:2:17: unknown connection \"warehose\" (hint: defined connections: warehouse)" ; "connection")]
     #[test_case("rule = \"freshness_lag\"", "checks/t.sql:2:11: `rule` belongs in a .toml check (hint: move the rule check to a .toml file (rule = \"…\", [params]); a .sql check is its own query)" ; "rule")]
     #[test_case("metric = \"lag\"", "checks/t.sql:2:13: metric \"lag\" has no [thresholds] (hint: add a [thresholds] table, e.g. `-- [thresholds]` then `-- P2 = \"> 100\"`; or drop metric so that every returned row is a failure)" ; "metric without thresholds")]
@@ -356,6 +360,10 @@ mod tests {
             resolve_after = 1000
             error_after = 1
             reopen_within = "2h"
+            open_window = "3 of 5"
+            flap = "off"
+            due = "03:30"
+            group_keys = 0
         "#}));
         assert_eq!(
             check.lifecycle,
@@ -364,6 +372,10 @@ mod tests {
                 resolve_after: 1000,
                 error_after: 1,
                 reopen_within: Duration::from_secs(7200),
+                open_window: Some(crate::config::Window { n: 3, m: 5 }),
+                flap: None,
+                due: Some(Duration::from_secs(3 * 3600 + 1800)),
+                group_keys: 0,
             }
         );
     }

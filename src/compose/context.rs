@@ -76,6 +76,8 @@ fn incident(inc: &Incident) -> Value {
         "threshold": inc.threshold_text(),
         "label": inc.label,
         "detail": inc.detail,
+        "flapping": inc.flapping,
+        "members": inc.members,
     })
 }
 
@@ -109,6 +111,10 @@ fn summary(event: &Event) -> String {
         EventKind::Detected => "detected".into(),
         EventKind::Note => format!("note from {}", event.actor),
         EventKind::Reminder => "still open and not acknowledged".into(),
+        EventKind::Flapping => "flapping: quiet until it is stable".into(),
+        EventKind::Settled => "stable again, still breaching".into(),
+        EventKind::KeysJoined => "more keys breaching".into(),
+        EventKind::KeysLeft => "keys passing again".into(),
     }
 }
 
@@ -275,6 +281,9 @@ pub(crate) fn example() -> (Incident, Vec<Event>, CheckInfo, Sample) {
         next_escalation_at: None,
         renotify_secs: None,
         next_reminder_at: None,
+        history: 0b1011,
+        flapping: false,
+        members: vec!["day=2026-01-01".into(), "day=2026-01-02".into()],
         revision: 0,
     };
     let events = [

@@ -12,10 +12,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub(crate) use validate::{Ctx, is_email};
+pub(crate) use validate::{Ctx, Noise, is_email};
 pub use values::{
-    DurationError, MAX_DURATION, PERCENT_ENCODE_HINT, format_duration, parse_duration, redact_url,
-    try_parse_duration, url_problem,
+    DurationError, MAX_DURATION, PERCENT_ENCODE_HINT, format_duration, parse_due, parse_duration,
+    parse_window, redact_url, try_parse_duration, url_problem,
 };
 
 /// The environment variable that names the config file.
@@ -237,6 +237,19 @@ pub struct Lifecycle {
     pub error_after: u32,
     /// A breach this soon after resolving reopens the incident.
     pub reopen_within: Duration,
+    /// Also opens when `n` of the last `m` runs breached (`open_window = "4 of 6"`), for a
+    /// problem that comes and goes; `None`: consecutive runs only.
+    pub open_window: Option<Window>,
+    /// An open incident whose state changed `n` times in its last `m` runs (breaching after
+    /// passing or back; the first breach counts) is flapping (`flap = "5 of 10"`, the
+    /// default; `"off"`): one notice, then quiet until stable.
+    pub flap: Option<Window>,
+    /// When a partition's data is due, after the partition's day ends (`due = "03:00"`:
+    /// 3 h): a breach before then stays pending, not a ticket.
+    pub due: Option<Duration>,
+    /// A run in which at least this many keys newly breach opens one incident listing them
+    /// (a storm) instead of one per key; 0: never.
+    pub group_keys: u32,
 }
 
 impl Default for Lifecycle {
@@ -246,7 +259,26 @@ impl Default for Lifecycle {
             resolve_after: 1,
             error_after: 2,
             reopen_within: Duration::from_secs(86_400),
+            open_window: None,
+            flap: Some(Window { n: 5, m: 10 }),
+            due: None,
+            group_keys: 10,
         }
+    }
+}
+
+/// `n` of the last `m` runs (`"4 of 10"`); `1 <= n <= m <= 64`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// How many.
+    pub n: u32,
+    /// Of the last how many runs.
+    pub m: u32,
+}
+
+impl std::fmt::Display for Window {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} of {}", self.n, self.m)
     }
 }
 

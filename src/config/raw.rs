@@ -109,4 +109,8 @@ pub(super) struct RawIncidents {
     pub resolve_after: Option<Spanned<i64>>,
     pub error_after: Option<Spanned<i64>>,
     pub reopen_within: Option<Str>,
+    pub open_window: Option<Str>,
+    pub flap: Option<Str>,
+    pub due: Option<Str>,
+    pub group_keys: Option<Spanned<i64>>,
 }

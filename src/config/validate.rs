@@ -2,7 +2,7 @@
 //! problem collected with its line before anything is returned.
 
 use super::raw::{RawConfig, RawConnection, RawMail, RawSeverity, Str};
-use super::values::{interpolate, parse_duration};
+use super::values::{interpolate, parse_due, parse_duration, parse_window};
 use super::*;
 use crate::diag::LineIndex;
 use std::ops::Range;
@@ -122,6 +122,48 @@ impl<'a> Ctx<'a> {
                 Some("e.g. \"oncall@example.com\"".into()),
             );
             None
+        }
+    }
+
+    /// Applies the noise controls written in `[incidents]` or a check header to `lifecycle`.
+    pub fn noise(&mut self, lifecycle: &mut Lifecycle, raw: Noise<'_>) {
+        if let Some(s) = raw.open_window {
+            match parse_window(s.get_ref()) {
+                Ok(w) => lifecycle.open_window = Some(w),
+                Err(m) => self.error(s.span(), m, None),
+            }
+        }
+        if let Some(s) = raw.flap {
+            match s.get_ref().trim() {
+                "off" => lifecycle.flap = None,
+                text => match parse_window(text) {
+                    Ok(w) if w.n >= 2 => lifecycle.flap = Some(w),
+                    Ok(_) => self.error(
+                        s.span(),
+                        "flap needs at least 2 state changes",
+                        Some("e.g. flap = \"4 of 10\", or \"off\"".into()),
+                    ),
+                    Err(m) => self.error(s.span(), m, Some("or flap = \"off\"".into())),
+                },
+            }
+        }
+        if let Some(s) = raw.due {
+            match parse_due(s.get_ref()) {
+                Ok(d) => lifecycle.due = Some(d),
+                Err(m) => self.error(s.span(), m, None),
+            }
+        }
+        if let Some(n) = raw.group_keys {
+            let v = *n.get_ref();
+            if (0..=100_000).contains(&v) {
+                lifecycle.group_keys = v as u32;
+            } else {
+                self.error(
+                    n.span(),
+                    format!("group_keys must be between 0 (never group) and 100000, found {v}"),
+                    None,
+                );
+            }
         }
     }
 
@@ -280,6 +322,15 @@ pub(super) fn validate(
         if let Some(d) = inc.reopen_within.as_ref().and_then(|s| ctx.duration(s)) {
             incidents.reopen_within = d;
         }
+        ctx.noise(
+            &mut incidents,
+            Noise {
+                open_window: inc.open_window.as_ref(),
+                flap: inc.flap.as_ref(),
+                due: inc.due.as_ref(),
+                group_keys: inc.group_keys.as_ref(),
+            },
+        );
     }
 
     if ctx.diags.is_empty() {
@@ -649,6 +700,14 @@ fn validate_route(ctx: &mut Ctx<'_>, raw: &Spanned<super::raw::RawRoute>) -> Opt
         email,
         digest,
     })
+}
+
+/// The noise controls as written, where `[incidents]` and check headers share them.
+pub struct Noise<'a> {
+    pub open_window: Option<&'a Spanned<String>>,
+    pub flap: Option<&'a Spanned<String>>,
+    pub due: Option<&'a Spanned<String>>,
+    pub group_keys: Option<&'a Spanned<i64>>,
 }
 
 fn validate_severity(ctx: &mut Ctx<'_>, raw: &RawSeverity, sev: Severity) -> SeverityPolicy {

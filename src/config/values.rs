@@ -28,6 +28,38 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     })
 }
 
+/// Parses `"4 of 10"` (`n` of the last `m` runs, `1 <= n <= m <= 64`).
+pub fn parse_window(text: &str) -> Result<super::Window, String> {
+    let bad = || {
+        format!(
+            "invalid window \"{text}\": expected \"N of M\" (N of the last M runs, 1 <= N <= M <= 64), e.g. \"4 of 10\""
+        )
+    };
+    let (n, m) = text.trim().split_once(" of ").ok_or_else(bad)?;
+    let n: u32 = n.trim().parse().map_err(|_| bad())?;
+    let m: u32 = m.trim().parse().map_err(|_| bad())?;
+    if n == 0 || n > m || m > 64 {
+        return Err(bad());
+    }
+    Ok(super::Window { n, m })
+}
+
+/// Parses a due time: a time of day `"03:00"` (that long after the partition's day ends) or
+/// a duration `"27h"`.
+pub fn parse_due(text: &str) -> Result<Duration, String> {
+    if let Some((h, m)) = text.trim().split_once(':') {
+        return match (h.parse::<u64>(), m.parse::<u64>()) {
+            (Ok(hours), Ok(mins)) if hours < 24 && mins < 60 && h.len() <= 2 && m.len() == 2 => {
+                Ok(Duration::from_secs(hours * 3600 + mins * 60))
+            }
+            _ => Err(format!(
+                "invalid due time \"{text}\": expected a time of day \"HH:MM\" (e.g. \"03:00\") or a grace after the partition's day ends (e.g. \"27h\")"
+            )),
+        };
+    }
+    parse_duration(text)
+}
+
 /// [`parse_duration`] with the reason as a value, for callers that word their own message.
 pub fn try_parse_duration(text: &str) -> Result<Duration, DurationError> {
     let s = text.trim();

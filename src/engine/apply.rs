@@ -221,7 +221,10 @@ async fn reconcile_and_record(
     }
     for (i, run) in runs.iter().enumerate() {
         let check = &run.check;
-        let policy = Policy::new(check.lifecycle, check.category, &config.severities);
+        let policy = Policy {
+            timezone: config.daemon.timezone,
+            ..Policy::new(check.lifecycle, check.category, &config.severities)
+        };
         let (streak, last_pass) = states.get(&check.id.0).cloned().unwrap_or_default();
         if let Some(p) = last_pass {
             facts.last_pass.insert(check.id.0.clone(), p);

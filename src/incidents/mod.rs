@@ -4,6 +4,7 @@
 
 pub mod escalate;
 pub mod inhibit;
+pub mod noise;
 pub mod policy;
 pub mod reconcile;
 pub mod stats;

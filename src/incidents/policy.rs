@@ -19,6 +19,8 @@ pub struct Policy {
     pub failure_severity: Severity,
     /// Escalation chain and reminder interval (seconds) per severity.
     pub escalations: BTreeMap<Severity, (Vec<Step>, Option<u64>)>,
+    /// The zone a partition's day (and so its due time) is read in.
+    pub timezone: chrono_tz::Tz,
 }
 
 impl Policy {
@@ -34,6 +36,7 @@ impl Policy {
             category,
             failure_severity: Severity::P2,
             escalations: escalations(severities),
+            timezone: chrono_tz::UTC,
         }
     }
 
@@ -102,6 +105,7 @@ impl Default for Policy {
             category: Category::QualityDegradation,
             failure_severity: Severity::P2,
             escalations: BTreeMap::new(),
+            timezone: chrono_tz::UTC,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! resolving reopens; `error_after` consecutive check errors open a `check_failure` incident.
 //! An error is never a pass: it resolves nothing.
 
+use super::noise;
 use super::policy::Policy;
 use super::types::{Event, EventKind, Incident, fingerprint};
 use crate::model::{Category, CheckId, IncidentState, Key, Observation, Outcome, Severity, Status};
@@ -84,6 +85,7 @@ pub fn reconcile(
                 Some(inc) if inc.state.is_active() => {
                     let mut inc = inc.clone();
                     inc.last_seen_at = now;
+                    inc.history = noise::push(inc.history, true);
                     inc.breach_streak += 1;
                     inc.pass_streak = 0;
                     inc.detail = Some(detail);
@@ -184,6 +186,7 @@ fn breach(
             let i = &mut c.incident;
             i.breach_streak += 1;
             i.pass_streak = 0;
+            i.history = noise::push(i.history, true);
             i.last_seen_at = now;
             i.metric = obs.metric;
             i.unit = obs.unit();
@@ -194,19 +197,35 @@ fn breach(
             i.peak_severity = i.peak_severity.min(severity);
             if i.state == IncidentState::Pending {
                 i.severity = i.severity.min(severity);
-                if i.breach_streak >= policy.lifecycle.open_after {
+                if ready(policy, i, now) {
                     i.title = title(check, &i.key, i.severity);
                     open(policy, &mut c, now);
                 }
-            } else if severity < i.severity {
+                return c;
+            }
+            let raised = (severity < i.severity).then(|| {
                 let from = i.severity;
                 i.severity = severity;
-                c.events.push(event(
-                    EventKind::SeverityRaised,
-                    severity,
-                    now,
-                    Some(format!("{from} → {severity}")),
-                ));
+                format!("{from} → {severity}")
+            });
+            let settled = policy
+                .lifecycle
+                .flap
+                .filter(|w| i.flapping && noise::stable(i.history, *w, true));
+            if let Some(w) = settled {
+                // One mail says both: stable again, and at what severity.
+                i.flapping = false;
+                let note = format!(
+                    "stable again: breached the last {} runs{}",
+                    noise::stable_runs(w),
+                    raised.map_or(String::new(), |r| format!("; severity {r}"))
+                );
+                let now_severity = i.severity;
+                c.events
+                    .push(event(EventKind::Settled, now_severity, now, Some(note)));
+            } else if let Some(r) = raised {
+                c.events
+                    .push(event(EventKind::SeverityRaised, severity, now, Some(r)));
             }
             c
         }
@@ -234,6 +253,11 @@ fn breach(
             i.acknowledged_by = None;
             i.breach_streak = 1;
             i.pass_streak = 0;
+            i.history = noise::push(i.history, true);
+            i.flapping = policy
+                .lifecycle
+                .flap
+                .is_some_and(|w| noise::flapping(i.history, w));
             i.last_seen_at = now;
             i.metric = obs.metric;
             i.unit = obs.unit();
@@ -249,10 +273,19 @@ fn breach(
             } else {
                 policy.arm(i, now);
             }
-            let note = format!(
-                "breached again within the reopen window (repeat {})",
-                i.repeat_count
-            );
+            let note = if i.flapping {
+                format!(
+                    "breached again within the reopen window (repeat {}); flapping — {} state changes in the last {} runs: quiet until it is stable",
+                    i.repeat_count,
+                    policy.lifecycle.flap.map_or(0, |w| noise::changes(i.history, w.m)),
+                    policy.lifecycle.flap.map_or(0, |w| w.m)
+                )
+            } else {
+                format!(
+                    "breached again within the reopen window (repeat {})",
+                    i.repeat_count
+                )
+            };
             c.events
                 .push(event(EventKind::Reopened, severity, now, Some(note)));
             c
@@ -290,13 +323,16 @@ fn breach(
                 next_escalation_at: None,
                 renotify_secs: None,
                 next_reminder_at: None,
+                history: 1,
+                flapping: false,
+                members: Vec::new(),
                 revision: 0,
             };
             let mut c = Change {
                 incident,
                 events: Vec::new(),
             };
-            if policy.lifecycle.open_after <= 1 {
+            if ready(policy, &c.incident, now) {
                 open(policy, &mut c, now);
             } else {
                 c.events
@@ -315,7 +351,37 @@ fn pass(policy: &Policy, inc: &Incident, now: DateTime<Utc>) -> Change {
     let i = &mut c.incident;
     i.pass_streak += 1;
     i.breach_streak = 0;
+    i.history = noise::push(i.history, false);
+    if i.state == IncidentState::Pending
+        && let Some(w) = policy.lifecycle.open_window
+        && noise::breaches(i.history, w.m) > 0
+    {
+        // Still within reach of `N of M`: it stays pending (nobody is told either way).
+        return c;
+    }
+    if i.state != IncidentState::Pending
+        && let Some(w) = policy.lifecycle.flap
+    {
+        if i.flapping {
+            if !noise::stable(i.history, w, false) {
+                return c;
+            }
+        } else if i.pass_streak >= policy.lifecycle.resolve_after && noise::flapping(i.history, w) {
+            // It would resolve, but it keeps changing state: say so once and go quiet.
+            i.flapping = true;
+            let note = format!(
+                "flapping: {} state changes in the last {} runs; quiet until it is stable for {} runs, then resolved or told once",
+                noise::changes(i.history, w.m),
+                w.m,
+                noise::stable_runs(w)
+            );
+            c.events
+                .push(event(EventKind::Flapping, i.severity, now, Some(note)));
+            return c;
+        }
+    }
     if i.pass_streak >= policy.lifecycle.resolve_after {
+        i.flapping = false;
         i.state = IncidentState::Resolved;
         i.resolved_at = Some(now);
         i.resolved_by = Some(SYSTEM_ACTOR.into());
@@ -327,6 +393,18 @@ fn pass(policy: &Policy, inc: &Incident, now: DateTime<Utc>) -> Change {
         c.events.push(event(ending(i), i.severity, now, Some(note)));
     }
     c
+}
+
+/// True when a pending (or new) incident has breached long enough to open — `open_after`
+/// runs in a row, or `N of M` — and its data is due.
+fn ready(policy: &Policy, inc: &Incident, now: DateTime<Utc>) -> bool {
+    let l = &policy.lifecycle;
+    let long_enough = inc.breach_streak >= l.open_after
+        || l.open_window.is_some_and(|w| noise::reached(inc.history, w));
+    let due = l
+        .due
+        .is_none_or(|after| now >= noise::due_at(&inc.key, after, &policy.timezone, now));
+    long_enough && due
 }
 
 /// How an incident's end is told: `resolved` when people were told it opened, `cleared`
@@ -396,6 +474,7 @@ pub fn resolve(
     c.incident.resolved_at = Some(now);
     c.incident.resolved_by = Some(by.to_string());
     c.incident.pass_streak = 0;
+    c.incident.flapping = false;
     c.events.push(Event {
         id: 0,
         kind: ending(inc),
@@ -665,6 +744,161 @@ mod tests {
         assert_eq!(kinds(&c), vec![EventKind::Resolved]);
     }
 
+    /// Runs `pattern` (B = breach of d1 at P2, P = pass) an hour apart from `start` hours;
+    /// returns every event kind told, in order.
+    fn replay(p: &Policy, store: &mut Vec<Incident>, start: i64, pattern: &str) -> Vec<EventKind> {
+        let mut told = Vec::new();
+        for (n, c) in pattern.chars().enumerate() {
+            let outcome = if c == 'B' {
+                breach_of("d1", P2)
+            } else {
+                evaluated(vec![obs("d1", Status::Pass)])
+            };
+            let at = t((start + n as i64) * 60);
+            let (c, _) = reconcile(&id(), p, &outcome, &latest(store), 0, at);
+            told.extend(kinds(&c).into_iter().filter(|k| k.template().is_some()));
+            apply(store, &c);
+        }
+        told
+    }
+
+    #[test]
+    fn n_of_m_opens_a_problem_that_comes_and_goes() {
+        let p = Policy {
+            lifecycle: Lifecycle {
+                open_after: 3,
+                open_window: Some(crate::config::Window { n: 3, m: 5 }),
+                ..Lifecycle::default()
+            },
+            ..Policy::default()
+        };
+        let mut store = Vec::new();
+        // Never three in a row, but three of five: it opens on the third breach.
+        assert_eq!(replay(&p, &mut store, 0, "BPBP"), vec![]);
+        assert_eq!(store.len(), 1, "one pending incident, kept through the passes");
+        assert_eq!(replay(&p, &mut store, 4, "B"), vec![EventKind::Opened]);
+        // Without the window the same runs never open.
+        let mut store = Vec::new();
+        assert_eq!(replay(&policy(3, 1), &mut store, 0, "BPBPBPBP"), vec![]);
+    }
+
+    #[test]
+    fn a_pending_incident_clears_once_the_window_holds_no_breach() {
+        let p = Policy {
+            lifecycle: Lifecycle {
+                open_after: 4,
+                open_window: Some(crate::config::Window { n: 3, m: 4 }),
+                ..Lifecycle::default()
+            },
+            ..Policy::default()
+        };
+        let mut store = Vec::new();
+        replay(&p, &mut store, 0, "BPPP");
+        assert_eq!(store[0].state, IncidentState::Pending);
+        replay(&p, &mut store, 4, "P");
+        assert_eq!(store[0].state, IncidentState::Resolved);
+        assert!(store[0].opened_at.is_none(), "cleared, nobody told");
+    }
+
+    #[test]
+    fn a_flapping_incident_is_told_once_then_resolves_once_when_stable() {
+        let p = policy(1, 1);
+        let mut store = Vec::new();
+        let told = replay(&p, &mut store, 0, "BPBPBPBPBPBPBPPPPPP");
+        // Two episodes are two episodes; the third change into breaching is flapping: its
+        // reopening says so, and then nothing until five passes in a row resolve it.
+        assert_eq!(
+            told,
+            vec![
+                EventKind::Opened,
+                EventKind::Resolved,
+                EventKind::Reopened,
+                EventKind::Resolved,
+                EventKind::Reopened,
+                EventKind::Resolved,
+            ]
+        );
+        assert_eq!(store.len(), 1);
+        assert!(!store[0].flapping);
+        assert_eq!(store[0].state, IncidentState::Resolved);
+    }
+
+    #[test]
+    fn an_open_incident_that_would_resolve_while_flapping_says_so_once() {
+        // resolve_after = 2: it never resolved, but its state kept changing.
+        let p = policy(1, 2);
+        let mut store = Vec::new();
+        let told = replay(&p, &mut store, 0, "BPBPBPPBPBPPPPPP");
+        assert_eq!(
+            told,
+            vec![EventKind::Opened, EventKind::Flapping, EventKind::Resolved]
+        );
+        assert_eq!(store.len(), 1);
+        assert_eq!(store[0].state, IncidentState::Resolved);
+    }
+
+    #[test]
+    fn a_flapping_incident_that_settles_breaching_is_told_once() {
+        let p = policy(1, 1);
+        let mut store = Vec::new();
+        let told = replay(&p, &mut store, 0, "BPBPBPBBBBBBBB");
+        assert_eq!(
+            told,
+            vec![
+                EventKind::Opened,
+                EventKind::Resolved,
+                EventKind::Reopened,
+                EventKind::Resolved,
+                EventKind::Reopened,
+                EventKind::Settled,
+            ]
+        );
+        assert_eq!(store[0].state, IncidentState::Open);
+        assert!(!store[0].flapping);
+    }
+
+    #[test]
+    fn flap_off_tells_every_change() {
+        let p = Policy {
+            lifecycle: Lifecycle {
+                flap: None,
+                ..Lifecycle::default()
+            },
+            ..Policy::default()
+        };
+        let mut store = Vec::new();
+        let told = replay(&p, &mut store, 0, "BPBPBP");
+        assert_eq!(told.len(), 6);
+    }
+
+    #[test]
+    fn data_not_yet_due_is_pending_not_a_ticket() {
+        let p = Policy {
+            lifecycle: Lifecycle {
+                due: Some(std::time::Duration::from_secs(3 * 3600)),
+                ..Lifecycle::default()
+            },
+            ..Policy::default()
+        };
+        // t(0) is 2026-11-23 12:00; yesterday's partition is due today at 03:00, today's
+        // tomorrow at 03:00.
+        let today = evaluated(vec![obs("2026-11-23", Status::Breach { severity: P2 })]);
+        let (c, _) = reconcile(&id(), &p, &today, &[], 0, t(0));
+        assert_eq!(kinds(&c), vec![EventKind::Detected]);
+        let mut store = Vec::new();
+        apply(&mut store, &c);
+        // It lands before it is due: cleared, nobody told.
+        let landed = evaluated(vec![obs("2026-11-23", Status::Pass)]);
+        let (c, _) = reconcile(&id(), &p, &landed, &latest(&store), 0, t(600));
+        assert_eq!(kinds(&c), vec![EventKind::Cleared]);
+        // Still missing after it is due (tomorrow 03:00 = t(15 h)): a ticket.
+        let (c, _) = reconcile(&id(), &p, &today, &[], 0, t(15 * 60));
+        assert_eq!(kinds(&c), vec![EventKind::Opened]);
+        let yesterday = evaluated(vec![obs("2026-11-22", Status::Breach { severity: P2 })]);
+        let (c, _) = reconcile(&id(), &p, &yesterday, &[], 0, t(0));
+        assert_eq!(kinds(&c), vec![EventKind::Opened]);
+    }
+
     #[test]
     fn pending_that_never_opened_clears_and_starts_over() {
         // See: issues/10 item 5
@@ -802,6 +1036,7 @@ mod tests {
                     // Every state change emits exactly one event (new incidents: one).
                     let state_changed = old.is_none_or(|o| {
                         o.state != c.incident.state
+                            || o.flapping != c.incident.flapping
                             || (o.severity != c.incident.severity
                                 && o.state != IncidentState::Pending)
                     });

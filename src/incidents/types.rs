@@ -94,6 +94,13 @@ pub struct Incident {
     pub renotify_secs: Option<u64>,
     /// When the next reminder is due.
     pub next_reminder_at: Option<DateTime<Utc>>,
+    /// The latest runs that judged it, newest in bit 0 (1 = breach), for `open_window` and
+    /// flap detection.
+    pub history: u64,
+    /// Changing state too often: told once, then quiet until stable.
+    pub flapping: bool,
+    /// For a storm (one incident for many keys): the keys breaching in it, as printed.
+    pub members: Vec<String>,
     /// The stored revision this value was read at (0 when new): every write bumps it, and a
     /// write computed from an older revision is refused, so concurrent changes are never
     /// lost (an acknowledgement while a run is being reconciled).
@@ -148,6 +155,14 @@ pub enum EventKind {
     Escalated,
     /// A reminder while unacknowledged.
     Reminder,
+    /// It kept changing state: told once, then quiet until stable.
+    Flapping,
+    /// Stable again after flapping, still breaching: told once.
+    Settled,
+    /// Keys joined a storm incident (told).
+    KeysJoined,
+    /// Keys left a storm incident (on the timeline; told with the next mail).
+    KeysLeft,
 }
 
 impl EventKind {
@@ -164,6 +179,10 @@ impl EventKind {
             EventKind::Note => "note",
             EventKind::Escalated => "escalated",
             EventKind::Reminder => "reminder",
+            EventKind::Flapping => "flapping",
+            EventKind::Settled => "settled",
+            EventKind::KeysJoined => "keys_joined",
+            EventKind::KeysLeft => "keys_left",
         }
     }
 
@@ -180,6 +199,10 @@ impl EventKind {
             EventKind::Note,
             EventKind::Escalated,
             EventKind::Reminder,
+            EventKind::Flapping,
+            EventKind::Settled,
+            EventKind::KeysJoined,
+            EventKind::KeysLeft,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -192,10 +215,13 @@ impl EventKind {
             EventKind::SeverityRaised
             | EventKind::Reopened
             | EventKind::Acknowledged
-            | EventKind::Reminder => Some("updated"),
+            | EventKind::Reminder
+            | EventKind::Flapping
+            | EventKind::Settled
+            | EventKind::KeysJoined => Some("updated"),
             EventKind::Resolved => Some("resolved"),
             EventKind::Escalated => Some("escalated"),
-            EventKind::Detected | EventKind::Cleared | EventKind::Note => None,
+            EventKind::Detected | EventKind::Cleared | EventKind::Note | EventKind::KeysLeft => None,
         }
     }
 }

@@ -37,7 +37,7 @@ pub(crate) fn key_json(key: &Key) -> String {
 pub(crate) const INCIDENT_COLUMNS: &str = "id, fingerprint, check_id, key_json, state, category, severity, \
     current_severity, peak_severity, title, first_seen_at, opened_at, acknowledged_at, acknowledged_by, \
     resolved_at, resolved_by, last_seen_at, breach_streak, pass_streak, repeat_count, metric, threshold, detail, \
-    escalation_json, escalation_step, next_escalation_at, renotify_secs, next_reminder_at, unit, threshold_severity, label, revision";
+    escalation_json, escalation_step, next_escalation_at, renotify_secs, next_reminder_at, unit, threshold_severity, label, history, flapping, members_json, revision";
 
 /// A row of `incidents`.
 #[derive(Debug, sqlx::FromRow)]
@@ -73,6 +73,9 @@ pub(crate) struct IncidentRow {
     unit: String,
     threshold_severity: Option<String>,
     label: Option<String>,
+    history: i64,
+    flapping: bool,
+    members_json: Option<String>,
     revision: i64,
 }
 
@@ -125,6 +128,15 @@ impl IncidentRow {
             next_escalation_at: opt_time(self.next_escalation_at.as_ref())?,
             renotify_secs: self.renotify_secs.map(|s| s as u64),
             next_reminder_at: opt_time(self.next_reminder_at.as_ref())?,
+            history: self.history as u64,
+            flapping: self.flapping,
+            members: match &self.members_json {
+                Some(j) => serde_json::from_str(j).map_err(|e| StoreError::Corrupt {
+                    what: "a storm's keys",
+                    message: e.to_string(),
+                })?,
+                None => Vec::new(),
+            },
             revision: self.revision,
         })
     }

@@ -171,25 +171,27 @@ impl Tx {
                     i.acknowledged_by.clone(), i.resolved_at.map(format_time), i.resolved_by.clone(), format_time(i.last_seen_at),
                     i64::from(i.breach_streak), i64::from(i.pass_streak), i64::from(i.repeat_count), i.metric, i.threshold.clone(), i.detail.clone(),
                     i.unit.as_str(), i.threshold_severity.map(crate::model::Severity::as_str), i.label.clone(),
+                    i.history as i64, i.flapping,
+                    (!i.members.is_empty()).then(|| serde_json::to_string(&i.members).unwrap_or_default()),
                 );
                 let sql = if inc.id == 0 {
                     "INSERT INTO incidents (fingerprint, check_id, key_json, state, category, severity, current_severity, peak_severity, title, \
                      first_seen_at, opened_at, acknowledged_at, acknowledged_by, resolved_at, resolved_by, last_seen_at, breach_streak, \
-                     pass_streak, repeat_count, metric, threshold, detail, unit, threshold_severity, label) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25) RETURNING id"
+                     pass_streak, repeat_count, metric, threshold, detail, unit, threshold_severity, label, history, flapping, members_json) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28) RETURNING id"
                 } else {
                     "UPDATE incidents SET fingerprint = $1, check_id = $2, key_json = $3, state = $4, category = $5, severity = $6, \
                      current_severity = $7, peak_severity = $8, title = $9, first_seen_at = $10, opened_at = $11, acknowledged_at = $12, \
                      acknowledged_by = $13, resolved_at = $14, resolved_by = $15, last_seen_at = $16, breach_streak = $17, pass_streak = $18, \
                      repeat_count = $19, metric = $20, threshold = $21, detail = $22, unit = $23, threshold_severity = $24, \
-                     label = $25, revision = revision + 1 WHERE id = $26 AND revision = $27 RETURNING id"
+                     label = $25, history = $26, flapping = $27, members_json = $28, revision = revision + 1 WHERE id = $29 AND revision = $30 RETURNING id"
                 };
                 let q = sqlx::query_as::<_, (i64,)>(sql)
                     .bind(values.0).bind(values.1).bind(values.2).bind(values.3).bind(values.4).bind(values.5)
                     .bind(values.6).bind(values.7).bind(values.8).bind(values.9).bind(values.10).bind(values.11)
                     .bind(values.12).bind(values.13).bind(values.14).bind(values.15).bind(values.16).bind(values.17)
                     .bind(values.18).bind(values.19).bind(values.20).bind(values.21).bind(values.22).bind(values.23)
-                    .bind(values.24);
+                    .bind(values.24).bind(values.25).bind(values.26).bind(values.27);
                 let q = if inc.id == 0 { q } else { q.bind(inc.id).bind(inc.revision) };
                 let Some((id,)): Option<(i64,)> = q.fetch_optional(&mut **c).await.map_err(StoreError::query("record an incident"))? else {
                     return Err(StoreError::Conflict { incident: inc.id });
