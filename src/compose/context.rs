@@ -283,7 +283,7 @@ pub(crate) fn example() -> (Incident, Vec<Event>, CheckInfo, Sample) {
         next_reminder_at: None,
         history: 0b1011,
         flapping: false,
-        members: vec!["day=2026-01-01".into(), "day=2026-01-02".into()],
+        members: Vec::new(),
         revision: 0,
     };
     let events = [

@@ -15,6 +15,8 @@ use std::collections::{HashMap, HashSet};
 pub const SYSTEM_ACTOR: &str = "dqwatch";
 /// Fingerprint suffix of a check's check-failure incident.
 pub const CHECK_FAILURE: &str = "#check_failure";
+/// Fingerprint suffix of a check's storm incident: one ticket for many breaching keys.
+pub const STORM: &str = "#storm";
 
 /// An incident to write and what happened to it. `events` is empty when only counters moved.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,13 +46,19 @@ pub fn reconcile(
             capped,
             ..
         } => {
+            let storm_fp = format!("{check}{STORM}");
+            let storm = storm(check, policy, observations, &latest, &storm_fp, *capped, now);
             let mut seen = HashSet::new();
             for obs in observations {
                 let fp = fingerprint(check, &obs.key);
+                seen.insert(fp.clone());
+                if storm.as_ref().is_some_and(|s| s.keys.contains(&obs.key.to_string())) {
+                    continue;
+                }
                 let prev = latest.get(fp.as_str()).copied();
                 match obs.status {
                     Status::Breach { severity } => {
-                        changes.push(breach(check, policy, prev, fp.clone(), severity, obs, now));
+                        changes.push(breach(check, policy, prev, fp, severity, obs, now));
                     }
                     Status::Pass | Status::NoData => {
                         if let Some(inc) = prev.filter(|i| i.state.is_active()) {
@@ -60,7 +68,10 @@ pub fn reconcile(
                     // Not judged: neither a pass nor a breach; the incident stays as it is.
                     Status::Error { .. } => {}
                 }
-                seen.insert(fp);
+            }
+            if let Some(s) = storm {
+                seen.insert(storm_fp);
+                changes.extend(s.change);
             }
             // A key that no longer appears counts as passing, and so does the check-failure
             // incident once the check runs again — unless the result was capped at
@@ -135,6 +146,144 @@ pub fn reconcile(
             (changes, streak)
         }
     }
+}
+
+/// A check's storm this run: the keys it holds (the per-key pass skips them) and its change.
+struct Storm {
+    keys: HashSet<String>,
+    change: Option<Change>,
+}
+
+/// Whether an incident of a key's own speaks for it: it is active, or it was told and would
+/// reopen.
+fn owns(policy: &Policy, prev: Option<&Incident>, now: DateTime<Utc>) -> bool {
+    prev.is_some_and(|i| {
+        i.state.is_active()
+            || (i.opened_at.is_some()
+                && i.resolved_at.is_some_and(|r| now - r <= policy.reopen_within()))
+    })
+}
+
+/// Many keys breaching at once (`group_keys` or more with no incident of their own) are one
+/// incident listing them; while it is active, every such key joins it, and it resolves when
+/// none of its keys breaches. `None` when the check has no storm this run.
+fn storm(
+    check: &CheckId,
+    policy: &Policy,
+    observations: &[Observation],
+    latest: &HashMap<&str, &Incident>,
+    fp: &str,
+    capped: bool,
+    now: DateTime<Utc>,
+) -> Option<Storm> {
+    let limit = policy.lifecycle.group_keys;
+    if limit == 0 {
+        return None;
+    }
+    let prev = latest.get(fp).copied();
+    let active = prev.filter(|i| i.state.is_active());
+    let members: HashSet<&str> = active
+        .map(|i| i.members.iter().map(String::as_str).collect())
+        .unwrap_or_default();
+    let mut breaching: Vec<&Observation> = Vec::new();
+    let mut fresh = 0;
+    let mut read = HashSet::new();
+    for o in observations {
+        let name = o.key.to_string();
+        read.insert(name.clone());
+        if !matches!(o.status, Status::Breach { .. }) {
+            continue;
+        }
+        if members.contains(name.as_str()) {
+            breaching.push(o);
+            continue;
+        }
+        let own = latest.get(fingerprint(check, &o.key).as_str()).copied();
+        let due = policy
+            .lifecycle
+            .due
+            .is_none_or(|after| now >= noise::due_at(&o.key, after, &policy.timezone, now));
+        if !owns(policy, own, now) && due {
+            breaching.push(o);
+            fresh += 1;
+        }
+    }
+    if active.is_none() && fresh < limit as usize {
+        return None;
+    }
+    // Keys it held that this run did not read (past the cap) stay; they are not known to pass.
+    let kept: Vec<String> = members
+        .iter()
+        .filter(|m| capped && !read.contains(**m))
+        .map(|m| (*m).to_string())
+        .collect();
+    let mut keys: Vec<String> = breaching.iter().map(|o| o.key.to_string()).collect();
+    keys.extend(kept);
+    keys.sort();
+    keys.dedup();
+    let joined: Vec<&String> = keys.iter().filter(|k| !members.contains(k.as_str())).collect();
+    let left: Vec<&str> = members
+        .iter()
+        .copied()
+        .filter(|m| !keys.iter().any(|k| k == m))
+        .collect();
+    let worst = breaching.iter().copied().min_by_key(|o| match o.status {
+        Status::Breach { severity } => severity,
+        _ => Severity::P3,
+    });
+    let mut change = match (worst, active) {
+        (Some(o), _) => {
+            let Status::Breach { severity } = o.status else {
+                return None;
+            };
+            let stand_in = Observation {
+                key: Key::default(),
+                ..o.clone()
+            };
+            breach(check, policy, prev, fp.to_string(), severity, &stand_in, now)
+        }
+        (None, Some(inc)) if keys.is_empty() => pass(policy, inc, now),
+        (None, Some(inc)) => Change {
+            incident: inc.clone(),
+            events: Vec::new(),
+        },
+        (None, None) => return None,
+    };
+    let told = change.events.iter().any(|e| e.kind.template().is_some());
+    let inc = &mut change.incident;
+    if change
+        .events
+        .iter()
+        .any(|e| matches!(e.kind, EventKind::Opened | EventKind::Detected))
+        || inc.id == 0
+    {
+        inc.title = format!("[{}] {check} — {} keys breaching", inc.severity, keys.len());
+    }
+    let list = |ks: &[&str]| {
+        let mut text = ks.iter().take(10).copied().collect::<Vec<_>>().join(", ");
+        if ks.len() > 10 {
+            text.push_str(&format!(" and {} more", ks.len() - 10));
+        }
+        text
+    };
+    if active.is_some() && !joined.is_empty() {
+        let names: Vec<&str> = joined.iter().map(|k| k.as_str()).collect();
+        let note = format!("+{} key(s): {} ({} breaching)", names.len(), list(&names), keys.len());
+        // When another event of this run already mails the thread, this one only notes it.
+        let kind = if told { EventKind::Note } else { EventKind::KeysJoined };
+        change.events.push(event(kind, inc.severity, now, Some(note)));
+    }
+    if !left.is_empty() && !keys.is_empty() {
+        let note = format!("−{} key(s) passing again: {} ({} breaching)", left.len(), list(&left), keys.len());
+        change
+            .events
+            .push(event(EventKind::KeysLeft, change.incident.severity, now, Some(note)));
+    }
+    change.incident.members = keys.clone();
+    Some(Storm {
+        keys: keys.into_iter().chain(left.iter().map(|s| s.to_string())).collect(),
+        change: Some(change),
+    })
 }
 
 fn event(kind: EventKind, severity: Severity, now: DateTime<Utc>, note: Option<String>) -> Event {
@@ -897,6 +1046,69 @@ mod tests {
         let yesterday = evaluated(vec![obs("2026-11-22", Status::Breach { severity: P2 })]);
         let (c, _) = reconcile(&id(), &p, &yesterday, &[], 0, t(0));
         assert_eq!(kinds(&c), vec![EventKind::Opened]);
+    }
+
+    fn keys_breaching(range: std::ops::Range<u32>, passing: std::ops::Range<u32>) -> Outcome {
+        let mut list: Vec<Observation> = range
+            .map(|d| obs(&format!("2026-10-{d:02}"), Status::Breach { severity: P2 }))
+            .collect();
+        list.extend(passing.map(|d| obs(&format!("2026-10-{d:02}"), Status::Pass)));
+        evaluated(list)
+    }
+
+    #[test]
+    fn a_storm_of_keys_is_one_incident_that_follows_its_keys() {
+        let p = policy(1, 1);
+        let mut store = Vec::new();
+        let mut run = |outcome: Outcome, m: i64, store: &mut Vec<Incident>| {
+            let (c, _) = reconcile(&id(), &p, &outcome, &latest(store), 0, t(m));
+            apply(store, &c);
+            kinds(&c)
+        };
+        // 30 partitions missing at once: one ticket listing them.
+        assert_eq!(run(keys_breaching(1..31, 0..0), 0, &mut store), vec![EventKind::Opened]);
+        assert_eq!(store.len(), 1);
+        assert_eq!(store[0].fingerprint, "finance/recon#storm");
+        assert_eq!(store[0].members.len(), 30);
+        assert_eq!(store[0].title, "[P2] finance/recon — 30 keys breaching");
+        // Backfilled one by one: on the timeline, nobody mailed.
+        assert_eq!(run(keys_breaching(2..31, 1..2), 1, &mut store), vec![EventKind::KeysLeft]);
+        assert_eq!(store[0].members.len(), 29);
+        // A key joins: told.
+        let mut more = keys_breaching(2..32, 1..2);
+        if let Outcome::Evaluated { observations, .. } = &mut more {
+            assert_eq!(observations.len(), 31);
+        }
+        assert_eq!(run(more, 2, &mut store), vec![EventKind::KeysJoined]);
+        assert_eq!(store[0].members.len(), 30);
+        // All back: one resolution, no per-key incident ever.
+        assert_eq!(run(keys_breaching(0..0, 1..32), 3, &mut store), vec![EventKind::Resolved]);
+        assert_eq!(store.len(), 1);
+    }
+
+    #[test]
+    fn a_few_keys_are_their_own_incidents_and_keep_them_in_a_storm() {
+        let p = policy(1, 1);
+        let mut store = Vec::new();
+        let (c, _) = reconcile(&id(), &p, &keys_breaching(1..3, 0..0), &[], 0, t(0));
+        assert_eq!(kinds(&c), vec![EventKind::Opened, EventKind::Opened]);
+        apply(&mut store, &c);
+        // Twelve more join: the two keep their tickets, the twelve new ones are one storm.
+        let (c, _) = reconcile(&id(), &p, &keys_breaching(1..15, 0..0), &latest(&store), 0, t(1));
+        assert_eq!(kinds(&c), vec![EventKind::Opened]);
+        apply(&mut store, &c);
+        let storm = store.iter().find(|i| i.fingerprint.ends_with(STORM)).unwrap();
+        assert_eq!(storm.members.len(), 12);
+        // Below the limit with no storm open: per key.
+        let p = Policy {
+            lifecycle: Lifecycle {
+                group_keys: 0,
+                ..Lifecycle::default()
+            },
+            ..Policy::default()
+        };
+        let (c, _) = reconcile(&id(), &p, &keys_breaching(1..31, 0..0), &[], 0, t(0));
+        assert_eq!(c.len(), 30, "group_keys = 0 never groups");
     }
 
     #[test]
