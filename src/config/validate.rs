@@ -703,6 +703,7 @@ fn validate_route(ctx: &mut Ctx<'_>, raw: &Spanned<super::raw::RawRoute>) -> Opt
 }
 
 /// The noise controls as written, where `[incidents]` and check headers share them.
+#[derive(Clone, Copy)]
 pub struct Noise<'a> {
     pub open_window: Option<&'a Spanned<String>>,
     pub flap: Option<&'a Spanned<String>>,

@@ -54,7 +54,12 @@ pub fn stable(history: u64, window: Window, breach: bool) -> bool {
 
 /// When a key's data is due: `after` past the end of its partition's day — the first key
 /// value that starts with a date (`2026-11-30`), or today when none does — in `tz`.
-pub fn due_at<Tz: TimeZone>(key: &Key, after: Duration, tz: &Tz, now: DateTime<Utc>) -> DateTime<Utc> {
+pub fn due_at<Tz: TimeZone>(
+    key: &Key,
+    after: Duration,
+    tz: &Tz,
+    now: DateTime<Utc>,
+) -> DateTime<Utc> {
     let day = key
         .0
         .iter()

@@ -47,12 +47,23 @@ pub fn reconcile(
             ..
         } => {
             let storm_fp = format!("{check}{STORM}");
-            let storm = storm(check, policy, observations, &latest, &storm_fp, *capped, now);
+            let storm = storm(
+                check,
+                policy,
+                observations,
+                &latest,
+                &storm_fp,
+                *capped,
+                now,
+            );
             let mut seen = HashSet::new();
             for obs in observations {
                 let fp = fingerprint(check, &obs.key);
                 seen.insert(fp.clone());
-                if storm.as_ref().is_some_and(|s| s.keys.contains(&obs.key.to_string())) {
+                if storm
+                    .as_ref()
+                    .is_some_and(|s| s.keys.contains(&obs.key.to_string()))
+                {
                     continue;
                 }
                 let prev = latest.get(fp.as_str()).copied();
@@ -160,7 +171,8 @@ fn owns(policy: &Policy, prev: Option<&Incident>, now: DateTime<Utc>) -> bool {
     prev.is_some_and(|i| {
         i.state.is_active()
             || (i.opened_at.is_some()
-                && i.resolved_at.is_some_and(|r| now - r <= policy.reopen_within()))
+                && i.resolved_at
+                    .is_some_and(|r| now - r <= policy.reopen_within()))
     })
 }
 
@@ -221,7 +233,10 @@ fn storm(
     keys.extend(kept);
     keys.sort();
     keys.dedup();
-    let joined: Vec<&String> = keys.iter().filter(|k| !members.contains(k.as_str())).collect();
+    let joined: Vec<&String> = keys
+        .iter()
+        .filter(|k| !members.contains(k.as_str()))
+        .collect();
     let left: Vec<&str> = members
         .iter()
         .copied()
@@ -240,7 +255,15 @@ fn storm(
                 key: Key::default(),
                 ..o.clone()
             };
-            breach(check, policy, prev, fp.to_string(), severity, &stand_in, now)
+            breach(
+                check,
+                policy,
+                prev,
+                fp.to_string(),
+                severity,
+                &stand_in,
+                now,
+            )
         }
         (None, Some(inc)) if keys.is_empty() => pass(policy, inc, now),
         (None, Some(inc)) => Change {
@@ -260,28 +283,50 @@ fn storm(
         inc.title = format!("[{}] {check} — {} keys breaching", inc.severity, keys.len());
     }
     let list = |ks: &[&str]| {
-        let mut text = ks.iter().take(10).copied().collect::<Vec<_>>().join(", ");
-        if ks.len() > 10 {
-            text.push_str(&format!(" and {} more", ks.len() - 10));
+        let text = ks.iter().take(10).copied().collect::<Vec<_>>().join(", ");
+        match ks.len() {
+            0..=10 => text,
+            n => format!("{text} and {} more", n - 10),
         }
-        text
     };
     if active.is_some() && !joined.is_empty() {
         let names: Vec<&str> = joined.iter().map(|k| k.as_str()).collect();
-        let note = format!("+{} key(s): {} ({} breaching)", names.len(), list(&names), keys.len());
+        let note = format!(
+            "+{} key(s): {} ({} breaching)",
+            names.len(),
+            list(&names),
+            keys.len()
+        );
         // When another event of this run already mails the thread, this one only notes it.
-        let kind = if told { EventKind::Note } else { EventKind::KeysJoined };
-        change.events.push(event(kind, inc.severity, now, Some(note)));
-    }
-    if !left.is_empty() && !keys.is_empty() {
-        let note = format!("−{} key(s) passing again: {} ({} breaching)", left.len(), list(&left), keys.len());
+        let kind = if told {
+            EventKind::Note
+        } else {
+            EventKind::KeysJoined
+        };
         change
             .events
-            .push(event(EventKind::KeysLeft, change.incident.severity, now, Some(note)));
+            .push(event(kind, inc.severity, now, Some(note)));
+    }
+    if !left.is_empty() && !keys.is_empty() {
+        let note = format!(
+            "−{} key(s) passing again: {} ({} breaching)",
+            left.len(),
+            list(&left),
+            keys.len()
+        );
+        change.events.push(event(
+            EventKind::KeysLeft,
+            change.incident.severity,
+            now,
+            Some(note),
+        ));
     }
     change.incident.members = keys.clone();
     Some(Storm {
-        keys: keys.into_iter().chain(left.iter().map(|s| s.to_string())).collect(),
+        keys: keys
+            .into_iter()
+            .chain(left.iter().map(|s| s.to_string()))
+            .collect(),
         change: Some(change),
     })
 }
@@ -426,7 +471,10 @@ fn breach(
                 format!(
                     "breached again within the reopen window (repeat {}); flapping — {} state changes in the last {} runs: quiet until it is stable",
                     i.repeat_count,
-                    policy.lifecycle.flap.map_or(0, |w| noise::changes(i.history, w.m)),
+                    policy
+                        .lifecycle
+                        .flap
+                        .map_or(0, |w| noise::changes(i.history, w.m)),
                     policy.lifecycle.flap.map_or(0, |w| w.m)
                 )
             } else {
@@ -549,7 +597,8 @@ fn pass(policy: &Policy, inc: &Incident, now: DateTime<Utc>) -> Change {
 fn ready(policy: &Policy, inc: &Incident, now: DateTime<Utc>) -> bool {
     let l = &policy.lifecycle;
     let long_enough = inc.breach_streak >= l.open_after
-        || l.open_window.is_some_and(|w| noise::reached(inc.history, w));
+        || l.open_window
+            .is_some_and(|w| noise::reached(inc.history, w));
     let due = l
         .due
         .is_none_or(|after| now >= noise::due_at(&inc.key, after, &policy.timezone, now));
@@ -924,7 +973,11 @@ mod tests {
         let mut store = Vec::new();
         // Never three in a row, but three of five: it opens on the third breach.
         assert_eq!(replay(&p, &mut store, 0, "BPBP"), vec![]);
-        assert_eq!(store.len(), 1, "one pending incident, kept through the passes");
+        assert_eq!(
+            store.len(),
+            1,
+            "one pending incident, kept through the passes"
+        );
         assert_eq!(replay(&p, &mut store, 4, "B"), vec![EventKind::Opened]);
         // Without the window the same runs never open.
         let mut store = Vec::new();
@@ -1060,19 +1113,25 @@ mod tests {
     fn a_storm_of_keys_is_one_incident_that_follows_its_keys() {
         let p = policy(1, 1);
         let mut store = Vec::new();
-        let mut run = |outcome: Outcome, m: i64, store: &mut Vec<Incident>| {
+        let run = |outcome: Outcome, m: i64, store: &mut Vec<Incident>| {
             let (c, _) = reconcile(&id(), &p, &outcome, &latest(store), 0, t(m));
             apply(store, &c);
             kinds(&c)
         };
         // 30 partitions missing at once: one ticket listing them.
-        assert_eq!(run(keys_breaching(1..31, 0..0), 0, &mut store), vec![EventKind::Opened]);
+        assert_eq!(
+            run(keys_breaching(1..31, 0..0), 0, &mut store),
+            vec![EventKind::Opened]
+        );
         assert_eq!(store.len(), 1);
         assert_eq!(store[0].fingerprint, "finance/recon#storm");
         assert_eq!(store[0].members.len(), 30);
         assert_eq!(store[0].title, "[P2] finance/recon — 30 keys breaching");
         // Backfilled one by one: on the timeline, nobody mailed.
-        assert_eq!(run(keys_breaching(2..31, 1..2), 1, &mut store), vec![EventKind::KeysLeft]);
+        assert_eq!(
+            run(keys_breaching(2..31, 1..2), 1, &mut store),
+            vec![EventKind::KeysLeft]
+        );
         assert_eq!(store[0].members.len(), 29);
         // A key joins: told.
         let mut more = keys_breaching(2..32, 1..2);
@@ -1082,7 +1141,10 @@ mod tests {
         assert_eq!(run(more, 2, &mut store), vec![EventKind::KeysJoined]);
         assert_eq!(store[0].members.len(), 30);
         // All back: one resolution, no per-key incident ever.
-        assert_eq!(run(keys_breaching(0..0, 1..32), 3, &mut store), vec![EventKind::Resolved]);
+        assert_eq!(
+            run(keys_breaching(0..0, 1..32), 3, &mut store),
+            vec![EventKind::Resolved]
+        );
         assert_eq!(store.len(), 1);
     }
 
@@ -1094,10 +1156,20 @@ mod tests {
         assert_eq!(kinds(&c), vec![EventKind::Opened, EventKind::Opened]);
         apply(&mut store, &c);
         // Twelve more join: the two keep their tickets, the twelve new ones are one storm.
-        let (c, _) = reconcile(&id(), &p, &keys_breaching(1..15, 0..0), &latest(&store), 0, t(1));
+        let (c, _) = reconcile(
+            &id(),
+            &p,
+            &keys_breaching(1..15, 0..0),
+            &latest(&store),
+            0,
+            t(1),
+        );
         assert_eq!(kinds(&c), vec![EventKind::Opened]);
         apply(&mut store, &c);
-        let storm = store.iter().find(|i| i.fingerprint.ends_with(STORM)).unwrap();
+        let storm = store
+            .iter()
+            .find(|i| i.fingerprint.ends_with(STORM))
+            .unwrap();
         assert_eq!(storm.members.len(), 12);
         // Below the limit with no storm open: per key.
         let p = Policy {

@@ -221,7 +221,9 @@ impl EventKind {
             | EventKind::KeysJoined => Some("updated"),
             EventKind::Resolved => Some("resolved"),
             EventKind::Escalated => Some("escalated"),
-            EventKind::Detected | EventKind::Cleared | EventKind::Note | EventKind::KeysLeft => None,
+            EventKind::Detected | EventKind::Cleared | EventKind::Note | EventKind::KeysLeft => {
+                None
+            }
         }
     }
 }

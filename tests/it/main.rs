@@ -22,6 +22,7 @@ mod lifecycle;
 mod page;
 mod pipe;
 mod redaction;
+mod replay;
 mod replicas;
 mod report;
 mod rules;
