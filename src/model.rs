@@ -529,6 +529,24 @@ impl Outcome {
         }
     }
 
+    /// A run's verdict in one word, as the runs table, `/metrics` and the page give it:
+    /// `breach` (a key breached), `error` (the check or one of its keys could not be judged),
+    /// `no_data` (every key had no data and that was allowed), else `pass`.
+    pub fn verdict(&self) -> &'static str {
+        match self {
+            Outcome::Error { .. } => "error",
+            _ if self.worst().is_some() => "breach",
+            _ if self.unjudged() > 0 => "error",
+            Outcome::Evaluated { observations, .. }
+                if !observations.is_empty()
+                    && observations.iter().all(|o| o.status == Status::NoData) =>
+            {
+                "no_data"
+            }
+            Outcome::Evaluated { .. } => "pass",
+        }
+    }
+
     /// Keys that could not be judged ([`Status::Error`]).
     pub fn unjudged(&self) -> usize {
         match self {
@@ -625,6 +643,43 @@ mod tests {
         assert!(!Severity::P2.at_least(Severity::P1));
         assert_eq!("p2".parse::<Severity>(), Ok(Severity::P2));
         assert!("P4".parse::<Severity>().is_err());
+    }
+
+    #[test]
+    fn a_run_s_verdict_never_calls_no_data_or_an_unjudged_key_a_pass() {
+        let obs = |status: Status| Observation {
+            key: Key(vec![("k".into(), "a".into())]),
+            status,
+            metric: None,
+            value: None,
+            threshold: None,
+            label: None,
+            sample: vec![],
+        };
+        let run = |list: Vec<Observation>| Outcome::Evaluated {
+            columns: vec![],
+            observations: list,
+            rows: 1,
+            capped: false,
+        };
+        let error = Status::Error {
+            message: "x".into(),
+        };
+        assert_eq!(run(vec![obs(Status::Pass)]).verdict(), "pass");
+        assert_eq!(run(vec![]).verdict(), "pass");
+        assert_eq!(run(vec![obs(Status::NoData)]).verdict(), "no_data");
+        assert_eq!(
+            run(vec![obs(Status::NoData), obs(Status::Pass)]).verdict(),
+            "pass"
+        );
+        assert_eq!(
+            run(vec![obs(error.clone()), obs(Status::Pass)]).verdict(),
+            "error"
+        );
+        let breach = Status::Breach {
+            severity: Severity::P2,
+        };
+        assert_eq!(run(vec![obs(error), obs(breach)]).verdict(), "breach");
     }
 
     #[test]

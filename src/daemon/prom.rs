@@ -59,7 +59,7 @@ pub const FAMILIES: &[(&str, Kind, &str)] = &[
     (
         "dqwatch_runs_total",
         Kind::Counter,
-        "Check runs by check and outcome (pass, breach, error).",
+        "Check runs by check and outcome (pass, breach, error: the check or a key could not be judged, no_data: every key without data, allowed by on_no_data).",
     ),
     (
         "dqwatch_scheduler_lag_seconds",
@@ -122,7 +122,7 @@ fn describe() {
 /// exists from start-up.
 pub fn register_checks<'a>(ids: impl IntoIterator<Item = &'a str>) {
     for id in ids {
-        for outcome in ["pass", "breach", "error"] {
+        for outcome in ["pass", "breach", "error", "no_data"] {
             metrics::counter!("dqwatch_runs_total", "check" => id.to_string(), "outcome" => outcome)
                 .increment(0);
         }

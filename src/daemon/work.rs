@@ -353,11 +353,7 @@ pub async fn record(
             }
         }
         for (r, _) in &batch {
-            let outcome = match &r.outcome {
-                crate::model::Outcome::Error { .. } => "error",
-                o if o.worst().is_some() => "breach",
-                _ => "pass",
-            };
+            let outcome = r.outcome.verdict();
             metrics::counter!("dqwatch_runs_total", "check" => r.check.id.0.clone(), "outcome" => outcome).increment(1);
             metrics::histogram!("dqwatch_run_duration_seconds").record(r.duration.as_secs_f64());
         }

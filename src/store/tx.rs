@@ -83,7 +83,7 @@ impl Tx {
                         let (outcome, kind, message, rows, capped) = match r.outcome {
                             Outcome::Error { kind, message } => ("error", Some(kind.as_str()), Some(message.clone()), 0, 0),
                             Outcome::Evaluated { rows, capped, .. } => {
-                                (if r.outcome.worst().is_some() { "breach" } else { "pass" }, None, None, *rows as i64, i64::from(*capped))
+                                (r.outcome.verdict(), None, None, *rows as i64, i64::from(*capped))
                             }
                         };
                         serde_json::json!({
@@ -138,7 +138,7 @@ impl Tx {
                 let rows: Vec<serde_json::Value> = chunk
                     .iter()
                     .map(|r| {
-                        let passed = !r.outcome.is_error() && r.outcome.worst().is_none();
+                        let passed = r.outcome.verdict() == "pass";
                         serde_json::json!({
                             "check_id": r.check_id.0, "error_streak": i64::from(r.error_streak),
                             "last_run_at": format_time(r.started_at), "last_pass_at": passed.then(|| format_time(r.started_at)),

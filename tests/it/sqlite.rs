@@ -135,7 +135,10 @@ fn the_example_rule_checks_validate() {
         .replace("checks_dir = \"../checks\"", "checks_dir = \"../examples\"");
     assert!(cfg.contains("../examples"), "{cfg}");
     std::fs::write(env.path().join("config/dqwatch.toml"), cfg).unwrap();
-    let out = output(env.command().args(["--config", "config/dqwatch.toml", "validate"]));
+    let out = output(
+        env.command()
+            .args(["--config", "config/dqwatch.toml", "validate"]),
+    );
     out.code(0).stdout_has("6 checks");
 }
 
