@@ -58,6 +58,26 @@ fn case(run: &CheckRun, fail_on: Severity) -> TestCase {
             .set_description(lines.join("\n"));
             s
         }
+        // A key that could not be judged is the check's error (exit 3), not a pass.
+        (Outcome::Evaluated { observations, .. }, _) if run.outcome.unjudged() > 0 => {
+            let keys: Vec<String> = observations
+                .iter()
+                .filter_map(|o| match &o.status {
+                    crate::model::Status::Error { message } => {
+                        Some(format!("[{}] {message}", o.key))
+                    }
+                    _ => None,
+                })
+                .collect();
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
+            s.set_message(format!(
+                "{} could not be judged",
+                plural(keys.len(), "key", "keys")
+            ))
+            .set_type("result")
+            .set_description(keys.join("\n"));
+            s
+        }
         (Outcome::Evaluated { .. }, worst) => {
             if let Some(worst) = worst {
                 below = Some(format!(

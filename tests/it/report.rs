@@ -250,3 +250,32 @@ fn a_check_s_duration_excludes_its_wait_for_a_connection_slot() {
     assert!(busy <= ms(&doc, "duration_ms"), "{doc:#}");
     assert!(waited >= 2, "{doc:#}");
 }
+
+/// A key that could not be judged (a NULL metric, `on_no_data = "error"`) is the check's
+/// error in JUnit as in the exit code, never a passing testcase.
+#[test]
+fn an_unjudged_key_is_a_junit_error_not_a_success() {
+    let env = TestEnv::sqlite(
+        "CREATE TABLE m (k TEXT, v REAL); INSERT INTO m VALUES ('a', 1), ('b', NULL);",
+        "",
+    );
+    env.check_with(
+        "partly",
+        &[
+            "keys = [\"k\"]",
+            "metric = \"v\"",
+            "[thresholds]",
+            "P2 = \"> 5\"",
+        ],
+        "SELECT k, v FROM m",
+    );
+    let out = env.run(["run", "--no-incidents", "--format", "junit"]);
+    out.code(3);
+    assert!(out.stdout.contains("<error"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("1 key could not be judged"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("k=b"), "{}", out.stdout);
+}
