@@ -42,6 +42,19 @@ pub struct Sample {
     pub capped: Option<u64>,
 }
 
+impl Sample {
+    /// The rows as a JSON document (`{"columns", "rows", "capped"}`, values as text), as the
+    /// store keeps them for the incident's page.
+    pub fn to_json(&self) -> String {
+        json!({
+            "columns": self.columns,
+            "rows": self.rows.iter().map(|r| r.iter().map(ToString::to_string).collect::<Vec<_>>()).collect::<Vec<_>>(),
+            "capped": self.capped,
+        })
+        .to_string()
+    }
+}
+
 fn time(t: Option<chrono::DateTime<Utc>>) -> Value {
     t.map_or(Value::Null, |t| Value::String(format_time(t)))
 }

@@ -543,6 +543,40 @@ async fn history(shared: &Shared, check_id: &str, only_key: Option<&str>) -> Vec
 
 /// `/incidents/{id}`: the facts, the metric's history with the threshold, the timeline and,
 /// when an API token is configured, the forms that change it. `None`: no such incident.
+/// The breaching rows kept with the incident's latest told breach.
+fn sample_table(json: &str) -> String {
+    let Ok(doc) = serde_json::from_str::<serde_json::Value>(json) else {
+        return String::new();
+    };
+    let text = |v: &serde_json::Value| esc(v.as_str().unwrap_or(""));
+    let columns = doc["columns"].as_array().cloned().unwrap_or_default();
+    let rows = doc["rows"].as_array().cloned().unwrap_or_default();
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut html =
+        String::from("<h2>Breaching rows (sample)</h2><table tabindex=\"0\"><thead><tr>");
+    for c in &columns {
+        let _ = write!(html, "<th>{}</th>", text(c));
+    }
+    html.push_str("</tr></thead><tbody>");
+    for r in &rows {
+        html.push_str("<tr>");
+        for v in r.as_array().map_or(&[][..], Vec::as_slice) {
+            let _ = write!(html, "<td>{}</td>", text(v));
+        }
+        html.push_str("</tr>");
+    }
+    html.push_str("</tbody></table>");
+    if let Some(n) = doc["capped"].as_u64() {
+        let _ = write!(
+            html,
+            "<p>The result was capped at {n} rows (max_rows): keys past them were not judged.</p>"
+        );
+    }
+    html
+}
+
 pub async fn render_incident(shared: &Shared, id: i64) -> Result<Option<String>, String> {
     let loaded = shared.loaded();
     let now = shared.clock.now();
@@ -557,6 +591,9 @@ pub async fn render_incident(shared: &Shared, id: i64) -> Result<Option<String>,
         sev = inc.severity
     );
     html.push_str(&card(&inc, loaded.infos.get(&inc.check_id.0), now, 2));
+    if let Ok(Some(sample)) = shared.store.incident_sample(id).await {
+        html.push_str(&sample_table(&sample));
+    }
     html.push_str("<h2>Metric history</h2>");
     let key_json = serde_json::to_string(&inc.key.0).unwrap_or_default();
     let series = history(shared, &inc.check_id.0, Some(&key_json)).await;

@@ -128,6 +128,10 @@ pub async fn record(
             .iter()
             .any(|e| matches!(e.kind, EventKind::Opened | EventKind::Reopened));
         inc.id = tx.write_incident(&inc, arming).await?;
+        let told = change.events.iter().any(|e| e.kind.template().is_some());
+        if let Some(sample) = facts.samples.get(&inc.fingerprint).filter(|_| told) {
+            tx.write_sample(inc.id, &sample.to_json()).await?;
+        }
         for ev in &change.events {
             let event = Event {
                 id: tx.write_event(inc.id, ev).await?,
@@ -243,10 +247,23 @@ async fn reconcile_and_record(
             capped,
         } = &run.outcome
         {
+            let storm = format!("{}{}", check.id, crate::incidents::reconcile::STORM);
             for o in observations
                 .iter()
                 .filter(|o| matches!(o.status, Status::Breach { .. }))
             {
+                // A storm's ticket shows rows of its keys (the first of each, 20 at most).
+                let all = facts
+                    .samples
+                    .entry(storm.clone())
+                    .or_insert_with(|| Sample {
+                        columns: columns.clone(),
+                        rows: Vec::new(),
+                        capped: capped.then_some(*read),
+                    });
+                if all.rows.len() < 20 {
+                    all.rows.extend(o.sample.first().cloned());
+                }
                 facts.samples.insert(
                     fingerprint(&check.id, &o.key),
                     Sample {

@@ -183,6 +183,17 @@ impl Store {
         )))
     }
 
+    /// The breaching rows kept with an incident's latest told breach, as stored (JSON).
+    pub async fn incident_sample(&self, id: i64) -> Result<Option<String>, StoreError> {
+        let row: Option<(Option<String>,)> =
+            with_pool!(self, p => sqlx::query_as("SELECT sample_json FROM incidents WHERE id = $1")
+            .bind(id)
+            .fetch_optional(p)
+            .await)
+            .map_err(StoreError::query("load an incident's sample rows"))?;
+        Ok(row.and_then(|(s,)| s))
+    }
+
     /// Incidents first seen since `since`, and which of them escalated.
     pub async fn stats(&self, since: DateTime<Utc>) -> Result<Stats, StoreError> {
         let sql = format!(

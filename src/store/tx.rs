@@ -204,6 +204,20 @@ impl Tx {
         })
     }
 
+    /// Keeps the breaching rows of a told breach on its incident (`sample` is the JSON
+    /// document `{"columns", "rows", "capped"}` the page shows).
+    pub async fn write_sample(&mut self, incident_id: i64, sample: &str) -> Result<(), StoreError> {
+        with_tx!(self, c => {
+            sqlx::query("UPDATE incidents SET sample_json = $1 WHERE id = $2")
+                .bind(sample.to_string())
+                .bind(incident_id)
+                .execute(&mut **c)
+                .await
+                .map_err(StoreError::query("record an incident's sample rows"))?;
+            Ok(())
+        })
+    }
+
     /// Appends an event to an incident's timeline; returns its id.
     pub async fn write_event(&mut self, incident_id: i64, ev: &Event) -> Result<i64, StoreError> {
         with_tx!(self, c => {

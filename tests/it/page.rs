@@ -162,6 +162,13 @@ fn the_incidents_page_shows_metric_runbook_age_and_escapes_everything() {
     assert!(own.body.contains("Timeline"), "{}", own.body);
     assert!(own.body.contains("<svg"), "{}", own.body);
     assert!(own.body.contains("threshold 1d"), "{}", own.body);
+    // The breaching rows the ticket was opened with, escaped like everything else.
+    assert!(own.body.contains("Breaching rows (sample)"), "{}", own.body);
+    assert!(own.body.contains("<td>93600</td>"), "{}", own.body);
+    assert!(
+        !own.body.contains(KEY),
+        "the key is escaped in the sample too"
+    );
     // Who was told (the opened mail, once it is queued).
     d.wait_for("the opened mail on the incident page", SOON, || {
         d.get(&format!("/incidents/{id}"))
