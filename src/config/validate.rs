@@ -414,6 +414,8 @@ fn dialect_of(url: &str) -> Option<Dialect> {
         "postgres" | "postgresql" => Some(Dialect::Postgres),
         "mysql" | "mariadb" => Some(Dialect::Mysql),
         "sqlite" => Some(Dialect::Sqlite),
+        "snowflake" => Some(Dialect::Snowflake),
+        "bigquery" => Some(Dialect::Bigquery),
         _ => None,
     }
 }
@@ -494,9 +496,19 @@ fn validate_connection(
         ctx.error(
             c.url.span(),
             format!("connection \"{name}\" has {shown}: the scheme is not supported"),
-            Some("use postgres://, mysql:// (also MariaDB) or sqlite://".into()),
+            Some(
+                "use postgres://, mysql:// (also MariaDB), sqlite://, snowflake:// or bigquery://"
+                    .into(),
+            ),
         );
         return None;
+    };
+    super::remote::refuse_foreign_keys(ctx, name, c, dialect);
+    let remote = match dialect {
+        Dialect::Snowflake | Dialect::Bigquery => Some(super::remote::validate(
+            ctx, name, raw, &url, dialect, base,
+        )?),
+        _ => None,
     };
     let url = if dialect == Dialect::Sqlite {
         resolve_sqlite(&url, base)
@@ -511,6 +523,7 @@ fn validate_connection(
         max_concurrency: max_concurrency? as usize,
         statement_timeout: statement_timeout?,
         max_rows: max_rows? as u64,
+        remote,
     })
 }
 

@@ -747,6 +747,7 @@ mod tests {
             started_at: now,
             duration: Duration::ZERO,
             queued: Duration::ZERO,
+            stats: Default::default(),
         };
 
         // The terminal.

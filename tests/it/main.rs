@@ -27,6 +27,7 @@ mod report;
 mod rules;
 mod rules_history;
 mod smtp;
+mod snowflake;
 mod sqlite;
 mod surfaces;
 mod warehouses;
