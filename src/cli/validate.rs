@@ -93,11 +93,11 @@ pub async fn cmd(config: Option<&Path>, args: ValidateArgs) -> Exit {
             };
             let (path, line) = (check.path.clone(), check.sql_line);
             let judged = judged.clone();
-            let id = check.id.0.clone();
+            let (id, limit) = (check.id.0.clone(), check.max_bytes_billed);
             tasks.spawn(async move {
                 let job = crate::warehouse::Job {
                     check: &id,
-                    max_bytes_billed: None,
+                    max_bytes_billed: limit,
                 };
                 let err = match w.prepare(&sql, job).await {
                     Ok(columns) => {

@@ -69,7 +69,7 @@ pub(super) fn validate(
         Ok(u) => u,
         Err(e) => {
             ctx.error(
-                span.clone(),
+                span,
                 format!("the url of connection \"{name}\" cannot be read: {e}"),
                 Some(example(dialect).into()),
             );

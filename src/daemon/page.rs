@@ -719,6 +719,7 @@ mod tests {
             impact: vec![],
             min_severity: None,
             runbook: None,
+            max_bytes_billed: None,
             keys: vec![],
             judge: Judge::Thresholds {
                 metric: "lag_seconds".into(),

@@ -226,7 +226,7 @@ pub async fn run_one(
 pub fn job(check: &Check) -> Job<'_> {
     Job {
         check: &check.id.0,
-        max_bytes_billed: None,
+        max_bytes_billed: check.max_bytes_billed,
     }
 }
 

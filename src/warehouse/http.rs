@@ -183,11 +183,11 @@ pub(super) fn uuid4() -> String {
     )
 }
 
-/// Seconds since the Unix epoch.
+/// Seconds since the Unix epoch, for the `iat`/`exp` of login tokens (which the server
+/// checks against real time, so no injected clock).
 pub(super) fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    use crate::clock::Clock as _;
+    u64::try_from(crate::clock::SystemClock.now().timestamp()).unwrap_or(0)
 }
 
 #[cfg(test)]
