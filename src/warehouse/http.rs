@@ -183,11 +183,16 @@ pub(super) fn uuid4() -> String {
     )
 }
 
-/// Seconds since the Unix epoch, for the `iat`/`exp` of login tokens (which the server
-/// checks against real time, so no injected clock).
+/// Seconds since the Unix epoch, for the `iat`/`exp` of login tokens and Snowflake's
+/// `querySubmissionTime`.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the server checks a token's iat/exp against real time: an injected clock would only get it refused"
+)]
 pub(super) fn unix_now() -> u64 {
-    use crate::clock::Clock as _;
-    u64::try_from(crate::clock::SystemClock.now().timestamp()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]

@@ -832,7 +832,7 @@ mod tests {
         );
         assert_eq!(
             json_cell(&json!("19700"), &col("date", 0)),
-            Value::Text("2023-12-08".into())
+            Value::Text("2023-12-09".into())
         );
         assert_eq!(
             json_cell(&json!("1700000000.250000000"), &col("timestamp_ntz", 9)),
@@ -871,5 +871,66 @@ mod tests {
     fn the_jwt_names_account_user_and_key() {
         assert_eq!(account_name("xy12345.eu-central-1"), "XY12345");
         assert_eq!(account_name("myorg-acct"), "MYORG-ACCT");
+    }
+
+    fn openssl(args: &[&str], input: &[u8]) -> Option<Vec<u8>> {
+        use std::io::Write as _;
+        let mut child = std::process::Command::new("openssl")
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        child.stdin.take()?.write_all(input).ok()?;
+        let out = child.wait_with_output().ok()?;
+        out.status.success().then_some(out.stdout)
+    }
+
+    /// The key-pair login token as Snowflake checks it, verified with openssl (not code
+    /// written here): the issuer names the key by the SHA-256 of its public key's DER, as
+    /// Snowflake's RSA_PUBLIC_KEY_FP does, and the RS256 signature verifies with the public
+    /// key openssl derives.
+    #[test]
+    fn the_login_jwt_verifies_with_openssl_derived_keys() {
+        let Some(pem) = openssl(
+            &[
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+            ],
+            b"",
+        ) else {
+            use std::io::Write as _;
+            let _ = std::io::stderr().write_all(
+                b"SKIP warehouse::snowflake::tests::the_login_jwt_verifies_with_openssl_derived_keys: no openssl\n",
+            );
+            return;
+        };
+        let spki = openssl(&["pkey", "-pubout", "-outform", "DER"], &pem).unwrap_or_default();
+        let pkcs1 =
+            openssl(&["rsa", "-RSAPublicKey_out", "-outform", "DER"], &pem).unwrap_or_default();
+        let key = RsaKey::from_pem(&pem).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(key.spki, spki, "the public key rustls gives is openssl's");
+        let jwt = login_jwt(&key, "XY12345", "dq_svc").unwrap_or_default();
+        let parts: Vec<&str> = jwt.split('.').collect();
+        assert_eq!(parts.len(), 3);
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let claims: Json =
+            serde_json::from_slice(&b64.decode(parts[1]).unwrap_or_default()).unwrap_or_default();
+        let fp = base64::engine::general_purpose::STANDARD
+            .encode(ring::digest::digest(&ring::digest::SHA256, &spki).as_ref());
+        assert_eq!(claims["iss"], json!(format!("XY12345.DQ_SVC.SHA256:{fp}")));
+        assert_eq!(claims["sub"], json!("XY12345.DQ_SVC"));
+        let signed = format!("{}.{}", parts[0], parts[1]);
+        let sig = b64.decode(parts[2]).unwrap_or_default();
+        ring::signature::UnparsedPublicKey::new(
+            &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+            &pkcs1,
+        )
+        .verify(signed.as_bytes(), &sig)
+        .unwrap_or_else(|_| panic!("the signature does not verify"));
     }
 }

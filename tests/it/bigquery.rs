@@ -174,7 +174,12 @@ fn table(sql: &str) -> Table {
             ]],
         );
     }
-    (10, "SELECT", vec![("gap", "INTEGER")], vec![vec![json!("1")]])
+    (
+        10,
+        "SELECT",
+        vec![("gap", "INTEGER")],
+        vec![vec![json!("1")]],
+    )
 }
 
 fn fields(cols: &[(&str, &str)]) -> Value {
