@@ -8,13 +8,14 @@ capped at max_rows. Numbers, not pass/fail; results go to stdout as a Markdown t
 Needs a running fakesnow (`python -m fakesnow -s -p 18999`), a dqwatch built with
 `--features snowflake-arrow`, and GNU time (/usr/bin/time). Only the standard library.
 
-How the overhead is measured. The server's own time of a check's query is taken as the wall time
-of one raw `query-request` carrying the check's rendered SQL, sent over a logged-in session with
-nothing else (median of ROUNDS). dqwatch's time is the check's `duration_ms` in the JSON report of
-`dqwatch run` (median of ROUNDS runs; max_concurrency = 1 so checks do not share the server).
-The overhead is the difference: the screen, the describe-only round trip that checks the
-statement type, building the request, decoding the rows and judging them. The session login is
-paid once per process by whichever check runs first; it is measured apart and taken out.
+How the overhead is measured. Each `dqwatch run` (ROUNDS of them) reports every check's
+`duration_ms` (JSON report) and, at debug level, the Snowflake driver's wall time of the check's
+describe-only request, of its execute request (the query-request that runs the statement, polls
+included: the server's own time plus one loopback HTTP exchange) and of reading the rows. The
+overhead is duration − execute, from the same run, so that load on the machine between
+measurements does not leak in: the describe-only round trip, reading rows, the screen,
+judging and (for the history rules schema and volume) the state store. The first check of
+each process also pays the login (in its describe time).
 """
 
 import argparse
@@ -94,7 +95,7 @@ def config(base, extra=""):
     return (
         'state = "sqlite://state.db"\n[connections.warehouse]\n'
         f'url = "snowflake://bench@fakeacct/{DB}/PUBLIC"\npassword = "x"\napi_base = "{base}"\n'
-        f"max_concurrency = 1\n{extra}\n"
+        f"max_concurrency = 2\n{extra}\n"
     )
 
 
@@ -107,7 +108,6 @@ def main():
     token, _ = login(base)
     for sql in PLANT:
         query(base, token, sql)
-    logins = [login(base)[1] for _ in range(ROUNDS)]
     work = tempfile.mkdtemp(prefix="dqwatch-wh-bench-")
     os.makedirs(f"{work}/checks")
     with open(f"{work}/dqwatch.toml", "w") as f:
@@ -119,40 +119,63 @@ def main():
     def dq_run(*args, env_extra=None):
         return subprocess.run([dq, "--config", "dqwatch.toml", *args], cwd=work, capture_output=True, text=True)
 
-    # The server's own time: each rendered query (both sides of a reconciliation) on a warm session.
-    server, describe = {}, {}
-    for cid in CHECKS:
-        out = dq_run("render", cid).stdout
-        parts = [p for p in out.split("\n\n") if p.strip()]
-        for p in parts:  # warm-up
-            query(base, token, p)
-        server[cid] = statistics.median(sum(query(base, token, p) for p in parts) for _ in range(ROUNDS))
-        describe[cid] = statistics.median(sum(query(base, token, p, True) for p in parts) for _ in range(ROUNDS))
-    # dqwatch's time per check.
-    took = {cid: [] for cid in CHECKS}
+    # Per run: each check's duration (JSON report) and, from the driver's debug event, the
+    # wall time of its describe-only and execute requests and of reading the rows.
+    per = {cid: [] for cid in CHECKS}
     for _ in range(ROUNDS):
-        doc = json.loads(dq_run("run", "--format", "json", "--fail-on", "P0").stdout)
+        r = subprocess.run([dq, "--config", "dqwatch.toml", "--log-format", "json", "run", "--format", "json", "--fail-on", "P0"],
+                           cwd=work, capture_output=True, text=True, env={**os.environ, "RUST_LOG": "dqwatch::warehouse=debug"})
+        doc = json.loads(r.stdout)
+        events = {}
+        for line in r.stderr.splitlines():
+            try:
+                e = json.loads(line)
+            except ValueError:
+                continue
+            f = e.get("fields", {})
+            if f.get("message") == "snowflake statement":
+                events.setdefault(f["check"], []).append(f)
         for c in doc["checks"]:
-            took[c["id"]].append(c["duration_ms"] / 1000)
-    login_s = statistics.median(logins)
-    print(f"dqwatch: {dq}; fakesnow: {base}; {ROUNDS} rounds; login-request median {login_s * 1000:.1f} ms "
-          "(paid once per process, by the first check; taken out below)\n")
-    print("| check | server (raw query-request) ms | describe-only round trip ms | dqwatch duration ms | overhead ms (dqwatch − server) |")
-    print("|---|---:|---:|---:|---:|")
-    for cid in CHECKS:
-        times = sorted(took[cid])
-        # The slowest run of a check may hold the login; the median of the rest does not.
-        d = statistics.median(times[:-1] if len(times) > 2 else times)
-        print(f"| {cid} | {server[cid] * 1000:.1f} | {describe[cid] * 1000:.1f} | {d * 1000:.1f} | {(d - server[cid]) * 1000:.1f} |")
+            ev = events.get(c["id"], [])
+            if not ev:
+                continue
+            # A reconciliation's two sides run at once: the slower one is on the clock.
+            slow = max(ev, key=lambda f: f["describe_ms"] + f["execute_ms"] + f["read_ms"])
+            per[c["id"]].append((c["duration_ms"], slow["execute_ms"], slow["describe_ms"], slow["read_ms"]))
+    print(f"dqwatch: {dq}; fakesnow: {base}; {ROUNDS} runs; medians\n")
+    print("| check | duration ms | execute request ms (server + loopback HTTP) | overhead ms (duration − execute) | of it: describe-only request ms | of it: reading rows ms | of it: the rest ms |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    med = statistics.median
+    for cid, xs in per.items():
+        if not xs:
+            continue
+        d, ex, de, rd = (med(x[i] for x in xs) for i in range(4))
+        over = med(x[0] - x[1] for x in xs)
+        rest = med(x[0] - x[1] - x[2] - x[3] for x in xs)
+        print(f"| {cid} | {d:.1f} | {ex:.1f} | {over:.1f} | {de:.1f} | {rd:.2f} | {rest:.1f} |")
 
-    # Peak memory: a check reading a 1M-row result capped at max_rows, against a 10-row one.
+    # Peak memory: a check reading a 1M-row result capped at max_rows, against a 10-row one;
+    # the same on SQLite (sqlx streams rows) for reference.
+    lite = tempfile.mkdtemp(prefix="dqwatch-wh-lite-")
+    import sqlite3
+    con = sqlite3.connect(f"{lite}/big.db")
+    con.execute("CREATE TABLE big1m (n INTEGER, label TEXT, amount REAL)")
+    con.executemany("INSERT INTO big1m VALUES (?, ?, ?)", ((i, f"row {i // 1000}", i * 0.5) for i in range(1_000_000)))
+    con.commit()
+    con.close()
     print("\n| check (max_rows 10000) | peak RSS (GNU time) |")
     print("|---|---:|")
-    for name, sql in [("10 rows", "SELECT n, label, amount FROM big1m WHERE n < 1011"), ("1M rows, capped", "SELECT n, label, amount FROM big1m")]:
+    cases = [
+        ("Snowflake (fakesnow), 10 rows", config(base, "max_rows = 10000\nstatement_timeout = \"300s\""), "SELECT n, label, amount FROM big1m WHERE n < 1011"),
+        ("Snowflake (fakesnow), 1M rows", config(base, "max_rows = 10000\nstatement_timeout = \"300s\""), "SELECT n, label, amount FROM big1m"),
+        ("SQLite, 10 rows", f'[connections.warehouse]\nurl = "sqlite://{lite}/big.db"\nmax_rows = 10000\n', "SELECT n, label, amount FROM big1m WHERE n < 10"),
+        ("SQLite, 1M rows", f'[connections.warehouse]\nurl = "sqlite://{lite}/big.db"\nmax_rows = 10000\n', "SELECT n, label, amount FROM big1m"),
+    ]
+    for name, cfg, sql in cases:
         mem = tempfile.mkdtemp(prefix="dqwatch-wh-mem-")
         os.makedirs(f"{mem}/checks")
         with open(f"{mem}/dqwatch.toml", "w") as f:
-            f.write(config(base, "max_rows = 10000\nstatement_timeout = \"300s\""))
+            f.write(cfg)
         with open(f"{mem}/checks/rows.sql", "w") as f:
             f.write(f"-- dqwatch\n-- on_no_data = \"pass\"\n{sql}\n")
         r = subprocess.run(["/usr/bin/time", "-v", dq, "--config", "dqwatch.toml", "run", "--no-incidents", "--format", "json"],

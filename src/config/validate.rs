@@ -834,7 +834,9 @@ mod tests {
         let all = e.join("\n");
         assert!(!all.contains("hunter2"), "{all}");
         assert!(
-            all.contains("cfg/dqwatch.toml:2:7: error: the url of connection \"a\" holds a password"),
+            all.contains(
+                "cfg/dqwatch.toml:2:7: error: the url of connection \"a\" holds a password"
+            ),
             "{all}"
         );
         assert!(all.contains("connection \"b\" has no credentials"), "{all}");

@@ -182,7 +182,7 @@ impl SqlPool {
     }
 
     /// Prepares `sql` without running it and returns its column names; refuses what
-    /// [`SqlPool::fetch`] refuses.
+    /// [`SqlPool::fetch_timed`] refuses.
     pub async fn prepare(&self, sql: &str) -> Result<Vec<String>, WarehouseError> {
         screen(sql, self.conn.dialect).map_err(|m| self.query_error(&m))?;
         let _permit = self

@@ -388,3 +388,60 @@ fn a_missing_key_file_is_an_auth_error_naming_the_connection() {
         "{err}"
     );
 }
+
+/// A query Snowflake described as a query once is not described again by the same process
+/// (the daemon's later runs save the round trip); a new text is.
+#[test]
+fn a_described_query_is_not_described_again() {
+    let Some(base) = fakesnow("snowflake::a_described_query_is_not_described_again") else {
+        return;
+    };
+    let env = env(&base, &db_name("described"), "max_concurrency = 1");
+    let header = [
+        "connection = \"sf\"",
+        "metric = \"n\"",
+        "[thresholds]",
+        "P1 = \"> 1\"",
+    ];
+    env.check_with("a", &header, "SELECT 1 AS n");
+    env.check_with("b", &header, "SELECT 1 AS n");
+    env.check_with("c", &header, "SELECT 0 AS n");
+    let mut cmd = env.command();
+    cmd.args([
+        "--config",
+        "dqwatch.toml",
+        "--log-format",
+        "json",
+        "run",
+        "--no-incidents",
+    ])
+    .env("DQ_SF_PASSWORD", "pw")
+    .env("RUST_LOG", "dqwatch::warehouse=debug");
+    let out = output(&mut cmd);
+    let described: Vec<(String, bool)> = out
+        .stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["fields"]["message"] == json!("snowflake statement"))
+        .map(|e| {
+            (
+                e["fields"]["check"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                e["fields"]["described"].as_bool().unwrap_or(true),
+            )
+        })
+        .collect();
+    assert_eq!(described.len(), 3, "{}", out.stderr);
+    let same: Vec<bool> = described
+        .iter()
+        .filter(|(c, _)| c != "c")
+        .map(|(_, d)| *d)
+        .collect();
+    assert_eq!(same.iter().filter(|d| **d).count(), 1, "{described:?}");
+    assert!(
+        described.iter().any(|(c, d)| c == "c" && *d),
+        "{described:?}"
+    );
+}
