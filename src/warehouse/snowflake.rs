@@ -442,11 +442,24 @@ impl Snowflake {
             if is_login_again(&v) {
                 return Err(Fail::Login("the session expired".into()));
             }
-            // Still running: poll the result URL (the server holds each poll a while).
+            // Still running: poll the result URL. Snowflake holds each poll a while; a server
+            // that answers "in progress" at once is polled with a growing pause instead.
+            let mut pause = Duration::from_millis(100);
+            let mut asked = Instant::now();
             while v["success"].as_bool() == Some(true) || is_in_progress(&v) {
                 if !is_in_progress(&v) {
                     return Ok(v["data"].take());
                 }
+                if asked.elapsed() < Duration::from_millis(500) {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    tokio::time::sleep(pause.min(left)).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+                if Instant::now() >= deadline {
+                    self.abort(sql, &request_id, &auth).await;
+                    return Err(Fail::Deadline);
+                }
+                asked = Instant::now();
                 let Some(path) = v["data"]["getResultUrl"].as_str().map(str::to_string) else {
                     return Err(Fail::Sql("in progress, but no result URL to poll".into()));
                 };

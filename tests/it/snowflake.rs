@@ -445,3 +445,324 @@ fn a_described_query_is_not_described_again() {
         "{described:?}"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// The parts of the protocol fakesnow does not exercise (it answers every query at once, in
+// Arrow, inline, ignores parameters and never expires a session), against a loopback server
+// that answers as Snowflake's connectors expect: JSON rowsets, "in progress" (333334) with a
+// result URL to poll, result chunks behind `qrmk` headers, an expired session (390112), a
+// 503, and `abort-request` for the request id of a statement given up on. It checks that each
+// statement carries QUERY_TAG and STATEMENT_TIMEOUT_IN_SECONDS. Needs no feature.
+
+mod contract {
+    use super::*;
+    use axum::extract::{Path, Query, State};
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::{IntoResponse, Response};
+    use axum::routing::{get, post};
+    use axum::{Json, Router};
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Default)]
+    struct Fake {
+        port: u16,
+        logins: Vec<Value>,
+        /// (requestId, body) of every query-request.
+        queries: Vec<(String, Value)>,
+        aborts: Vec<Value>,
+        chunks_read: Vec<String>,
+        /// Tokens that were valid once and have expired.
+        expired: Vec<String>,
+        flaky: u32,
+    }
+    type Shared = Arc<Mutex<Fake>>;
+
+    fn token_of(h: &HeaderMap) -> String {
+        h.get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Snowflake Token=\""))
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    async fn login(State(s): State<Shared>, Json(body): Json<Value>) -> Response {
+        let mut f = s.lock().unwrap();
+        f.logins.push(body.clone());
+        let d = &body["data"];
+        if d["LOGIN_NAME"] != json!("dq_reader")
+            || d["ACCOUNT_NAME"] != json!("XY12345")
+            || d["PASSWORD"] != json!("pw")
+            || d["SESSION_PARAMETERS"]["STATEMENT_TIMEOUT_IN_SECONDS"] != json!(1)
+        {
+            return Json(json!({"success": false, "code": "390100",
+                "message": "Incorrect username or password was specified.", "data": null}))
+            .into_response();
+        }
+        let token = format!("T{}", f.logins.len());
+        Json(json!({"success": true, "data": {"token": token, "masterToken": "M"}})).into_response()
+    }
+
+    fn rowtype() -> Value {
+        json!([{"name": "REGION", "type": "text", "scale": null},
+               {"name": "GAP", "type": "fixed", "scale": 2}])
+    }
+
+    async fn query(
+        State(s): State<Shared>,
+        headers: HeaderMap,
+        Query(q): Query<HashMap<String, String>>,
+        Json(body): Json<Value>,
+    ) -> Response {
+        let mut f = s.lock().unwrap();
+        let token = token_of(&headers);
+        let sql = body["sqlText"].as_str().unwrap_or_default().to_string();
+        f.queries.push((
+            q.get("requestId").cloned().unwrap_or_default(),
+            body.clone(),
+        ));
+        if !token.starts_with('T') {
+            return (
+                StatusCode::UNAUTHORIZED,
+                Json(json!({"success": false, "code": "390101",
+                "message": "Authorization header not found in the request data."})),
+            )
+                .into_response();
+        }
+        if f.expired.contains(&token) {
+            return Json(json!({"success": false, "code": "390112", "data": null,
+                "message": "Your session has expired. Please login again."}))
+            .into_response();
+        }
+        let p = &body["parameters"];
+        if !p["QUERY_TAG"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("dqwatch:"))
+            || p["STATEMENT_TIMEOUT_IN_SECONDS"] != json!(1)
+        {
+            return Json(
+                json!({"success": false, "code": "000999", "message": format!("contract: {body}")}),
+            )
+            .into_response();
+        }
+        if sql.contains("expire") && !f.expired.contains(&token) && f.logins.len() == 1 {
+            f.expired.push(token);
+            return Json(json!({"success": false, "code": "390112", "data": null,
+                "message": "Your session has expired. Please login again."}))
+            .into_response();
+        }
+        if body["describeOnly"] == json!(true) {
+            return Json(json!({"success": true, "data": {"rowtype": rowtype(), "rowset": [],
+                "total": 0, "statementTypeId": 4096, "queryId": "describe-1", "queryResultFormat": "json"}}))
+                .into_response();
+        }
+        if sql.contains("flaky") && f.flaky == 0 {
+            f.flaky += 1;
+            return (StatusCode::SERVICE_UNAVAILABLE, "busy").into_response();
+        }
+        let id = if sql.contains("hang") { "hang" } else { "q1" };
+        if sql.contains("hang") || sql.contains("chunks") {
+            return Json(json!({"success": true, "code": "333334",
+                "message": "Asynchronous execution in progress.",
+                "data": {"queryId": id, "getResultUrl": format!("/queries/{id}/result")}}))
+            .into_response();
+        }
+        Json(json!({"success": true, "data": {"rowtype": rowtype(), "rowset": [["EU", "10000.50"]],
+            "total": 1, "returned": 1, "statementTypeId": 4096, "queryId": "q0", "queryResultFormat": "json"}}))
+            .into_response()
+    }
+
+    async fn result(
+        State(s): State<Shared>,
+        headers: HeaderMap,
+        Path(id): Path<String>,
+    ) -> Response {
+        let f = s.lock().unwrap();
+        if !token_of(&headers).starts_with('T') {
+            return StatusCode::UNAUTHORIZED.into_response();
+        }
+        if id == "hang" {
+            return Json(
+                json!({"success": true, "code": "333334", "message": "in progress",
+                "data": {"queryId": id, "getResultUrl": "/queries/hang/result"}}),
+            )
+            .into_response();
+        }
+        let chunk = |n: u32| json!({"url": format!("http://127.0.0.1:{}/chunk/{n}", f.port), "rowCount": 3});
+        Json(json!({"success": true, "data": {"rowtype": rowtype(),
+            "rowset": [["A", "1.00"], ["B", "2.00"]], "total": 11, "returned": 2,
+            "chunks": [chunk(1), chunk(2), chunk(3)], "qrmk": "secret-qrmk",
+            "statementTypeId": 4096, "queryId": id, "queryResultFormat": "json"}}))
+        .into_response()
+    }
+
+    async fn chunk(State(s): State<Shared>, headers: HeaderMap, Path(n): Path<u32>) -> Response {
+        let mut f = s.lock().unwrap();
+        f.chunks_read.push(n.to_string());
+        if headers
+            .get("x-amz-server-side-encryption-customer-key")
+            .and_then(|v| v.to_str().ok())
+            != Some("secret-qrmk")
+        {
+            return StatusCode::FORBIDDEN.into_response();
+        }
+        let base = n * 3;
+        format!(
+            "[\"C{base}\", \"{base}.00\"],\n[\"C{}\", \"{}.50\"],\n[\"C{}\", null]",
+            base + 1,
+            base + 1,
+            base + 2
+        )
+        .into_response()
+    }
+
+    async fn abort(State(s): State<Shared>, Json(body): Json<Value>) -> Response {
+        s.lock().unwrap().aborts.push(body);
+        Json(json!({"success": true, "data": null})).into_response()
+    }
+
+    fn start() -> (TestEnv, Shared, tokio::runtime::Runtime) {
+        let fake: Shared = Arc::default();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let port = listener.local_addr().unwrap().port();
+        fake.lock().unwrap().port = port;
+        let app = Router::new()
+            .route("/session/v1/login-request", post(login))
+            .route("/queries/v1/query-request", post(query))
+            .route("/queries/{id}/result", get(result))
+            .route("/queries/v1/abort-request", post(abort))
+            .route("/chunk/{n}", get(chunk))
+            .with_state(Arc::clone(&fake));
+        rt.spawn(async move { axum::serve(listener, app).await });
+        let env = TestEnv::new();
+        env.config(&format!(
+            "[connections.sf]\n\
+             url = \"snowflake://dq_reader@xy12345.eu-central-1/DB/PUBLIC?warehouse=WH\"\n\
+             password = \"${{DQ_SF_PASSWORD}}\"\n\
+             api_base = \"http://127.0.0.1:{port}\"\n\
+             statement_timeout = \"1s\"\nmax_rows = 6\nmax_concurrency = 1\n"
+        ));
+        std::fs::create_dir_all(env.path().join("checks")).unwrap();
+        (env, fake, rt)
+    }
+
+    /// Polling, chunks up to max_rows, JSON cells, re-login, retry, abort.
+    #[test]
+    fn polls_reads_chunks_to_the_cap_relogs_retries_and_aborts() {
+        let (env, fake, _rt) = start();
+        let h = [
+            "connection = \"sf\"",
+            "metric = \"gap\"",
+            "keys = [\"region\"]",
+            "[thresholds]",
+            "P1 = \">= 10000\"",
+        ];
+        env.check_with("chunks", &h, "SELECT region, gap FROM chunks");
+        env.check_with("expire", &h, "SELECT region, gap FROM expire");
+        env.check_with("flaky", &h, "SELECT region, gap FROM flaky");
+        env.check_with("hang", &h, "SELECT region, gap FROM hang");
+        let out = run_with(&env, &["run", "--no-incidents", "--format", "json"], "pw");
+        out.nowhere("secret-qrmk");
+        let report = out.json();
+        let chunks = check_doc(&report, "chunks");
+        assert_eq!(
+            chunks["rows"],
+            json!(6),
+            "2 inline + 3 + 1 of the next chunk: {chunks}"
+        );
+        assert_eq!(chunks["capped"], json!(true), "{chunks}");
+        assert_eq!(chunks["query_ids"], json!(["q1"]), "{chunks}");
+        let f = fake.lock().unwrap();
+        assert_eq!(
+            f.chunks_read,
+            ["1", "2"],
+            "the chunk after the cap was downloaded"
+        );
+        let expire = check_doc(&report, "expire");
+        assert_eq!(expire["status"], json!("breach"), "{expire}");
+        assert_eq!(
+            expire["observations"][0]["metric"],
+            json!(10000.5),
+            "{expire}"
+        );
+        assert!(
+            f.logins.len() >= 2,
+            "no new login after the session expired"
+        );
+        assert_eq!(
+            check_doc(&report, "flaky")["status"],
+            json!("breach"),
+            "a 503 is retried: {report}"
+        );
+        let hang = check_doc(&report, "hang");
+        assert_eq!(hang["error"]["kind"], json!("timeout"), "{hang}");
+        let hang_request = f
+            .queries
+            .iter()
+            .find(|(_, b)| {
+                b["sqlText"].as_str().unwrap_or_default().contains("hang")
+                    && b["describeOnly"] == json!(false)
+            })
+            .map(|(id, _)| id.clone())
+            .unwrap();
+        assert!(
+            f.aborts
+                .iter()
+                .any(|a| a["requestId"] == json!(hang_request)),
+            "no abort-request for {hang_request}: {:?}",
+            f.aborts
+        );
+        // Every statement was tagged with its check.
+        for (_, b) in &f.queries {
+            let tag = b["parameters"]["QUERY_TAG"].as_str().unwrap_or_default();
+            assert!(
+                [
+                    "dqwatch:chunks",
+                    "dqwatch:expire",
+                    "dqwatch:flaky",
+                    "dqwatch:hang"
+                ]
+                .contains(&tag),
+                "{b}"
+            );
+        }
+    }
+
+    /// A refused login is an error naming the connection, in Snowflake's words, without the
+    /// password.
+    #[test]
+    fn a_refused_login_names_the_connection() {
+        let (env, _fake, _rt) = start();
+        env.check_with(
+            "one",
+            &[
+                "connection = \"sf\"",
+                "metric = \"gap\"",
+                "[thresholds]",
+                "P1 = \">= 1\"",
+            ],
+            "SELECT 1 AS gap",
+        );
+        let out = run_with(
+            &env,
+            &["run", "--no-incidents", "--format", "json"],
+            "wrong-pw-Zq9",
+        );
+        out.nowhere("wrong-pw-Zq9");
+        let doc = check_doc(&out.json(), "one").clone();
+        assert_eq!(doc["error"]["kind"], json!("connection"), "{doc}");
+        let msg = doc["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            msg.starts_with("connection \"sf\": authentication failed: Incorrect username or password was specified. (code 390100)"),
+            "{msg}"
+        );
+    }
+}
