@@ -49,6 +49,8 @@ pub struct Snowflake {
 /// Why a request failed, before it becomes a [`WarehouseError`].
 enum Fail {
     Login(String),
+    /// The session token expired: log in again (once), not a refused login.
+    Expired,
     Transport(String),
     Deadline,
     Timeout,
@@ -92,6 +94,10 @@ impl Snowflake {
             Fail::Login(message) => WarehouseError::Auth {
                 connection: self.conn.name.clone(),
                 message,
+            },
+            Fail::Expired => WarehouseError::Auth {
+                connection: self.conn.name.clone(),
+                message: "the session expired again right after a new login".into(),
             },
             Fail::Transport(message) => WarehouseError::Connect {
                 url: self.conn.display_url.clone(),
@@ -385,12 +391,18 @@ impl Snowflake {
                 .statement_on(&token, sql, job, describe, deadline)
                 .await;
             match outcome {
-                Err(Fail::Login(_)) if !relogged => {
+                Err(Fail::Expired) if !relogged => {
                     relogged = true;
                     continue;
                 }
                 // A statement aborted at its deadline may still hold its session.
-                Err(Fail::Deadline | Fail::Timeout | Fail::Transport(_) | Fail::Login(_)) => {}
+                Err(
+                    Fail::Deadline
+                    | Fail::Timeout
+                    | Fail::Transport(_)
+                    | Fail::Login(_)
+                    | Fail::Expired,
+                ) => {}
                 Ok(_) | Err(Fail::Sql(_)) => self.idle.lock().await.push(token),
             }
             return outcome;
@@ -434,13 +446,13 @@ impl Snowflake {
                     return Err(Fail::Deadline);
                 }
                 Err(Failure::Status(401, b)) if is_login_again_text(&b) => {
-                    return Err(Fail::Login("the session expired".into()));
+                    return Err(Fail::Expired);
                 }
                 Err(f) => return Err(Fail::Transport(f.describe())),
             };
             let mut v = parse(answer)?;
             if is_login_again(&v) {
-                return Err(Fail::Login("the session expired".into()));
+                return Err(Fail::Expired);
             }
             // Still running: poll the result URL. Snowflake holds each poll a while; a server
             // that answers "in progress" at once is polled with a growing pause instead.

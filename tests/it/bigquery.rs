@@ -747,6 +747,44 @@ fn auth_failures_name_the_connection_and_validate_only_dry_runs() {
     output(&mut cmd).code(0).stdout_has("✓ warehouse");
     assert_eq!(lb.seen("insert").len(), 1);
     assert!(lb.seen("query").is_empty(), "validate ran a job");
+    // Without credentials_file, GOOGLE_APPLICATION_CREDENTIALS names the key file.
+    let with_file = lb.env.read("dqwatch.toml");
+    lb.env
+        .config(&with_file.replace("credentials_file = \"sa.json\"\n", ""));
+    let key = lb.env.path().join("sa.json");
+    let mut cmd = lb.env.command();
+    cmd.args([
+        "--config",
+        "dqwatch.toml",
+        "run",
+        "--no-incidents",
+        "--format",
+        "json",
+    ])
+    .env("GOOGLE_APPLICATION_CREDENTIALS", &key);
+    let report = output(&mut cmd).json();
+    assert_eq!(
+        check_doc(&report, "one")["status"],
+        json!("pass"),
+        "{report}"
+    );
+    let mut cmd = lb.env.command();
+    cmd.args([
+        "--config",
+        "dqwatch.toml",
+        "run",
+        "--no-incidents",
+        "--format",
+        "json",
+    ])
+    .env_remove("GOOGLE_APPLICATION_CREDENTIALS");
+    let report = output(&mut cmd).json();
+    let msg = check_doc(&report, "one")["error"]["message"].to_string();
+    assert!(
+        msg.contains("GOOGLE_APPLICATION_CREDENTIALS is not set"),
+        "{msg}"
+    );
+    lb.env.config(&with_file);
     lb.fake.lock().unwrap().refuse_grant = true;
     // A fresh process has no token yet.
     let out = lb.run();

@@ -740,7 +740,7 @@ mod contract {
     /// password.
     #[test]
     fn a_refused_login_names_the_connection() {
-        let (env, _fake, _rt) = start();
+        let (env, fake, _rt) = start();
         env.check_with(
             "one",
             &[
@@ -764,5 +764,7 @@ mod contract {
             msg.starts_with("connection \"sf\": authentication failed: Incorrect username or password was specified. (code 390100)"),
             "{msg}"
         );
+        // One attempt: a refused login is not retried (accounts lock after a few).
+        assert_eq!(fake.lock().unwrap().logins.len(), 1);
     }
 }
