@@ -129,8 +129,9 @@ impl SqlPool {
     }
 
     /// Runs `sql` read-only and reads at most `max_rows` rows. What is not one query is
-    /// refused, and nothing a check does to its session reaches the next check. Also says how long the check waited for a free connection
-    /// slot (`max_concurrency`) before its query started: that wait is not the query's time.
+    /// refused, and nothing a check does to its session reaches the next check. Also says
+    /// how long the check waited for a free connection slot (`max_concurrency`) before its
+    /// query started: that wait is not the query's time.
     pub async fn fetch_timed(&self, sql: &str) -> (Result<ResultSet, WarehouseError>, Duration) {
         let start = Instant::now();
         let mut queued = Duration::ZERO;

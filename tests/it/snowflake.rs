@@ -265,6 +265,73 @@ fn every_rule_finds_its_planted_breaches() {
         .stdout_has("✓ warehouse");
 }
 
+/// The rules judged against dqwatch's stored history find their planted breaches on
+/// Snowflake too: a dropped column (schema_change) and a key losing most of its rows after a
+/// baseline of runs (volume_anomaly).
+#[test]
+fn history_rules_find_their_planted_breaches() {
+    let Some(base) = fakesnow("snowflake::history_rules_find_their_planted_breaches") else {
+        return;
+    };
+    let db = db_name("history");
+    plant(
+        &base,
+        &db,
+        &[
+            "CREATE OR REPLACE TABLE ev (n INT, kind VARCHAR)".into(),
+            "INSERT INTO ev WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 100) \
+             SELECT n, CASE WHEN n % 2 = 0 THEN 'a' ELSE 'b' END FROM r"
+                .into(),
+            "CREATE OR REPLACE TABLE t (id INT, note VARCHAR)".into(),
+        ],
+    );
+    let env = env(&base, &db, "");
+    env.write(
+        "checks/vol.toml",
+        "rule = \"volume_anomaly\"\nconnection = \"sf\"\n[params]\ntable = \"ev\"\nkey_column = \"kind\"\nmin_history = 3\n",
+    );
+    env.write(
+        "checks/schema.toml",
+        "rule = \"schema_change\"\nconnection = \"sf\"\n[params]\ntable = \"t\"\n",
+    );
+    let run = || run_with(&env, &["run", "--format", "json", "--fail-on", "P0"], "pw").json();
+    let first = run();
+    assert_eq!(
+        breaches(check_doc(&first, "vol")),
+        Vec::<String>::new(),
+        "{first}"
+    );
+    for (i, extra) in ["a", "b", "a"].iter().enumerate() {
+        plant(
+            &base,
+            &db,
+            &[format!("INSERT INTO ev VALUES ({}, '{extra}')", 1000 + i)],
+        );
+        let r = run();
+        assert_eq!(breaches(check_doc(&r, "vol")), Vec::<String>::new(), "{r}");
+        assert_eq!(
+            breaches(check_doc(&r, "schema")),
+            Vec::<String>::new(),
+            "{r}"
+        );
+    }
+    plant(
+        &base,
+        &db,
+        &[
+            "DELETE FROM ev WHERE kind = 'a' AND n % 5 <> 0".into(),
+            "ALTER TABLE t DROP COLUMN note".into(),
+        ],
+    );
+    let r = run();
+    assert_eq!(breaches(check_doc(&r, "vol")), ["subject=a:P2"], "{r}");
+    assert_eq!(
+        breaches(check_doc(&r, "schema")),
+        ["column=T.NOTE:P1"],
+        "{r}"
+    );
+}
+
 /// A check that writes is refused before it runs, and the table is unchanged; a wrong
 /// kind of statement is named.
 #[test]
