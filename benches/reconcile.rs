@@ -20,6 +20,7 @@ const BREACHING: usize = 1_000;
 
 fn check(i: usize) -> Arc<Check> {
     Arc::new(Check {
+        max_bytes_billed: None,
         id: CheckId(format!("bench/c{i:05}")),
         path: format!("checks/bench/c{i:05}.sql").into(),
         description: Some("bench".into()),
@@ -75,6 +76,7 @@ fn report(checks: &[Arc<Check>], at: chrono::DateTime<Utc>) -> RunReport {
                 sample: vec![vec![Value::Int(i as i64), Value::Float(500.0)]],
             };
             CheckRun {
+                stats: Default::default(),
                 check: Arc::clone(c),
                 outcome: Outcome::Evaluated {
                     columns: vec!["k".into(), "m".into()],

@@ -460,6 +460,29 @@ pub struct ResultSet {
     pub capped: bool,
 }
 
+/// What a warehouse told about the queries of one check (the JSON report's `query_ids` and
+/// `bytes_processed`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct QueryStats {
+    /// The warehouse's own ids of the queries run: Snowflake query ids, BigQuery job ids.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub query_ids: Vec<String>,
+    /// Bytes the queries processed (BigQuery).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_processed: Option<u64>,
+}
+
+impl QueryStats {
+    /// Adds another query's figures (a reconciliation runs two).
+    pub fn merge(&mut self, other: QueryStats) {
+        self.query_ids.extend(other.query_ids);
+        self.bytes_processed = match (self.bytes_processed, other.bytes_processed) {
+            (Some(a), Some(b)) => Some(a.saturating_add(b)),
+            (a, b) => a.or(b),
+        };
+    }
+}
+
 /// Why a check could not give a verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

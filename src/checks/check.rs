@@ -71,6 +71,9 @@ pub struct Check {
     pub min_severity: Option<Severity>,
     /// An http(s) link.
     pub runbook: Option<String>,
+    /// BigQuery: the dry-run limit and `maximumBytesBilled` of its jobs, over the
+    /// connection's `max_bytes_billed`.
+    pub max_bytes_billed: Option<u64>,
     /// Columns that split the check into one subject per distinct value.
     pub keys: Vec<String>,
     /// How rows are judged.
@@ -175,6 +178,7 @@ pub mod tests_support {
             impact: vec![],
             min_severity: None,
             runbook: None,
+            max_bytes_billed: None,
             keys: vec![],
             judge: Judge::RowsFail {
                 severity: Severity::P2,

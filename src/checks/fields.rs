@@ -44,6 +44,7 @@ pub(super) struct RawHeader {
     pub(super) flap: Option<Str>,
     pub(super) due: Option<Str>,
     pub(super) group_keys: Option<Spanned<i64>>,
+    pub(super) max_bytes_billed: Option<Str>,
     pub(super) rule: Option<Str>,
     pub(super) params: Option<Spanned<toml::Table>>,
 }
@@ -135,6 +136,11 @@ pub(super) fn build(
         }
         r.get_ref().clone()
     });
+    let max_bytes_billed = raw.max_bytes_billed.as_ref().and_then(|b| {
+        crate::config::parse_bytes(b.get_ref())
+            .map_err(|m| ctx.error(b.span(), m, Some("e.g. \"500MB\" or \"2GiB\"".into())))
+            .ok()
+    });
     for owner in &raw.owners {
         if !is_email(owner.get_ref()) {
             ctx.error(
@@ -221,6 +227,7 @@ pub(super) fn build(
             .filter_map(|i| config.impacts.get(i.get_ref())?.min_severity)
             .min(),
         runbook,
+        max_bytes_billed,
         keys: strings(&raw.keys),
         judge,
         on_no_data,

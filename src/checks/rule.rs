@@ -1,5 +1,6 @@
 //! Built-in (and `rules_dir`) detection rules: `sql/rules/<rule>/rule.toml` declares the
-//! parameters, and `postgres.sql`, `mysql.sql`, `sqlite.sql` are handlebars templates that
+//! parameters, and `postgres.sql`, `mysql.sql`, `sqlite.sql`, `snowflake.sql` and
+//! `bigquery.sql` are handlebars templates (one per dialect) that
 //! receive only validated values — identifiers quoted for the dialect, numbers, durations in
 //! seconds, and string literals escaped — so that no parameter can inject SQL.
 
@@ -10,23 +11,30 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// A built-in rule: name, `rule.toml`, then the postgres, mysql and sqlite templates.
-type Builtin = (
-    &'static str,
-    &'static str,
-    &'static str,
-    &'static str,
-    &'static str,
-);
+/// A built-in rule: name, `rule.toml`, then the templates in [`DIALECTS`] order.
+type Builtin = (&'static str, &'static str, [&'static str; 5]);
+
+/// Every dialect, in the order of [`Rule`]'s templates.
+pub const DIALECTS: [Dialect; 5] = [
+    Dialect::Postgres,
+    Dialect::Mysql,
+    Dialect::Sqlite,
+    Dialect::Snowflake,
+    Dialect::Bigquery,
+];
 
 macro_rules! builtin {
     ($name:literal) => {
         (
             $name,
             include_str!(concat!("../../sql/rules/", $name, "/rule.toml")),
-            include_str!(concat!("../../sql/rules/", $name, "/postgres.sql")),
-            include_str!(concat!("../../sql/rules/", $name, "/mysql.sql")),
-            include_str!(concat!("../../sql/rules/", $name, "/sqlite.sql")),
+            [
+                include_str!(concat!("../../sql/rules/", $name, "/postgres.sql")),
+                include_str!(concat!("../../sql/rules/", $name, "/mysql.sql")),
+                include_str!(concat!("../../sql/rules/", $name, "/sqlite.sql")),
+                include_str!(concat!("../../sql/rules/", $name, "/snowflake.sql")),
+                include_str!(concat!("../../sql/rules/", $name, "/bigquery.sql")),
+            ],
         )
     };
 }
@@ -154,17 +162,15 @@ pub struct Rule {
     pub name: String,
     /// `rule.toml`.
     pub def: RuleDef,
-    templates: [String; 3],
+    /// In [`DIALECTS`] order; empty when a `rules_dir` rule has no template for a dialect.
+    templates: [String; 5],
 }
 
 impl Rule {
-    /// The template for a dialect.
+    /// The template for a dialect (empty: the rule has none for it).
     pub fn template(&self, dialect: Dialect) -> &str {
-        match dialect {
-            Dialect::Postgres => &self.templates[0],
-            Dialect::Mysql => &self.templates[1],
-            Dialect::Sqlite => &self.templates[2],
-        }
+        let i = DIALECTS.iter().position(|d| *d == dialect).unwrap_or(0);
+        &self.templates[i]
     }
 }
 
@@ -174,7 +180,7 @@ pub fn load_rules(
 ) -> Result<BTreeMap<String, Rule>, Vec<crate::diag::Diagnostic>> {
     let mut rules = BTreeMap::new();
     let mut diags = Vec::new();
-    for (name, toml_text, pg, my, lite) in BUILTIN {
+    for (name, toml_text, templates) in BUILTIN {
         match toml::from_str::<RuleDef>(toml_text) {
             Ok(def) => {
                 rules.insert(
@@ -182,7 +188,7 @@ pub fn load_rules(
                     Rule {
                         name: name.to_string(),
                         def,
-                        templates: [pg.to_string(), my.to_string(), lite.to_string()],
+                        templates: templates.map(str::to_string),
                     },
                 );
             }
@@ -229,15 +235,16 @@ pub fn load_rules(
                     continue;
                 }
             };
-            let mut templates = [String::new(), String::new(), String::new()];
-            for (i, dialect) in ["postgres.sql", "mysql.sql", "sqlite.sql"]
-                .iter()
-                .enumerate()
-            {
-                match read(dialect) {
+            let mut templates: [String; 5] = Default::default();
+            for (i, dialect) in DIALECTS.iter().enumerate() {
+                let file = format!("{}.sql", dialect.as_str());
+                match read(&file) {
                     Ok(t) => templates[i] = t,
+                    // Snowflake and BigQuery templates are optional in a rules_dir: a check of
+                    // the rule on such a connection says the template is missing.
+                    Err(_) if i >= 3 => {}
                     Err(_) => diags.push(
-                        crate::diag::Diagnostic::file(&d.join(dialect), "missing rule template")
+                        crate::diag::Diagnostic::file(&d.join(&file), "missing rule template")
                             .hint("a rule has postgres.sql, mysql.sql and sqlite.sql"),
                     ),
                 }
@@ -277,7 +284,12 @@ pub fn quote(dialect: Dialect, ident: &str) -> String {
     ident
         .split('.')
         .map(|p| match dialect {
-            Dialect::Mysql => format!("`{p}`"),
+            // BigQuery's partition pseudo-columns are never quoted.
+            Dialect::Bigquery if p.starts_with("_PARTITION") => p.to_string(),
+            Dialect::Mysql | Dialect::Bigquery => format!("`{p}`"),
+            // Snowflake stores an unquoted name in upper case: "ORDERS" is what `orders`
+            // written in a query means, and stays safe for names that are keywords.
+            Dialect::Snowflake => format!("\"{}\"", p.to_ascii_uppercase()),
             _ => format!("\"{p}\""),
         })
         .collect::<Vec<_>>()
@@ -286,10 +298,19 @@ pub fn quote(dialect: Dialect, ident: &str) -> String {
 
 /// An SQL string literal, or an error for text that no dialect escapes the same way.
 pub fn literal(s: &str) -> Result<String, String> {
+    literal_in(Dialect::Postgres, s)
+}
+
+/// An SQL string literal of `dialect` (BigQuery escapes a quote with a backslash, the others
+/// by doubling it); text with a backslash or NUL is refused everywhere.
+pub fn literal_in(dialect: Dialect, s: &str) -> Result<String, String> {
     if s.contains(['\\', '\0']) {
         return Err("text parameters may not contain backslashes or NUL characters".into());
     }
-    Ok(format!("'{}'", s.replace('\'', "''")))
+    match dialect {
+        Dialect::Bigquery => Ok(format!("'{}'", s.replace('\'', "\\'"))),
+        _ => Ok(format!("'{}'", s.replace('\'', "''"))),
+    }
 }
 
 /// Checks a condition: one expression, no statement separator or comment.
@@ -356,8 +377,8 @@ pub fn bind(
                 .and_then(toml::Value::as_str)
                 .filter(|v| is_identifier(v));
             let (schema, table) = match raw.map(|v| v.split_once('.')) {
-                Some(Some((s, t))) => (literal(s).ok(), literal(t).ok()),
-                Some(None) => (None, raw.and_then(|v| literal(v).ok())),
+                Some(Some((s, t))) => (literal_in(dialect, s).ok(), literal_in(dialect, t).ok()),
+                Some(None) => (None, raw.and_then(|v| literal_in(dialect, v).ok())),
                 None => (None, None),
             };
             ctx.insert(
@@ -442,7 +463,7 @@ fn convert(def: &ParamDef, v: &toml::Value, dialect: Dialect) -> Result<Value, S
             .filter(|f| f.is_finite())
             .map(|f| json!(f))
             .ok_or_else(|| format!("expected a number, found {}", v.type_str())),
-        ParamType::String => Ok(json!(literal(as_str(v, "text")?)?)),
+        ParamType::String => Ok(json!(literal_in(dialect, as_str(v, "text")?)?)),
         ParamType::Strings => {
             let list = v.as_array().ok_or("expected a list of texts")?;
             if list.is_empty() {
@@ -450,7 +471,7 @@ fn convert(def: &ParamDef, v: &toml::Value, dialect: Dialect) -> Result<Value, S
             }
             let lits = list
                 .iter()
-                .map(|x| literal(as_str(x, "text")?))
+                .map(|x| literal_in(dialect, as_str(x, "text")?))
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(json!(lits.join(", ")))
         }
@@ -542,6 +563,13 @@ pub fn side_query(side: &Value, dialect: Dialect) -> String {
 
 /// Renders a rule's template for `dialect` with bound parameters.
 pub fn render(rule: &Rule, dialect: Dialect, params: &Value) -> Result<String, String> {
+    if rule.template(dialect).trim().is_empty() {
+        return Err(format!(
+            "rule {} has no {}.sql template",
+            rule.name,
+            dialect.as_str()
+        ));
+    }
     let mut hb = handlebars::Handlebars::new();
     hb.set_strict_mode(true);
     hb.register_escape_fn(handlebars::no_escape);

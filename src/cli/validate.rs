@@ -93,8 +93,13 @@ pub async fn cmd(config: Option<&Path>, args: ValidateArgs) -> Exit {
             };
             let (path, line) = (check.path.clone(), check.sql_line);
             let judged = judged.clone();
+            let (id, limit) = (check.id.0.clone(), check.max_bytes_billed);
             tasks.spawn(async move {
-                let err = match w.prepare(&sql).await {
+                let job = crate::warehouse::Job {
+                    check: &id,
+                    max_bytes_billed: limit,
+                };
+                let err = match w.prepare(&sql, job).await {
                     Ok(columns) => {
                         let missing = missing_columns(&judged, &columns, &path, line);
                         return (!missing.is_empty()).then_some((conn, false, missing));

@@ -2,6 +2,7 @@
 //! validated [`Config`] or every problem found as [`Diagnostic`]s; reads no warehouse.
 
 mod raw;
+mod remote;
 mod validate;
 pub mod values;
 
@@ -12,6 +13,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use remote::{DEFAULT_MAX_BYTES_BILLED, parse_bytes};
 pub(crate) use validate::{Ctx, Noise, is_email};
 pub use values::{
     DurationError, MAX_DURATION, PERCENT_ENCODE_HINT, format_duration, parse_due, parse_duration,
@@ -79,6 +81,10 @@ pub enum Dialect {
     Mysql,
     /// SQLite.
     Sqlite,
+    /// Snowflake (HTTP).
+    Snowflake,
+    /// Google BigQuery (REST).
+    Bigquery,
 }
 
 impl Dialect {
@@ -88,6 +94,8 @@ impl Dialect {
             Dialect::Postgres => "postgres",
             Dialect::Mysql => "mysql",
             Dialect::Sqlite => "sqlite",
+            Dialect::Snowflake => "snowflake",
+            Dialect::Bigquery => "bigquery",
         }
     }
 }
@@ -109,6 +117,67 @@ pub struct Connection {
     pub statement_timeout: Duration,
     /// Rows read from one check's result at most.
     pub max_rows: u64,
+    /// What an HTTP warehouse (Snowflake, BigQuery) needs besides the URL; `None` for the
+    /// sqlx drivers.
+    pub remote: Option<Remote>,
+}
+
+/// The settings of a warehouse reached over HTTP.
+#[derive(Debug, Clone)]
+pub enum Remote {
+    /// `snowflake://USER@ACCOUNT/DATABASE/SCHEMA?warehouse=…&role=…`.
+    Snowflake(Snowflake),
+    /// `bigquery://PROJECT/DATASET?location=…`.
+    Bigquery(Bigquery),
+}
+
+/// A Snowflake connection.
+#[derive(Debug, Clone)]
+pub struct Snowflake {
+    /// The account identifier (`orgname-account` or `locator.region`), as in the host name.
+    pub account: String,
+    /// The login name.
+    pub user: String,
+    /// The database (the login's default when `None`).
+    pub database: Option<String>,
+    /// The schema.
+    pub schema: Option<String>,
+    /// The virtual warehouse (compute).
+    pub warehouse: Option<String>,
+    /// The role.
+    pub role: Option<String>,
+    /// How it logs in.
+    pub auth: SnowflakeAuth,
+    /// `https://ACCOUNT.snowflakecomputing.com`, or `api_base`.
+    pub api_base: String,
+}
+
+/// How a Snowflake connection logs in.
+#[derive(Debug, Clone)]
+pub enum SnowflakeAuth {
+    /// Key-pair authentication: an unencrypted PKCS#8 RSA private key (PEM) signs a JWT.
+    KeyPair(PathBuf),
+    /// A password.
+    Password(Secret),
+}
+
+/// A BigQuery connection.
+#[derive(Debug, Clone)]
+pub struct Bigquery {
+    /// The project jobs run (and are billed) in.
+    pub project: String,
+    /// The default dataset of unqualified table names.
+    pub dataset: Option<String>,
+    /// The location jobs run in (e.g. `EU`, `US`, `europe-west3`).
+    pub location: Option<String>,
+    /// A service-account key file; `None`: `$GOOGLE_APPLICATION_CREDENTIALS` when connecting.
+    pub credentials_file: Option<PathBuf>,
+    /// The dry-run limit and `maximumBytesBilled` of every job (a check may set its own).
+    pub max_bytes_billed: u64,
+    /// `https://bigquery.googleapis.com/bigquery/v2`, or `api_base`.
+    pub api_base: String,
+    /// Overrides the key file's `token_uri`.
+    pub token_uri: Option<String>,
 }
 
 /// How mail leaves.

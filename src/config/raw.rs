@@ -45,6 +45,13 @@ pub(super) struct RawConnection {
     pub max_concurrency: Option<Spanned<i64>>,
     pub statement_timeout: Option<Str>,
     pub max_rows: Option<Spanned<i64>>,
+    // Snowflake and BigQuery (see config/remote.rs).
+    pub password: Option<Str>,
+    pub private_key_file: Option<Str>,
+    pub credentials_file: Option<Str>,
+    pub max_bytes_billed: Option<Str>,
+    pub api_base: Option<Str>,
+    pub token_uri: Option<Str>,
 }
 
 #[derive(Deserialize)]

@@ -465,6 +465,8 @@ fn dialect_of(url: &str) -> Option<Dialect> {
         "postgres" | "postgresql" => Some(Dialect::Postgres),
         "mysql" | "mariadb" => Some(Dialect::Mysql),
         "sqlite" => Some(Dialect::Sqlite),
+        "snowflake" => Some(Dialect::Snowflake),
+        "bigquery" => Some(Dialect::Bigquery),
         _ => None,
     }
 }
@@ -545,9 +547,19 @@ fn validate_connection(
         ctx.error(
             c.url.span(),
             format!("connection \"{name}\" has {shown}: the scheme is not supported"),
-            Some("use postgres://, mysql:// (also MariaDB) or sqlite://".into()),
+            Some(
+                "use postgres://, mysql:// (also MariaDB), sqlite://, snowflake:// or bigquery://"
+                    .into(),
+            ),
         );
         return None;
+    };
+    super::remote::refuse_foreign_keys(ctx, name, c, dialect);
+    let remote = match dialect {
+        Dialect::Snowflake | Dialect::Bigquery => Some(super::remote::validate(
+            ctx, name, raw, &url, dialect, base,
+        )?),
+        _ => None,
     };
     let url = if dialect == Dialect::Sqlite {
         resolve_sqlite(&url, base)
@@ -562,6 +574,7 @@ fn validate_connection(
         max_concurrency: max_concurrency? as usize,
         statement_timeout: statement_timeout?,
         max_rows: max_rows? as u64,
+        remote,
     })
 }
 
@@ -805,6 +818,98 @@ mod tests {
         );
         assert_eq!(cfg.connections["wh"].max_rows, 10_000);
         assert_eq!(cfg.severities.len(), 4);
+    }
+
+    // Issue 12: Snowflake and BigQuery connections.
+    #[test]
+    fn reads_snowflake_and_bigquery_connections() {
+        let cfg = check(indoc! {r#"
+            [connections.sf]
+            url = "snowflake://jane%40acme.com@xy12345.eu-central-1/ANALYTICS/MARTS?warehouse=DQ_WH&role=DQ_READER"
+            password = "${PGPASS}"
+            [connections.sf_key]
+            url = "snowflake://svc@acme-prod"
+            private_key_file = "keys/rsa.p8"
+            [connections.bq]
+            url = "bigquery://acme-analytics/sales?location=EU"
+            credentials_file = "sa.json"
+            max_bytes_billed = "500MiB"
+        "#})
+        .unwrap_or_else(|d| panic!("{d:?}"));
+        let Some(Remote::Snowflake(sf)) = &cfg.connections["sf"].remote else {
+            panic!("not snowflake");
+        };
+        assert_eq!(cfg.connections["sf"].dialect, Dialect::Snowflake);
+        assert_eq!(sf.user, "jane@acme.com");
+        assert_eq!(sf.account, "xy12345.eu-central-1");
+        assert_eq!(sf.database.as_deref(), Some("ANALYTICS"));
+        assert_eq!(sf.schema.as_deref(), Some("MARTS"));
+        assert_eq!(sf.warehouse.as_deref(), Some("DQ_WH"));
+        assert_eq!(sf.role.as_deref(), Some("DQ_READER"));
+        assert_eq!(
+            sf.api_base,
+            "https://xy12345.eu-central-1.snowflakecomputing.com"
+        );
+        assert!(matches!(&sf.auth, SnowflakeAuth::Password(p) if p.expose() == "s3cret"));
+        assert!(
+            !format!("{cfg:?}").contains("s3cret"),
+            "the password shows in Debug"
+        );
+        let Some(Remote::Snowflake(key)) = &cfg.connections["sf_key"].remote else {
+            panic!("not snowflake");
+        };
+        assert!(
+            matches!(&key.auth, SnowflakeAuth::KeyPair(p) if p == Path::new("cfg/keys/rsa.p8"))
+        );
+        let Some(Remote::Bigquery(bq)) = &cfg.connections["bq"].remote else {
+            panic!("not bigquery");
+        };
+        assert_eq!(bq.project, "acme-analytics");
+        assert_eq!(bq.dataset.as_deref(), Some("sales"));
+        assert_eq!(bq.location.as_deref(), Some("EU"));
+        assert_eq!(bq.max_bytes_billed, 500 << 20);
+        assert_eq!(
+            bq.credentials_file.as_deref(),
+            Some(Path::new("cfg/sa.json"))
+        );
+    }
+
+    #[test]
+    fn refuses_bad_snowflake_and_bigquery_connections() {
+        let e = errors(indoc! {r#"
+            [connections.a]
+            url = "snowflake://u:hunter2@acct/DB"
+            [connections.b]
+            url = "snowflake://u@acct/DB"
+            [connections.c]
+            url = "bigquery://p/d"
+            max_bytes_billed = "lots"
+            [connections.d]
+            url = "postgres://u@h/db"
+            max_bytes_billed = "1GB"
+            [connections.e]
+            url = "snowflake://u@acct/DB?warehouse=W&colour=blue"
+            password = "x"
+        "#});
+        let all = e.join("\n");
+        assert!(!all.contains("hunter2"), "{all}");
+        assert!(
+            all.contains(
+                "cfg/dqwatch.toml:2:7: error: the url of connection \"a\" holds a password"
+            ),
+            "{all}"
+        );
+        assert!(all.contains("connection \"b\" has no credentials"), "{all}");
+        assert!(
+            all.contains("cfg/dqwatch.toml:7:20: error: invalid byte count \"lots\""),
+            "{all}"
+        );
+        assert!(
+            all.contains("`max_bytes_billed` is for bigquery connections only"),
+            "{all}"
+        );
+        assert!(all.contains("unknown url parameter `colour`"), "{all}");
+        assert_eq!(e.len(), 5, "{all}");
     }
 
     #[test]

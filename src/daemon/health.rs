@@ -1,5 +1,6 @@
 //! What `/readyz` and `/metrics` answer, checked in the background: the state store (a ping),
-//! every warehouse connection (prepare `SELECT 1`), the open incidents and the outbox counts,
+//! every warehouse connection (its driver's ping: prepare `SELECT 1`, a Snowflake session
+//! heartbeat, a BigQuery dataset read), the open incidents and the outbox counts,
 //! each with a short timeout, every [`EVERY`]. The probes read the last result and never wait
 //! for a server, so they answer at once while the state store or a warehouse is down.
 
@@ -95,7 +96,7 @@ pub async fn refresh(shared: &Shared) {
             let name = name.clone();
             async move {
                 let status = match w {
-                    Some(w) => match bounded(w.prepare("SELECT 1")).await {
+                    Some(w) => match bounded(w.ping()).await {
                         Ok(_) => "ok".to_string(),
                         Err(e) => e,
                     },

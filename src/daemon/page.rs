@@ -342,6 +342,33 @@ fn card(inc: &Incident, info: Option<&CheckInfo>, now: DateTime<Utc>, level: u8)
 
 /// Renders `/` from the store: active incidents by severity (narrowed by `filter`), then
 /// every check's recent runs.
+/// Each warehouse connection's state from the last background check (`/readyz`'s), one line.
+fn connection_states(shared: &Shared) -> String {
+    let health = shared
+        .health
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .connections
+        .clone();
+    if health.is_empty() {
+        return String::new();
+    }
+    let parts: Vec<String> = health
+        .iter()
+        .map(|(name, state)| {
+            if state == "ok" {
+                format!("{} ✓", esc(name))
+            } else {
+                format!("<strong>{} ✗</strong> {}", esc(name), esc(state))
+            }
+        })
+        .collect();
+    format!(
+        "<p class=\"muted\" id=\"connections\">Connections: {}</p>",
+        parts.join(" · ")
+    )
+}
+
 pub async fn render(shared: &Shared, filter: &Filter) -> Result<String, String> {
     let loaded = shared.loaded();
     let now = shared.clock.now();
@@ -368,6 +395,7 @@ pub async fn render(shared: &Shared, filter: &Filter) -> Result<String, String> 
         if loaded.checks.len() == 1 { "" } else { "s" },
         t = esc(&format_time(now))
     );
+    html.push_str(&connection_states(shared));
     html.push_str(&filter_form(&loaded, filter));
     for sev in Severity::ALL {
         let list: Vec<_> = open.iter().filter(|i| i.severity == sev).collect();
@@ -756,6 +784,7 @@ mod tests {
             impact: vec![],
             min_severity: None,
             runbook: None,
+            max_bytes_billed: None,
             keys: vec![],
             judge: Judge::Thresholds {
                 metric: "lag_seconds".into(),
@@ -784,6 +813,7 @@ mod tests {
             started_at: now,
             duration: Duration::ZERO,
             queued: Duration::ZERO,
+            stats: Default::default(),
         };
 
         // The terminal.

@@ -6,7 +6,7 @@
 use crate::checks::{Check, HistoryEngine};
 use crate::evaluate::{evaluate, robust_z, schema_judge, trend};
 use crate::incidents::fingerprint;
-use crate::model::{ErrorKind, Key, Outcome, ResultSet, Value};
+use crate::model::{ErrorKind, Key, Outcome, QueryStats, ResultSet, Value};
 use crate::store::Store;
 use crate::warehouse::Warehouse;
 use chrono::{DateTime, Datelike, Utc};
@@ -37,12 +37,27 @@ fn num(x: Option<f64>) -> Value {
     x.map_or(Value::Null, Value::Float)
 }
 
-/// Runs a history rule check.
+/// Runs a history rule check; also what the warehouse told about its query.
 pub async fn outcome(
     check: &Check,
     warehouse: Option<Arc<Warehouse>>,
     store: Option<Store>,
     now: DateTime<Utc>,
+) -> (Outcome, QueryStats) {
+    let stats = std::sync::Mutex::new(QueryStats::default());
+    let outcome = judge(check, warehouse, store, now, &stats).await;
+    let stats = stats
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    (outcome, stats)
+}
+
+async fn judge(
+    check: &Check,
+    warehouse: Option<Arc<Warehouse>>,
+    store: Option<Store>,
+    now: DateTime<Utc>,
+    stats: &std::sync::Mutex<QueryStats>,
 ) -> Outcome {
     let (Some(engine), Some(store)) = (&check.history, store) else {
         return err(
@@ -55,10 +70,16 @@ pub async fn outcome(
     };
     let fetch = || async {
         match &warehouse {
-            Some(w) => w
-                .fetch(&check.sql)
-                .await
-                .map_err(|e| err(e.kind(), e.to_string())),
+            Some(w) => {
+                let f = w
+                    .fetch_timed(&check.sql, crate::engine::run::job(check))
+                    .await;
+                stats
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .merge(f.stats);
+                f.rows.map_err(|e| err(e.kind(), e.to_string()))
+            }
             None => Err(err(
                 ErrorKind::Connection,
                 format!("connection \"{}\" is not configured", check.connection),

@@ -5,9 +5,9 @@
 use crate::checks::Check;
 use crate::clock::Clock;
 use crate::evaluate::evaluate;
-use crate::model::{ErrorKind, Outcome, Severity};
+use crate::model::{ErrorKind, Outcome, QueryStats, Severity};
 use crate::store::Store;
-use crate::warehouse::Warehouses;
+use crate::warehouse::{Job, Warehouses};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,6 +27,8 @@ pub struct CheckRun {
     pub duration: Duration,
     /// How long it waited for a free connection slot (`max_concurrency`) first.
     pub queued: Duration,
+    /// What the warehouse told about the check's queries (query ids, bytes processed).
+    pub stats: QueryStats,
 }
 
 /// A selected check that was not run, and why (a history rule under `--no-incidents`).
@@ -158,6 +160,7 @@ pub async fn run_watched(
                 started_at,
                 duration: Duration::ZERO,
                 queued: Duration::ZERO,
+                stats: QueryStats::default(),
             })
         })
         .collect();
@@ -178,22 +181,29 @@ pub async fn run_one(
     now: DateTime<Utc>,
 ) -> CheckRun {
     let t = Instant::now();
+    let mut stats = QueryStats::default();
     let (outcome, queued) = match (&check.reconcile, warehouses.get(&check.connection)) {
-        (_, w) if check.history.is_some() => (
-            crate::engine::history::outcome(&check, w.cloned(), store.cloned(), now).await,
-            Duration::ZERO,
-        ),
-        (Some(spec), _) => reconcile_sides(&check, spec, warehouses).await,
-        (None, Some(w)) => match w.fetch_timed(&check.sql).await {
-            (Ok(rows), queued) => (evaluate(&check, &rows), queued),
-            (Err(err), queued) => (
-                Outcome::Error {
-                    kind: err.kind(),
-                    message: err.to_string(),
-                },
-                queued,
-            ),
-        },
+        (_, w) if check.history.is_some() => {
+            let (outcome, s) =
+                crate::engine::history::outcome(&check, w.cloned(), store.cloned(), now).await;
+            stats = s;
+            (outcome, Duration::ZERO)
+        }
+        (Some(spec), _) => reconcile_sides(&check, spec, warehouses, &mut stats).await,
+        (None, Some(w)) => {
+            let fetched = w.fetch_timed(&check.sql, job(&check)).await;
+            stats = fetched.stats;
+            match fetched.rows {
+                Ok(rows) => (evaluate(&check, &rows), fetched.queued),
+                Err(err) => (
+                    Outcome::Error {
+                        kind: err.kind(),
+                        message: err.to_string(),
+                    },
+                    fetched.queued,
+                ),
+            }
+        }
         (None, None) => (
             Outcome::Error {
                 kind: ErrorKind::Connection,
@@ -208,6 +218,15 @@ pub async fn run_one(
         started_at: now,
         duration: t.elapsed().saturating_sub(queued),
         queued,
+        stats,
+    }
+}
+
+/// What the warehouse is told about the check a query runs for.
+pub fn job(check: &Check) -> Job<'_> {
+    Job {
+        check: &check.id.0,
+        max_bytes_billed: check.max_bytes_billed,
     }
 }
 
@@ -217,6 +236,7 @@ async fn reconcile_sides(
     check: &Check,
     spec: &crate::checks::Reconcile,
     warehouses: &Warehouses,
+    stats: &mut QueryStats,
 ) -> (Outcome, Duration) {
     let fetch = |side: &crate::checks::Side| {
         let name = side
@@ -228,8 +248,12 @@ async fn reconcile_sides(
         async move {
             match w {
                 Some(w) => {
-                    let (rows, queued) = w.fetch_timed(&sql).await;
-                    (rows.map_err(|e| (e.kind(), format!("{name}: {e}"))), queued)
+                    let f = w.fetch_timed(&sql, job(check)).await;
+                    (
+                        f.rows.map_err(|e| (e.kind(), format!("{name}: {e}"))),
+                        f.queued,
+                        f.stats,
+                    )
                 }
                 None => (
                     Err((
@@ -237,11 +261,15 @@ async fn reconcile_sides(
                         format!("connection \"{name}\" is not configured"),
                     )),
                     Duration::ZERO,
+                    QueryStats::default(),
                 ),
             }
         }
     };
-    let ((source, q1), (target, q2)) = tokio::join!(fetch(&spec.source), fetch(&spec.target));
+    let ((source, q1, s1), (target, q2, s2)) =
+        tokio::join!(fetch(&spec.source), fetch(&spec.target));
+    stats.merge(s1);
+    stats.merge(s2);
     let joined = source.and_then(|s| target.map(|t| crate::evaluate::join_sides(&s, &t, spec)));
     let outcome = match joined {
         Ok(Ok(rows)) => evaluate(check, &rows),

@@ -323,6 +323,7 @@ mod tests {
             impact: vec![],
             min_severity: None,
             runbook: None,
+            max_bytes_billed: None,
             keys: keys.iter().map(|k| k.to_string()).collect(),
             judge,
             on_no_data,

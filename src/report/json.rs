@@ -39,6 +39,13 @@ struct CheckDoc<'a> {
     /// Why a skipped check did not run; only on skipped checks.
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'a str>,
+    /// The warehouse's ids of the check's queries (Snowflake query ids, BigQuery job ids);
+    /// only where the warehouse has them.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    query_ids: &'a [String],
+    /// Bytes the check's queries processed (BigQuery); only where the warehouse says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bytes_processed: Option<u64>,
     observations: Vec<ObservationDoc<'a>>,
 }
 
@@ -81,6 +88,8 @@ pub fn render(report: &RunReport, fail_on: Severity) -> String {
                 capped: false,
                 error: None,
                 reason: None,
+                query_ids: &run.stats.query_ids,
+                bytes_processed: run.stats.bytes_processed,
                 observations: Vec::new(),
             };
             match &run.outcome {
@@ -146,6 +155,8 @@ pub fn render(report: &RunReport, fail_on: Severity) -> String {
             capped: false,
             error: None,
             reason: Some(&skipped.reason),
+            query_ids: &[],
+            bytes_processed: None,
             observations: Vec::new(),
         }))
         .collect();

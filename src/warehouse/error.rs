@@ -15,6 +15,14 @@ pub enum WarehouseError {
         /// The driver's or server's message.
         message: String,
     },
+    /// The warehouse refused the login (or its credentials could not be read).
+    #[error("connection \"{connection}\": authentication failed: {message}")]
+    Auth {
+        /// The connection's name.
+        connection: String,
+        /// Why, in the warehouse's words (never the secret).
+        message: String,
+    },
     /// The database rejected or failed the query.
     #[error("{message}")]
     Query {
@@ -37,7 +45,7 @@ impl WarehouseError {
     /// The outcome class this error is reported as.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            WarehouseError::Connect { .. } => ErrorKind::Connection,
+            WarehouseError::Connect { .. } | WarehouseError::Auth { .. } => ErrorKind::Connection,
             WarehouseError::Query { .. } => ErrorKind::Query,
             WarehouseError::Timeout { .. } => ErrorKind::Timeout,
         }

@@ -1,12 +1,21 @@
-//! Warehouse connections: a small pool per `[connections.NAME]`, one query per check, run
-//! read-only with the statement timeout enforced by the database (and the statement
-//! cancelled from another connection if the server misses it), rows streamed up to
-//! `max_rows` and decoded into [`crate::model::Value`]s.
+//! Warehouse connections behind one interface ([`Warehouse`], an enum over the drivers):
+//! connect with the warehouse's own auth, run one read-only query per check with a
+//! server-side timeout, cancel it on the server when the client's deadline passes, read at
+//! most `max_rows` rows into [`crate::model::Value`]s, describe a query without running it,
+//! answer a readiness ping, and name the SQL dialect rule templates are picked by. Drivers:
+//! sqlx pools for PostgreSQL, MariaDB/MySQL and SQLite (`pool.rs`), Snowflake and BigQuery
+//! over HTTP.
 
+mod bigquery;
 mod decode;
+mod driver;
 mod error;
+mod http;
 mod pool;
 mod screen;
+mod snowflake;
+#[cfg(feature = "snowflake-arrow")]
+mod snowflake_arrow;
 
+pub use driver::{Fetched, Job, Warehouse, Warehouses};
 pub use error::WarehouseError;
-pub use pool::{Warehouse, Warehouses};

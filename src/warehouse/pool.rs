@@ -5,7 +5,7 @@
 use super::decode;
 use super::error::{WarehouseError, describe, is_timeout};
 use super::screen::{NOT_A_QUERY, screen};
-use crate::config::{Config, Connection, Dialect};
+use crate::config::{Connection, Dialect};
 use crate::model::ResultSet;
 use futures_util::TryStreamExt;
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection};
@@ -14,7 +14,6 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{
     AssertSqlSafe, Column, ConnectOptions, Connection as _, Executor, Row, SqlSafeStr, Statement,
 };
-use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -89,60 +88,14 @@ impl Deadline {
     }
 }
 
-/// The pools of every configured connection. Nothing connects until a check needs it.
-#[derive(Clone, Default)]
-pub struct Warehouses(BTreeMap<String, Arc<Warehouse>>);
-
-impl Warehouses {
-    /// A pool per `[connections.NAME]`.
-    pub fn new(config: &Config) -> Self {
-        Self(
-            config
-                .connections
-                .iter()
-                .map(|(n, c)| (n.clone(), Arc::new(Warehouse::new(c.clone()))))
-                .collect(),
-        )
-    }
-
-    /// Closes every idle connection politely (the server logs no reset).
-    pub async fn close(&self) {
-        for w in self.0.values() {
-            let idle: Vec<Conn> = std::mem::take(
-                &mut *w
-                    .idle
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner),
-            );
-            for conn in idle {
-                let _ = match conn {
-                    Conn::Pg(c, _) => c.close().await,
-                    Conn::My(c, _) => c.close().await,
-                    Conn::Lite(c, _) => c.close().await,
-                };
-            }
-        }
-    }
-
-    /// The sum of every connection's `max_concurrency`.
-    pub fn total_concurrency(&self) -> usize {
-        self.0.values().map(|w| w.conn.max_concurrency).sum()
-    }
-
-    /// The pool of a connection.
-    pub fn get(&self, name: &str) -> Option<&Arc<Warehouse>> {
-        self.0.get(name)
-    }
-}
-
-/// A warehouse connection pool.
-pub struct Warehouse {
+/// A pool of connections to a PostgreSQL, MariaDB/MySQL or SQLite warehouse.
+pub struct SqlPool {
     conn: Connection,
     idle: Mutex<Vec<Conn>>,
     permits: Semaphore,
 }
 
-impl Warehouse {
+impl SqlPool {
     /// A pool for `conn`, opening at most `max_concurrency` connections.
     pub fn new(conn: Connection) -> Self {
         let permits = Semaphore::new(conn.max_concurrency);
@@ -158,14 +111,27 @@ impl Warehouse {
         &self.conn
     }
 
-    /// Runs `sql` read-only and reads at most `max_rows` rows. What is not one query is
-    /// refused, and nothing a check does to its session reaches the next check.
-    pub async fn fetch(&self, sql: &str) -> Result<ResultSet, WarehouseError> {
-        self.fetch_timed(sql).await.0
+    /// Closes every idle connection politely (the server logs no reset).
+    pub async fn close(&self) {
+        let idle: Vec<Conn> = std::mem::take(
+            &mut *self
+                .idle
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for conn in idle {
+            let _ = match conn {
+                Conn::Pg(c, _) => c.close().await,
+                Conn::My(c, _) => c.close().await,
+                Conn::Lite(c, _) => c.close().await,
+            };
+        }
     }
 
-    /// [`Warehouse::fetch`], also saying how long the check waited for a free connection
-    /// slot (`max_concurrency`) before its query started: that wait is not the query's time.
+    /// Runs `sql` read-only and reads at most `max_rows` rows. What is not one query is
+    /// refused, and nothing a check does to its session reaches the next check. Also says
+    /// how long the check waited for a free connection slot (`max_concurrency`) before its
+    /// query started: that wait is not the query's time.
     pub async fn fetch_timed(&self, sql: &str) -> (Result<ResultSet, WarehouseError>, Duration) {
         let start = Instant::now();
         let mut queued = Duration::ZERO;
@@ -217,7 +183,7 @@ impl Warehouse {
     }
 
     /// Prepares `sql` without running it and returns its column names; refuses what
-    /// [`Warehouse::fetch`] refuses.
+    /// [`SqlPool::fetch_timed`] refuses.
     pub async fn prepare(&self, sql: &str) -> Result<Vec<String>, WarehouseError> {
         screen(sql, self.conn.dialect).map_err(|m| self.query_error(&m))?;
         let _permit = self
@@ -437,6 +403,10 @@ async fn connect(conn: &Connection) -> Result<Conn, sqlx::Error> {
                 .set_progress_handler(10_000, move || d.open());
             Ok(Conn::Lite(c, deadline))
         }
+        // Reached over HTTP by their own drivers, never through this pool.
+        Dialect::Snowflake | Dialect::Bigquery => Err(sqlx::Error::Configuration(
+            "not a PostgreSQL, MariaDB/MySQL or SQLite connection".into(),
+        )),
     }
 }
 
@@ -619,6 +589,7 @@ mod tests {
             max_concurrency: 1,
             statement_timeout: Duration::from_secs(1),
             max_rows: 10,
+            remote: None,
         }
     }
 
@@ -677,7 +648,7 @@ mod tests {
                 continue;
             };
             let cfg = connection(&url, dialect);
-            let w = Warehouse::new(cfg.clone());
+            let w = SqlPool::new(cfg.clone());
             let mut conn = connect(&cfg).await.expect("connect");
             let mut probe = connect(&cfg).await.expect("connect");
             let running = Running::of(&conn);

@@ -17,11 +17,14 @@ pub(super) fn screen(sql: &str, dialect: Dialect) -> Result<(), String> {
         return Err("refused: the query contains a NUL byte".into());
     }
     match dialect {
-        Dialect::Postgres => {
+        // Snowflake comments are `--`, `//` and `/* */`; BigQuery's `--`, `#` and `/* */`.
+        // Both refuse a second statement themselves, and the statement type is checked by
+        // the warehouse (describe-only request, dry run) before anything runs.
+        Dialect::Postgres | Dialect::Snowflake => {
             let start = pg_skip_comments(sql.as_bytes())?;
             query_start(&sql[start..])
         }
-        Dialect::Mysql => {
+        Dialect::Mysql | Dialect::Bigquery => {
             let start = mysql_skip_comments(sql.as_bytes())?;
             query_start(&sql[start..])
         }

@@ -1276,7 +1276,8 @@ fn readyz_is_503_when_a_warehouse_is_unreachable() {
     env.config(&config(
         "sqlite://state.db",
         "",
-        "[connections.gone]\nurl = \"sqlite://missing/gone.db\"",
+        "[connections.gone]\nurl = \"sqlite://missing/gone.db\"\n\
+         [connections.bq]\nurl = \"bigquery://acme/sales\"\ncredentials_file = \"missing.json\"",
     ));
     let d = Daemon::start(&env, &[]);
     let r = d.get("/readyz");
@@ -1287,6 +1288,21 @@ fn readyz_is_503_when_a_warehouse_is_unreachable() {
     assert_eq!(j["connections"]["warehouse"], "ok", "{j}");
     let gone = j["connections"]["gone"].as_str().unwrap_or_default();
     assert!(!gone.is_empty() && gone != "ok", "{j}");
+    // An HTTP warehouse's ping names the connection and why (issue 12).
+    let bq = j["connections"]["bq"].as_str().unwrap_or_default();
+    assert!(
+        bq.contains("connection \"bq\": authentication failed") && bq.contains("missing.json"),
+        "{j}"
+    );
+    // The page shows each connection's state too.
+    let page = d.get("/");
+    assert!(
+        page.body.contains("warehouse ✓")
+            && page.body.contains("gone ✗")
+            && page.body.contains("bq ✗"),
+        "{}",
+        page.body
+    );
     assert_eq!(d.get("/healthz").status, 200);
     assert_eq!(d.stop().0, 0, "{}", d.log_text());
 }

@@ -9,6 +9,7 @@
 mod db;
 mod util;
 
+mod bigquery;
 mod cli;
 mod config_errors;
 mod daemon;
@@ -28,6 +29,7 @@ mod report;
 mod rules;
 mod rules_history;
 mod smtp;
+mod snowflake;
 mod sqlite;
 mod surfaces;
 mod warehouses;

@@ -388,3 +388,105 @@ fn a_password_is_never_served_by_the_daemon() {
     drop(daemon);
     hidden_files(env.path());
 }
+
+/// The secrets of the HTTP warehouses: a Snowflake password (with the characters that break
+/// URLs) and private key, and a BigQuery service-account key, in every output format,
+/// `validate --connect`, the state store and trace-level logs (where HTTP libraries log).
+/// The Snowflake half needs the fakesnow stand-in (`DQWATCH_TEST_SNOWFLAKE_URL`).
+#[test]
+fn snowflake_and_bigquery_secrets_are_never_printed() {
+    let env = TestEnv::new();
+    let key = env.path().join("sf.p8");
+    let made = std::process::Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+        ])
+        .arg(&key)
+        .output();
+    if !made.is_ok_and(|o| o.status.success()) {
+        crate::util::skip(
+            "redaction::snowflake_and_bigquery_secrets_are_never_printed",
+            "openssl is not installed",
+        );
+        return;
+    }
+    let pem = std::fs::read_to_string(&key).unwrap();
+    // A line of the key's body: any piece of it printed would show one.
+    let key_line = pem.lines().nth(3).unwrap().to_string();
+    env.write(
+        "sa.json",
+        serde_json::json!({"type": "service_account", "client_email": "dq@p.iam.gserviceaccount.com",
+            "private_key": pem, "token_uri": "http://127.0.0.1:9/token"})
+        .to_string(),
+    );
+    let snowflake = std::env::var("DQWATCH_TEST_SNOWFLAKE_URL")
+        .ok()
+        .filter(|u| !u.is_empty() && cfg!(feature = "snowflake-arrow"));
+    // Without the stand-in, a port nothing listens on: the login fails, which must not print
+    // the password either.
+    let base = snowflake.unwrap_or_else(|| "http://127.0.0.1:9".into());
+    env.config(&format!(
+        "state = \"sqlite://state.db\"\n\
+         [connections.sf_password]\n\
+         url = \"snowflake://dq@acct/DQ_REDACT/PUBLIC\"\n\
+         password = \"${{SF_PW}}\"\n\
+         api_base = \"{base}\"\n\
+         [connections.sf_key]\n\
+         url = \"snowflake://dq@acct/DQ_REDACT/PUBLIC\"\n\
+         private_key_file = \"sf.p8\"\n\
+         api_base = \"{base}\"\n\
+         [connections.bq]\n\
+         url = \"bigquery://p/d\"\n\
+         credentials_file = \"sa.json\"\n\
+         api_base = \"http://127.0.0.1:9/bigquery/v2\"\n"
+    ));
+    for conn in ["sf_password", "sf_key", "bq"] {
+        let header = format!("connection = \"{conn}\"");
+        env.check_with(
+            &format!("c_{conn}"),
+            &[&header, "metric = \"n\"", "[thresholds]", "P1 = \"> 1\""],
+            "SELECT 1 AS n",
+        );
+    }
+    let secrets = [
+        RAW.to_string(),
+        ENCODED.to_string(),
+        key_line,
+        "PRIVATE KEY".into(),
+    ];
+    let runs: [&[&str]; 4] = [
+        &["run", "--format", "json"],
+        &["run", "--format", "text"],
+        &["run", "--format", "junit"],
+        &["validate", "--connect"],
+    ];
+    for args in runs {
+        let mut cmd = env.command();
+        cmd.arg("--config")
+            .arg("dqwatch.toml")
+            .args(args)
+            .env("SF_PW", RAW)
+            .env("RUST_LOG", "trace");
+        let out = crate::util::output(&mut cmd);
+        for s in &secrets {
+            assert!(
+                !out.stdout.contains(s.as_str()) && !out.stderr.contains(s.as_str()),
+                "{args:?} printed {s:?}:\n{}\n{}",
+                out.stdout,
+                out.stderr
+            );
+        }
+    }
+    hidden_files(env.path());
+    let state = std::fs::read(env.path().join("state.db")).unwrap_or_default();
+    let state = String::from_utf8_lossy(&state);
+    assert!(
+        !state.contains(secrets[2].as_str()),
+        "the state store holds the key"
+    );
+}

@@ -1,0 +1,4 @@
+-- reconciliation_gap runs its two sides (source and target) and joins them by key in dqwatch,
+-- so that they may live on different connections. This file documents the side query built
+-- from { table, key_column, value_expression }:
+-- SELECT key_column AS key, (value_expression) AS value FROM table GROUP BY key_column
