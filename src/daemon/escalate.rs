@@ -59,6 +59,7 @@ pub async fn tick(shared: &Shared) -> Result<usize, String> {
                         steps.join(", "),
                         esc.email.join(", ")
                     )),
+                    fields: Default::default(),
                 }
             });
             if apply::take_step(
@@ -91,6 +92,7 @@ pub async fn tick(shared: &Shared) -> Result<usize, String> {
                 actor: SYSTEM_ACTOR.into(),
                 severity: inc.severity,
                 note: None,
+                fields: Default::default(),
             };
             if apply::take_step(
                 &shared.store,

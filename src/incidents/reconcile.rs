@@ -143,6 +143,7 @@ fn event(kind: EventKind, severity: Severity, now: DateTime<Utc>, note: Option<S
         actor: SYSTEM_ACTOR.into(),
         severity,
         note,
+        fields: Default::default(),
     }
 }
 
@@ -362,6 +363,7 @@ pub fn acknowledge(
                 actor: by.into(),
                 severity: inc.severity,
                 note,
+                fields: Default::default(),
             });
             Ok(c)
         }
@@ -403,6 +405,7 @@ pub fn resolve(
         actor: by.into(),
         severity: inc.severity,
         note,
+        fields: Default::default(),
     });
     Ok(c)
 }
@@ -418,6 +421,7 @@ pub fn note(inc: &Incident, by: &str, text: String, now: DateTime<Utc>) -> Chang
             actor: by.into(),
             severity: inc.severity,
             note: Some(text),
+            fields: Default::default(),
         }],
     }
 }

@@ -215,6 +215,7 @@ mod tests {
             actor: actor.into(),
             severity: inc.severity,
             note: None,
+            fields: Default::default(),
         };
         let events = vec![
             ev(EventKind::Opened, 0, "dqwatch"),

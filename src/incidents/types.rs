@@ -7,6 +7,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+pub use super::fields::{EventFields, ResolveReason, ResponseStatus};
+
 /// The fingerprint of a check's subject: check id plus key values. The check-failure
 /// incident of a check has its own (`id#check_failure`).
 pub fn fingerprint(check: &CheckId, key: &Key) -> String {
@@ -148,6 +150,16 @@ pub enum EventKind {
     Escalated,
     /// A reminder while unacknowledged.
     Reminder,
+    /// A responder's status update (status, impact, next steps, ETA, workaround).
+    StatusUpdate,
+    /// An incident commander was assigned.
+    Assigned,
+    /// Notifications held until a time.
+    Snoozed,
+    /// Notifications held until unmuted.
+    Muted,
+    /// A snooze, mute or maintenance hold ended (told once).
+    HoldEnded,
 }
 
 impl EventKind {
@@ -164,6 +176,11 @@ impl EventKind {
             EventKind::Note => "note",
             EventKind::Escalated => "escalated",
             EventKind::Reminder => "reminder",
+            EventKind::StatusUpdate => "status_update",
+            EventKind::Assigned => "assigned",
+            EventKind::Snoozed => "snoozed",
+            EventKind::Muted => "muted",
+            EventKind::HoldEnded => "hold_ended",
         }
     }
 
@@ -180,6 +197,11 @@ impl EventKind {
             EventKind::Note,
             EventKind::Escalated,
             EventKind::Reminder,
+            EventKind::StatusUpdate,
+            EventKind::Assigned,
+            EventKind::Snoozed,
+            EventKind::Muted,
+            EventKind::HoldEnded,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -192,7 +214,12 @@ impl EventKind {
             EventKind::SeverityRaised
             | EventKind::Reopened
             | EventKind::Acknowledged
-            | EventKind::Reminder => Some("updated"),
+            | EventKind::Reminder
+            | EventKind::Assigned
+            | EventKind::Snoozed
+            | EventKind::Muted
+            | EventKind::HoldEnded => Some("updated"),
+            EventKind::StatusUpdate => Some("status"),
             EventKind::Resolved => Some("resolved"),
             EventKind::Escalated => Some("escalated"),
             EventKind::Detected | EventKind::Cleared | EventKind::Note => None,
@@ -221,4 +248,7 @@ pub struct Event {
     pub severity: Severity,
     /// Free text (a note, a reason).
     pub note: Option<String>,
+    /// Structured fields (a status update's, a resolution's reason, an assignee, a snooze's
+    /// end); empty for most events.
+    pub fields: EventFields,
 }
