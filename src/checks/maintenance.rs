@@ -194,7 +194,7 @@ mod tests {
     #[test]
     fn bad_windows_are_diagnostics_with_their_line() {
         let e = config("\n[[maintenance]]\nname = \"x\"\ncron = \"0 2 * *\"\n").unwrap_err();
-        assert!(e.iter().any(|d| d.line == 5 && d.message.contains("needs a duration")), "{e:?}");
+        assert!(e.iter().any(|d| d.line == 6 && d.message.contains("needs a duration")), "{e:?}");
         let e = config(
             "[[maintenance]]\nname = \"x\"\nstart = \"2026-11-23T10:00:00Z\"\nend = \"2026-11-23T09:00:00Z\"\n\
              [[maintenance]]\nname = \"x\"\nstart = \"yesterday\"\nend = \"2026-11-23T09:00:00Z\"\nconnection = \"nope\"\n\

@@ -2,6 +2,7 @@
 //! conditional update so that one replica sends it.
 
 use super::Shared;
+use crate::checks::maintenance;
 use crate::engine::apply::{self, Facts};
 use crate::incidents::escalate::{due, reminder};
 use crate::incidents::reconcile::SYSTEM_ACTOR;
@@ -33,7 +34,8 @@ pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
     }
 }
 
-/// One pass: takes every due step and reminder. Returns how many were taken here.
+/// One pass: takes every due step and reminder, and tells the end of every hold that is
+/// over. Returns how many mails were written here.
 pub async fn tick(shared: &Shared) -> Result<usize, String> {
     let now = shared.clock.now();
     let incidents = shared
@@ -43,8 +45,20 @@ pub async fn tick(shared: &Shared) -> Result<usize, String> {
         .map_err(|e| e.chain())?;
     let loaded = shared.loaded();
     let mut taken = 0;
+    // Snoozed, muted or in a maintenance window: steps are taken without mail.
+    let controls = if incidents.is_empty() {
+        Default::default()
+    } else {
+        shared.store.controls().await.map_err(|e| e.chain())?
+    };
+    let windows = maintenance::windows(&loaded.config).unwrap_or_default();
     for mut inc in incidents {
-        let facts = Facts::of(loaded.infos.get(&inc.check_id.0));
+        let mut facts = Facts::of(loaded.infos.get(&inc.check_id.0));
+        let own = controls.get(&inc.id).cloned().unwrap_or_default();
+        if let Some(h) = apply::hold_of(&inc, &own, &windows, &loaded.config, &loaded.infos, now)
+        {
+            facts.holds.insert(inc.id, h);
+        }
         if let Some(esc) = due(&inc, now) {
             let event = (!esc.steps.is_empty()).then(|| {
                 let steps: Vec<String> = esc.steps.iter().map(|s| (s + 1).to_string()).collect();
@@ -112,6 +126,17 @@ pub async fn tick(shared: &Shared) -> Result<usize, String> {
             }
         }
     }
+    // Holds that are over (a snooze ran out, a window closed) are told once.
+    let ended = apply::end_holds(
+        &shared.store,
+        &loaded.composer,
+        &loaded.config,
+        &loaded.infos,
+        now,
+    )
+    .await
+    .map_err(|e| e.chain())?;
+    taken += ended.mails;
     shared.set_ready(true);
     Ok(taken)
 }

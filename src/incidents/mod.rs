@@ -10,6 +10,7 @@ pub mod policy;
 pub mod quiet;
 pub mod reconcile;
 pub mod respond;
+pub mod sla;
 pub mod stats;
 mod types;
 

@@ -92,6 +92,9 @@ pub struct Recorded {
     pub resolved: usize,
     /// Mails written to the outbox.
     pub mails: usize,
+    /// Mails not written because the incident's notifications are held (snooze, mute,
+    /// maintenance window).
+    pub held: usize,
 }
 
 impl Recorded {
