@@ -103,10 +103,7 @@ impl Window {
     pub fn covers(&self, s: Subject<'_>) -> bool {
         let m = &self.config;
         m.connection.as_ref().is_none_or(|c| c == s.connection)
-            && (m.checks.is_empty()
-                || m.checks
-                    .iter()
-                    .any(|g| glob(g.as_bytes(), s.id.as_bytes())))
+            && (m.checks.is_empty() || m.checks.iter().any(|g| glob(g.as_bytes(), s.id.as_bytes())))
             && (m.tags.is_empty() || m.tags.iter().any(|t| s.tags.contains(t)))
     }
 }
@@ -194,7 +191,11 @@ mod tests {
     #[test]
     fn bad_windows_are_diagnostics_with_their_line() {
         let e = config("\n[[maintenance]]\nname = \"x\"\ncron = \"0 2 * *\"\n").unwrap_err();
-        assert!(e.iter().any(|d| d.line == 6 && d.message.contains("needs a duration")), "{e:?}");
+        assert!(
+            e.iter()
+                .any(|d| d.line == 6 && d.message.contains("needs a duration")),
+            "{e:?}"
+        );
         let e = config(
             "[[maintenance]]\nname = \"x\"\nstart = \"2026-11-23T10:00:00Z\"\nend = \"2026-11-23T09:00:00Z\"\n\
              [[maintenance]]\nname = \"x\"\nstart = \"yesterday\"\nend = \"2026-11-23T09:00:00Z\"\nconnection = \"nope\"\n\
@@ -202,13 +203,38 @@ mod tests {
         )
         .unwrap_err();
         let lines: Vec<(usize, &str)> = e.iter().map(|d| (d.line, d.message.as_str())).collect();
-        assert!(lines.iter().any(|(l, m)| *l == 6 && m.contains("end after it starts")), "{lines:?}");
-        assert!(lines.iter().any(|(l, m)| *l == 8 && m.contains("defined twice")), "{lines:?}");
-        assert!(lines.iter().any(|(l, m)| *l == 9 && m.contains("invalid start")), "{lines:?}");
-        assert!(lines.iter().any(|(l, m)| *l == 11 && m.contains("unknown connection")), "{lines:?}");
-        assert!(lines.iter().any(|(_, m)| m.contains("has no name")), "{lines:?}");
+        assert!(
+            lines
+                .iter()
+                .any(|(l, m)| *l == 6 && m.contains("end after it starts")),
+            "{lines:?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|(l, m)| *l == 8 && m.contains("defined twice")),
+            "{lines:?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|(l, m)| *l == 9 && m.contains("invalid start")),
+            "{lines:?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|(l, m)| *l == 11 && m.contains("unknown connection")),
+            "{lines:?}"
+        );
+        assert!(
+            lines.iter().any(|(_, m)| m.contains("has no name")),
+            "{lines:?}"
+        );
         // The cron's syntax is the schedule parser's, at the cron's own line.
-        let cfg = config("[[maintenance]]\nname = \"x\"\ncron = \"61 2 * * *\"\nduration = \"1h\"\n").unwrap();
+        let cfg =
+            config("[[maintenance]]\nname = \"x\"\ncron = \"61 2 * * *\"\nduration = \"1h\"\n")
+                .unwrap();
         let e = windows(&cfg).unwrap_err();
         assert_eq!((e[0].line, e[0].column), (5, 8), "{e:?}");
         assert!(e[0].message.contains("maintenance window \"x\""), "{e:?}");

@@ -98,7 +98,8 @@ pub async fn cmd(config: Option<&Path>, command: IncidentsCommand) -> Exit {
                 }
             };
             change_with(&st, id, clock, |inc, c, now| {
-                respond::snooze(inc, c, &by, now + length, &reason, now).map(|(ch, c)| (ch, Some(c)))
+                respond::snooze(inc, c, &by, now + length, &reason, now)
+                    .map(|(ch, c)| (ch, Some(c)))
             })
             .await
         }
@@ -146,53 +147,18 @@ fn not_found(id: i64) -> Res {
     Ok(Exit::Invalid)
 }
 
-/// Each incident's controls and current hold (its snooze or mute, or a maintenance window
-/// over its check), by id.
 async fn holds(
     st: &State,
     list: &[Incident],
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<std::collections::HashMap<i64, (Controls, Option<Hold>)>, String> {
-    let mut controls = st.store.controls().await.map_err(|e| e.chain())?;
-    let windows = maintenance::windows(&st.engine.config).unwrap_or_default();
-    Ok(list
-        .iter()
-        .map(|i| {
-            let c = controls.remove(&i.id).unwrap_or_default();
-            let h = i
-                .state
-                .is_active()
-                .then(|| {
-                    apply::hold_of(i, &c, &windows, &st.engine.config, &st.engine.infos, now)
-                })
-                .flatten();
-            (i.id, (c, h))
-        })
-        .collect())
-}
-
-/// The on-call fields of an incident in JSON: `assignee` and `hold` (null when not held).
-fn on_call_json(c: &Controls, hold: Option<&Hold>) -> serde_json::Value {
-    let hold = hold.map(|h| {
-        let mut v = serde_json::to_value(h).unwrap_or_default();
-        if let Some(o) = v.as_object_mut()
-            && !matches!(h, Hold::Maintenance { .. })
-        {
-            o.insert("reason".into(), serde_json::json!(c.hold_reason));
-            o.insert("by".into(), serde_json::json!(c.hold_by));
-        }
-        v
-    });
-    serde_json::json!({ "assignee": c.assignee, "hold": hold })
+    apply::holds(&st.store, &st.engine.config, &st.engine.infos, list, now)
+        .await
+        .map_err(|e| e.chain())
 }
 
 fn with_on_call(inc: &Incident, c: &Controls, hold: Option<&Hold>) -> serde_json::Value {
-    let mut v = serde_json::to_value(inc).unwrap_or_default();
-    if let (Some(o), serde_json::Value::Object(extra)) = (v.as_object_mut(), on_call_json(c, hold))
-    {
-        o.extend(extra);
-    }
-    v
+    crate::incidents::hold::incident_json(inc, c, hold)
 }
 
 /// The state column: the state, and the hold when there is one (`open, snoozed`).
@@ -266,9 +232,11 @@ async fn list(st: &State, filter: StateFilter, format: TextOrJson, clock: &dyn C
         outln!("no incidents");
     } else {
         let mut rows = vec![
-            ["ID", "STATE", "SEV", "CATEGORY", "OPENED", "METRIC", "ASSIGNEE", "TITLE"]
-                .map(String::from)
-                .to_vec(),
+            [
+                "ID", "STATE", "SEV", "CATEGORY", "OPENED", "METRIC", "ASSIGNEE", "TITLE",
+            ]
+            .map(String::from)
+            .to_vec(),
         ];
         for i in &list {
             let (c, h) = holds.get(&i.id).unwrap_or(&none);
@@ -294,13 +262,21 @@ async fn list(st: &State, filter: StateFilter, format: TextOrJson, clock: &dyn C
             .iter()
             .filter_map(|i| {
                 let (c, h) = holds.get(&i.id)?;
-                let h = h.as_ref().filter(|h| !matches!(h, Hold::Maintenance { .. }))?;
+                let h = h
+                    .as_ref()
+                    .filter(|h| !matches!(h, Hold::Maintenance { .. }))?;
                 Some(format!(
                     "  #{} {}{}{}",
                     i.id,
                     h.describe(),
-                    c.hold_by.as_ref().map(|b| format!(" by {b}")).unwrap_or_default(),
-                    c.hold_reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()
+                    c.hold_by
+                        .as_ref()
+                        .map(|b| format!(" by {b}"))
+                        .unwrap_or_default(),
+                    c.hold_reason
+                        .as_ref()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default()
                 ))
             })
             .collect();
@@ -354,7 +330,10 @@ pub(super) fn window_lines(
                 m.name,
                 format_time(end),
                 scope.join("; "),
-                m.reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()
+                m.reason
+                    .as_ref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
             ))
         })
         .collect()
@@ -688,7 +667,15 @@ async fn stats_cmd(st: &State, since: &str, format: TextOrJson, clock: &dyn Cloc
     );
     if !resolutions.is_empty() {
         outln!("\nresolutions by check (episodes):\n");
-        let reasons = ["passed", "fixed", "false_positive", "expected", "duplicate", "upstream", "other"];
+        let reasons = [
+            "passed",
+            "fixed",
+            "false_positive",
+            "expected",
+            "duplicate",
+            "upstream",
+            "other",
+        ];
         let mut rows = vec![
             std::iter::once("CHECK".to_string())
                 .chain(std::iter::once("RESOLVED".to_string()))

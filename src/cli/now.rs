@@ -11,7 +11,9 @@ pub const NOW_ENV: &str = "DQWATCH_NOW";
 /// The command's clock; an unreadable `DQWATCH_NOW` is an error that says what to write.
 pub fn clock() -> Result<Box<dyn Clock>, String> {
     match std::env::var(NOW_ENV) {
-        Ok(v) if !v.trim().is_empty() => parse(&v).map(|t| Box::new(ManualClock::new(t)) as Box<dyn Clock>),
+        Ok(v) if !v.trim().is_empty() => {
+            parse(&v).map(|t| Box::new(ManualClock::new(t)) as Box<dyn Clock>)
+        }
         _ => Ok(Box::new(SystemClock)),
     }
 }

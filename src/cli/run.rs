@@ -144,8 +144,7 @@ pub async fn execute(engine: Engine, args: &RunArgs) -> Exit {
                         Ok(ended) => rec.mails += ended.mails,
                         Err(e) => eprintln!("warning: {}; the next run tells it", e.chain()),
                     }
-                    let delivery =
-                        state::deliver(store, engine.mailer.as_ref(), clock).await;
+                    let delivery = state::deliver(store, engine.mailer.as_ref(), clock).await;
                     let (pending, dead) = store.outbox_counts().await.unwrap_or_default();
                     let mut line = incidents_line(&rec, delivery.as_ref(), pending, dead);
                     if let Ok(w) = store.outbox_waiting(clock.now()).await {
@@ -268,7 +267,11 @@ fn incidents_line(
         rec.raised, rec.resolved, rec.mails
     );
     if rec.held > 0 {
-        let _ = write!(line, ", {} held (snoozed, muted or in maintenance)", rec.held);
+        let _ = write!(
+            line,
+            ", {} held (snoozed, muted or in maintenance)",
+            rec.held
+        );
     }
     if let Some(d) = delivery {
         let _ = write!(line, ", {} sent", d.sent);

@@ -393,7 +393,12 @@ pub(crate) fn example_responses() -> Vec<Event> {
                 ..EventFields::default()
             },
         ),
-        ev(14, EventKind::Muted, "muted: known upstream", EventFields::default()),
+        ev(
+            14,
+            EventKind::Muted,
+            "muted: known upstream",
+            EventFields::default(),
+        ),
         ev(
             15,
             EventKind::HoldEnded,

@@ -142,7 +142,11 @@ pub(super) fn validate(
                         })
                     }
                     (_, Some(_)) => {
-                        ctx.error(d.span(), "a maintenance window's duration must be more than 0", None);
+                        ctx.error(
+                            d.span(),
+                            "a maintenance window's duration must be more than 0",
+                            None,
+                        );
                         None
                     }
                     _ => None,

@@ -55,8 +55,7 @@ pub async fn tick(shared: &Shared) -> Result<usize, String> {
     for mut inc in incidents {
         let mut facts = Facts::of(loaded.infos.get(&inc.check_id.0));
         let own = controls.get(&inc.id).cloned().unwrap_or_default();
-        if let Some(h) = apply::hold_of(&inc, &own, &windows, &loaded.config, &loaded.infos, now)
-        {
+        if let Some(h) = apply::hold_of(&inc, &own, &windows, &loaded.config, &loaded.infos, now) {
             facts.holds.insert(inc.id, h);
         }
         if let Some(esc) = due(&inc, now) {

@@ -6,11 +6,11 @@
 //! so it is rendered between the store's writes, inside the transaction).
 
 use crate::checks::Check;
+use crate::checks::maintenance::{self, Subject, Window};
 use crate::compose::{CheckInfo, Composer, Sample, TemplateError};
 use crate::config::Config;
-use crate::engine::run::CheckRun;
-use crate::checks::maintenance::{self, Subject, Window};
 use crate::config::Config as Cfg;
+use crate::engine::run::CheckRun;
 use crate::incidents::{
     Change, Controls, Event, EventKind, Hold, Incident, Policy, fingerprint, hold, inhibit, quiet,
     reconcile,
@@ -311,7 +311,9 @@ async fn reconcile_and_record(
             tags: &check.tags,
         };
         if let Some((w, _)) = maintenance::holding(&windows, tz, now, subject) {
-            facts.windows.insert(check.id.0.clone(), w.name().to_string());
+            facts
+                .windows
+                .insert(check.id.0.clone(), w.name().to_string());
         }
         changes.append(&mut c);
         rows.push(RunRow {
@@ -325,7 +327,9 @@ async fn reconcile_and_record(
     }
     // In a maintenance window an incident that would open stays pending: the first run
     // after the window that still breaches opens it.
-    quiet::hold_openings(&mut changes, |inc| facts.windows.get(&inc.check_id.0).cloned());
+    quiet::hold_openings(&mut changes, |inc| {
+        facts.windows.get(&inc.check_id.0).cloned()
+    });
     record(store, composer, &rows, &changes, &facts, now).await
 }
 
@@ -386,6 +390,31 @@ pub async fn change_incident_with(
             Err(e) => return Err(e),
         }
     }
+}
+
+/// Each incident's controls and current hold (its snooze or mute, or a maintenance window
+/// over its check; none once resolved), by id: what lists and pages show.
+pub async fn holds(
+    store: &Store,
+    config: &Cfg,
+    infos: &HashMap<String, CheckInfo>,
+    list: &[Incident],
+    now: DateTime<Utc>,
+) -> Result<HashMap<i64, (Controls, Option<Hold>)>, StoreError> {
+    let mut controls = store.controls().await?;
+    let windows = maintenance::windows(config).unwrap_or_default();
+    Ok(list
+        .iter()
+        .map(|i| {
+            let c = controls.remove(&i.id).unwrap_or_default();
+            let h = i
+                .state
+                .is_active()
+                .then(|| hold_of(i, &c, &windows, config, infos, now))
+                .flatten();
+            (i.id, (c, h))
+        })
+        .collect())
 }
 
 /// What ending a hold did.
@@ -465,9 +494,17 @@ pub async fn end_holds(
             held_since: None,
             ..controls
         };
-        if let Some(mails) = end_hold(store, composer, infos, inc.id, &cleared, why, "", now, |c| {
-            hold_of(&inc, c, &windows, config, infos, now).is_none()
-        })
+        if let Some(mails) = end_hold(
+            store,
+            composer,
+            infos,
+            inc.id,
+            &cleared,
+            why,
+            "",
+            now,
+            |c| hold_of(&inc, c, &windows, config, infos, now).is_none(),
+        )
         .await?
         {
             done.ended += 1;
@@ -559,17 +596,17 @@ async fn end_hold(
         ..end.event.clone()
     };
     let mut mails = 0;
-    if end.tell {
-        if let Some(mail) = facts.compose(composer, &inc, &event, None)? {
-            tx.write_mail(id, event.id, &mail, now).await?;
-            mails += 1;
-        }
+    if end.tell
+        && let Some(mail) = facts.compose(composer, &inc, &event, None)?
+    {
+        tx.write_mail(id, event.id, &mail, now).await?;
+        mails += 1;
     }
-    if let Some(held) = end.send.and_then(|e| events.iter().find(|ev| ev.id == e)) {
-        if let Some(mail) = facts.compose(composer, &inc, held, None)? {
-            tx.write_mail(id, held.id, &mail, now).await?;
-            mails += 1;
-        }
+    if let Some(held) = end.send.and_then(|e| events.iter().find(|ev| ev.id == e))
+        && let Some(mail) = facts.compose(composer, &inc, held, None)?
+    {
+        tx.write_mail(id, held.id, &mail, now).await?;
+        mails += 1;
     }
     tx.commit().await?;
     Ok(Some(mails))

@@ -65,7 +65,9 @@ impl Hold {
     pub fn describe(&self) -> String {
         match self {
             Hold::Muted => "muted".into(),
-            Hold::Snoozed { until } => format!("snoozed until {}", crate::model::format_time(*until)),
+            Hold::Snoozed { until } => {
+                format!("snoozed until {}", crate::model::format_time(*until))
+            }
             Hold::Maintenance { window } => format!("in maintenance window {window}"),
         }
     }
@@ -87,6 +89,28 @@ impl Controls {
     pub fn is_empty(&self) -> bool {
         *self == Controls::default()
     }
+}
+
+/// An incident as JSON with its on-call fields: `assignee`, and `hold` (null when not held;
+/// `{kind: snoozed, until, reason, by}`, `{kind: muted, reason, by}` or `{kind: maintenance,
+/// window}`). What `incidents list/show --format json` and the API print.
+pub fn incident_json(inc: &Incident, c: &Controls, hold: Option<&Hold>) -> serde_json::Value {
+    let hold = hold.map(|h| {
+        let mut v = serde_json::to_value(h).unwrap_or_default();
+        if let Some(o) = v.as_object_mut()
+            && !matches!(h, Hold::Maintenance { .. })
+        {
+            o.insert("reason".into(), serde_json::json!(c.hold_reason));
+            o.insert("by".into(), serde_json::json!(c.hold_by));
+        }
+        v
+    });
+    let mut v = serde_json::to_value(inc).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("assignee".into(), serde_json::json!(c.assignee));
+        o.insert("hold".into(), serde_json::json!(hold));
+    }
+    v
 }
 
 /// What ending a hold writes: a timeline entry, whether it is mailed, and a held mail to
@@ -205,9 +229,19 @@ mod tests {
         inc.breach_streak = 3;
         let timeline = [ev(1, EventKind::Opened), ev(2, EventKind::SeverityRaised)];
         // Root sent: one update in the thread.
-        let e = end(&inc, &timeline, &HashSet::from([1]), "snooze ended", "", t(3));
+        let e = end(
+            &inc,
+            &timeline,
+            &HashSet::from([1]),
+            "snooze ended",
+            "",
+            t(3),
+        );
         assert!(e.tell && e.send.is_none());
-        assert_eq!(e.event.note.as_deref(), Some("snooze ended, still breaching"));
+        assert_eq!(
+            e.event.note.as_deref(),
+            Some("snooze ended, still breaching")
+        );
         assert_eq!(e.event.actor, SYSTEM_ACTOR);
         // Opened while held: the held opening goes out (the root), no update.
         let e = end(&inc, &timeline, &HashSet::new(), "snooze ended", "", t(3));
@@ -215,10 +249,24 @@ mod tests {
         // Resolved while held after the root was sent: the resolution, nothing else.
         inc.state = IncidentState::Resolved;
         let timeline = [ev(1, EventKind::Opened), ev(5, EventKind::Resolved)];
-        let e = end(&inc, &timeline, &HashSet::from([1]), "snooze ended", "", t(3));
+        let e = end(
+            &inc,
+            &timeline,
+            &HashSet::from([1]),
+            "snooze ended",
+            "",
+            t(3),
+        );
         assert_eq!((e.tell, e.send), (false, Some(5)));
         // Its resolution already told (resolved by hand): nothing.
-        let e = end(&inc, &timeline, &HashSet::from([1, 5]), "snooze ended", "", t(3));
+        let e = end(
+            &inc,
+            &timeline,
+            &HashSet::from([1, 5]),
+            "snooze ended",
+            "",
+            t(3),
+        );
         assert_eq!((e.tell, e.send), (false, None));
         // Never told at all: nothing, not even the resolution.
         let e = end(&inc, &timeline, &HashSet::new(), "snooze ended", "", t(3));

@@ -14,9 +14,9 @@ pub mod sla;
 pub mod stats;
 mod types;
 
+pub use hold::{Controls, Hold};
 pub use policy::Policy;
 pub use reconcile::{Change, reconcile};
-pub use hold::{Controls, Hold};
 pub use types::{
     Event, EventFields, EventKind, Incident, ResolveReason, ResponseStatus, Step, fingerprint,
 };

@@ -122,7 +122,16 @@ mod tests {
 
     #[test]
     fn a_breach_that_outlasts_the_window_opens_once_after_it() {
-        let (kinds, store) = replay(2, &[(true, true), (true, true), (true, true), (true, false), (true, false)]);
+        let (kinds, store) = replay(
+            2,
+            &[
+                (true, true),
+                (true, true),
+                (true, true),
+                (true, false),
+                (true, false),
+            ],
+        );
         assert_eq!(kinds, vec![EventKind::Detected, EventKind::Opened]);
         assert_eq!(store.len(), 1);
         assert_eq!(store[0].state, IncidentState::Open);

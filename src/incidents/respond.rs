@@ -40,8 +40,8 @@ fn active(inc: &Incident, what: &str) -> Result<(), String> {
     }
 }
 
-fn blank(s: &Option<String>) -> bool {
-    s.as_ref().is_some_and(|v| v.trim().is_empty())
+fn blank(s: Option<&String>) -> bool {
+    s.is_some_and(|v| v.trim().is_empty())
 }
 
 /// A status update as responders write it: at least a status; impact, next steps, ETA and
@@ -55,14 +55,17 @@ pub fn status_update(
 ) -> Result<Change, String> {
     active(inc, "update")?;
     if fields.status.is_none() {
-        return Err("a status update needs a status: investigating, identified, mitigating or monitoring".into());
+        return Err(
+            "a status update needs a status: investigating, identified, mitigating or monitoring"
+                .into(),
+        );
     }
     for (name, v) in [
-        ("impact", &fields.impact),
-        ("next", &fields.next),
-        ("eta", &fields.eta),
-        ("workaround", &fields.workaround),
-        ("note", &note),
+        ("impact", fields.impact.as_ref()),
+        ("next", fields.next.as_ref()),
+        ("eta", fields.eta.as_ref()),
+        ("workaround", fields.workaround.as_ref()),
+        ("note", note.as_ref()),
     ] {
         if blank(v) {
             return Err(format!("--{name} is empty: leave it out or say something"));
@@ -238,7 +241,11 @@ mod tests {
             eta: Some("  ".into()),
             ..EventFields::default()
         };
-        assert!(status_update(&inc, "ann", f.clone(), None, now).unwrap_err().contains("--eta"));
+        assert!(
+            status_update(&inc, "ann", f.clone(), None, now)
+                .unwrap_err()
+                .contains("--eta")
+        );
         let f = EventFields {
             eta: Some("14:00 UTC".into()),
             reason: Some(ResolveReason::Fixed),
@@ -247,21 +254,32 @@ mod tests {
         let c = status_update(&inc, "ann", f, None, now).unwrap();
         assert_eq!(c.events[0].kind, EventKind::StatusUpdate);
         assert_eq!(c.events[0].fields.eta.as_deref(), Some("14:00 UTC"));
-        assert_eq!(c.events[0].fields.reason, None, "only a status update's fields");
-        let mut done = inc.clone();
-        done.state = IncidentState::Resolved;
-        assert!(
-            status_update(&done, "ann", c.events[0].fields.clone(), None, now).is_err()
+        assert_eq!(
+            c.events[0].fields.reason, None,
+            "only a status update's fields"
         );
+        let mut done = inc;
+        done.state = IncidentState::Resolved;
+        assert!(status_update(&done, "ann", c.events[0].fields.clone(), None, now).is_err());
     }
 
     #[test]
     fn resolve_carries_its_reason_and_passed_is_refused() {
         let inc = open();
         let now = inc.last_seen_at;
-        let c = resolve(&inc, "ann", ResolveReason::FalsePositive, Some("bad threshold".into()), now).unwrap();
+        let c = resolve(
+            &inc,
+            "ann",
+            ResolveReason::FalsePositive,
+            Some("bad threshold".into()),
+            now,
+        )
+        .unwrap();
         assert_eq!(c.incident.state, IncidentState::Resolved);
-        assert_eq!(c.events[0].fields.reason, Some(ResolveReason::FalsePositive));
+        assert_eq!(
+            c.events[0].fields.reason,
+            Some(ResolveReason::FalsePositive)
+        );
         assert!(resolve(&inc, "ann", ResolveReason::Passed, None, now).is_err());
     }
 
@@ -270,15 +288,30 @@ mod tests {
         let inc = open();
         let now = inc.last_seen_at;
         let c = Controls::default();
-        assert!(snooze(&inc, &c, "ann", now, "deploy", now).is_err(), "in the past");
+        assert!(
+            snooze(&inc, &c, "ann", now, "deploy", now).is_err(),
+            "in the past"
+        );
         assert!(snooze(&inc, &c, "ann", now + chrono::Duration::hours(2), " ", now).is_err());
-        let (ch, c) = snooze(&inc, &c, "ann", now + chrono::Duration::hours(2), "deploy", now).unwrap();
+        let (ch, c) = snooze(
+            &inc,
+            &c,
+            "ann",
+            now + chrono::Duration::hours(2),
+            "deploy",
+            now,
+        )
+        .unwrap();
         assert_eq!(ch.events[0].kind, EventKind::Snoozed);
         assert_eq!(c.held_since, Some(now));
         assert!(c.hold(now).is_some());
         let (_, muted) = mute(&inc, &c, "bob", "known", now + chrono::Duration::hours(1)).unwrap();
         assert!(muted.muted && muted.snoozed_until.is_none());
-        assert_eq!(muted.held_since, Some(now), "the hold started with the snooze");
+        assert_eq!(
+            muted.held_since,
+            Some(now),
+            "the hold started with the snooze"
+        );
         assert!(mute(&inc, &muted, "bob", "again", now).is_err());
         let freed = unhold(&inc, &muted, now).unwrap();
         assert!(freed.hold(now).is_none());

@@ -46,10 +46,12 @@ pub fn resolutions(incidents: &[Incident], events: &HashMap<i64, Vec<Event>>) ->
     for inc in incidents {
         let eps = episodes(inc, events.get(&inc.id).map_or(&[][..], Vec::as_slice));
         for ep in eps.iter().filter(|e| e.resolved_at.is_some()) {
-            let r = by_check.entry(&inc.check_id.0).or_insert_with(|| Resolutions {
-                check: inc.check_id.0.clone(),
-                ..Resolutions::default()
-            });
+            let r = by_check
+                .entry(&inc.check_id.0)
+                .or_insert_with(|| Resolutions {
+                    check: inc.check_id.0.clone(),
+                    ..Resolutions::default()
+                });
             r.resolved += 1;
             let reason = ep.reason.unwrap_or(ResolveReason::Other);
             *r.by_reason.entry(reason.as_str().to_string()).or_default() += 1;

@@ -97,11 +97,13 @@ pub fn episodes(inc: &Incident, events: &[Event]) -> Vec<Episode> {
 /// check passed again); `other` for a resolution by hand from before reasons were kept.
 pub fn reason_of(e: &Event) -> super::types::ResolveReason {
     use super::types::ResolveReason;
-    e.fields.reason.unwrap_or(if e.actor == super::reconcile::SYSTEM_ACTOR {
-        ResolveReason::Passed
-    } else {
-        ResolveReason::Other
-    })
+    e.fields
+        .reason
+        .unwrap_or(if e.actor == super::reconcile::SYSTEM_ACTOR {
+            ResolveReason::Passed
+        } else {
+            ResolveReason::Other
+        })
 }
 
 /// Metrics over a group of incidents. Times are in seconds.

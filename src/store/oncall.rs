@@ -27,8 +27,9 @@ impl Store {
             "SELECT id, {CONTROL_COLUMNS} FROM incidents WHERE assignee IS NOT NULL OR snoozed_until IS NOT NULL \
              OR muted <> 0 OR held_since IS NOT NULL"
         );
-        let rows: Vec<ControlsRow> = with_pool!(self, p => sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(p).await)
-            .map_err(StoreError::query("load incident controls"))?;
+        let rows: Vec<ControlsRow> =
+            with_pool!(self, p => sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(p).await)
+                .map_err(StoreError::query("load incident controls"))?;
         rows.into_iter()
             .map(|r| Ok((r.id, r.into_controls()?)))
             .collect()
@@ -48,8 +49,9 @@ impl Store {
         let sql = format!(
             "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE held_since IS NOT NULL ORDER BY id"
         );
-        let rows: Vec<IncidentRow> = with_pool!(self, p => sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(p).await)
-            .map_err(StoreError::query("load held incidents"))?;
+        let rows: Vec<IncidentRow> =
+            with_pool!(self, p => sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(p).await)
+                .map_err(StoreError::query("load held incidents"))?;
         let controls = self.controls().await?;
         rows.into_iter()
             .map(|r| {
