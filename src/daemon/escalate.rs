@@ -38,13 +38,24 @@ pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
 /// over. Returns how many mails were written here.
 pub async fn tick(shared: &Shared) -> Result<usize, String> {
     let now = shared.clock.now();
+    let loaded = shared.loaded();
+    // Holds that are over (a snooze ran out, a window closed) are told once — first, so that
+    // the end's one mail also stands for a reminder that fell due during the hold.
+    let ended = apply::end_holds(
+        &shared.store,
+        &loaded.composer,
+        &loaded.config,
+        &loaded.infos,
+        now,
+    )
+    .await
+    .map_err(|e| e.chain())?;
+    let mut taken = ended.mails;
     let incidents = shared
         .store
         .due_escalations(now)
         .await
         .map_err(|e| e.chain())?;
-    let loaded = shared.loaded();
-    let mut taken = 0;
     // Snoozed, muted or in a maintenance window: steps are taken without mail.
     let controls = if incidents.is_empty() {
         Default::default()
@@ -58,6 +69,8 @@ pub async fn tick(shared: &Shared) -> Result<usize, String> {
         if let Some(h) = apply::hold_of(&inc, &own, &windows, &loaded.config, &loaded.infos, now) {
             facts.holds.insert(inc.id, h);
         }
+        // A held step is taken without a mail: not counted as one.
+        let mails = usize::from(facts.hold(&inc).is_none());
         if let Some(esc) = due(&inc, now) {
             let event = (!esc.steps.is_empty()).then(|| {
                 let steps: Vec<String> = esc.steps.iter().map(|s| (s + 1).to_string()).collect();
@@ -89,7 +102,7 @@ pub async fn tick(shared: &Shared) -> Result<usize, String> {
             .await
             .map_err(|e| e.chain())?
             {
-                taken += usize::from(event.is_some());
+                taken += usize::from(event.is_some()) * mails;
                 metrics::counter!("dqwatch_escalations_total").increment(esc.steps.len() as u64);
                 // The row moved on by this write; a reminder due in the same tick builds on it.
                 inc.revision += 1;
@@ -121,21 +134,10 @@ pub async fn tick(shared: &Shared) -> Result<usize, String> {
             .await
             .map_err(|e| e.chain())?
             {
-                taken += 1;
+                taken += mails;
             }
         }
     }
-    // Holds that are over (a snooze ran out, a window closed) are told once.
-    let ended = apply::end_holds(
-        &shared.store,
-        &loaded.composer,
-        &loaded.config,
-        &loaded.infos,
-        now,
-    )
-    .await
-    .map_err(|e| e.chain())?;
-    taken += ended.mails;
     shared.set_ready(true);
     Ok(taken)
 }

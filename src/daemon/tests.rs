@@ -419,3 +419,76 @@ async fn an_acknowledgement_is_never_lost_to_a_concurrent_writer() {
     assert_eq!(now.acknowledged_by.as_deref(), Some("alice"));
     assert_eq!(now.state, crate::model::IncidentState::Acknowledged);
 }
+
+// See: issues/10 (snooze). While snoozed, due escalation steps and reminders are taken — on
+// the timeline, in order — without a mail; when the snooze runs out the daemon tells it once
+// (the end also stands for a reminder that fell due), and a second replica's tick, or the
+// next, tells nothing more.
+#[tokio::test]
+async fn a_snooze_holds_escalation_and_its_end_is_told_once_across_replicas() {
+    let (dir, shared, clock) = setup().await;
+    run_checks(&shared).await;
+    assert_eq!(outbox_to(&shared).await, vec!["oncall@example.com"]);
+    let loaded = shared.loaded();
+    let until = clock.now() + Duration::minutes(70);
+    crate::engine::apply::change_incident_with(
+        &shared.store,
+        &loaded.composer,
+        &loaded.infos,
+        1,
+        clock.now(),
+        |inc, c| {
+            crate::incidents::respond::snooze(inc, c, "ann", until, "deploy", clock.now())
+                .map(|(ch, c)| (ch, Some(c)))
+        },
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(outbox_to(&shared).await.len(), 2, "the snooze is told");
+
+    // 10:15, 10:30 and the 11:00 reminder fall due while snoozed: taken, not mailed.
+    for minutes in [15, 15, 30] {
+        clock.advance(Duration::minutes(minutes));
+        assert_eq!(escalate::tick(&shared).await.unwrap(), 0);
+    }
+    assert_eq!(
+        outbox_to(&shared).await.len(),
+        2,
+        "nothing mailed while snoozed"
+    );
+    let (_, timeline) = shared.store.incident(1).await.unwrap().unwrap();
+    let held: Vec<&str> = timeline
+        .iter()
+        .filter(|e| {
+            e.note
+                .as_deref()
+                .is_some_and(|n| n.contains("held: snoozed"))
+        })
+        .map(|e| e.kind.as_str())
+        .collect();
+    assert_eq!(held, ["escalated", "escalated", "reminder"]);
+
+    // 11:15: the snooze ended at 11:10. Two replicas tick: one mail, in the thread.
+    clock.advance(Duration::minutes(15));
+    let other = replica(&dir, &shared, "other");
+    let (a, b) = tokio::join!(escalate::tick(&shared), escalate::tick(&other));
+    assert_eq!(a.unwrap() + b.unwrap(), 1, "told once across replicas");
+    let mails = shared.store.outbox(None, 100).await.unwrap();
+    let last = mails.iter().max_by_key(|m| m.id).unwrap();
+    assert!(
+        last.mail.text.contains("snooze ended, still breaching"),
+        "{}",
+        last.mail.text
+    );
+    assert!(last.mail.in_reply_to.is_some());
+    assert_eq!(escalate::tick(&shared).await.unwrap(), 0, "and only once");
+    // After the snooze the chain and the reminders go on: at 12:00 the 2h step and the
+    // reminder (taken quietly at 11:00, the next one due at 12:00).
+    clock.advance(Duration::minutes(44));
+    assert_eq!(escalate::tick(&shared).await.unwrap(), 0);
+    clock.advance(Duration::minutes(2));
+    assert_eq!(escalate::tick(&shared).await.unwrap(), 2);
+    let to = outbox_to(&shared).await;
+    assert!(to.contains(&"vp@example.com".to_string()), "{to:?}");
+}

@@ -577,7 +577,8 @@ async fn end_hold(
     // The controls after the incident: a change in between moved the revision on, and the
     // conditional update below refuses.
     let fresh = store.controls_of(id).await?;
-    if !still(&fresh) {
+    // Nothing held any more (another writer told the end), or still held.
+    if fresh.held_since.is_none() || !still(&fresh) {
         return Ok(None);
     }
     let cleared = Controls {
@@ -587,8 +588,14 @@ async fn end_hold(
     let mailed = store.mailed_events(id).await?;
     let end = hold::end(&inc, &events, &mailed, why, actor, now);
     let facts = Facts::of(infos.get(&inc.check_id.0));
+    // A reminder that fell due during the hold is the end's one mail: the next one counts
+    // from now.
+    let next_reminder = match (inc.next_reminder_at, inc.renotify_secs) {
+        (Some(at), Some(every)) if at <= now => Some(now + crate::incidents::policy::secs(every)),
+        (at, _) => at,
+    };
     let mut tx = store.begin().await?;
-    if !tx.end_hold(&inc, &cleared).await? {
+    if !tx.end_hold(&inc, &cleared, next_reminder).await? {
         return Ok(None);
     }
     let event = Event {

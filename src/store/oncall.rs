@@ -112,19 +112,25 @@ impl Tx {
         Ok(())
     }
 
-    /// Ends a hold: writes `c` (its snooze and mute cleared) with `held_since` cleared, if the
-    /// incident is still at `inc`'s revision. False when another writer (a replica telling the
+    /// Ends a hold: writes `c` (its snooze and mute cleared) with `held_since` cleared and
+    /// the next reminder at `next_reminder_at`, if the incident is still at `inc`'s revision. False when another writer (a replica telling the
     /// same end, an acknowledgement) was first: nothing is written, the caller rolls back.
-    pub async fn end_hold(&mut self, inc: &Incident, c: &Controls) -> Result<bool, StoreError> {
+    pub async fn end_hold(
+        &mut self,
+        inc: &Incident,
+        c: &Controls,
+        next_reminder_at: Option<DateTime<Utc>>,
+    ) -> Result<bool, StoreError> {
         let done = on_tx!(self, conn => sqlx::query(
             "UPDATE incidents SET assignee = $1, snoozed_until = $2, muted = $3, hold_reason = $4, hold_by = $5, \
-             held_since = NULL, revision = revision + 1 WHERE id = $6 AND revision = $7",
+             held_since = NULL, next_reminder_at = $6, revision = revision + 1 WHERE id = $7 AND revision = $8",
         )
         .bind(c.assignee.clone())
         .bind(c.snoozed_until.map(format_time))
         .bind(i64::from(c.muted))
         .bind(c.hold_reason.clone())
         .bind(c.hold_by.clone())
+        .bind(next_reminder_at.map(format_time))
         .bind(inc.id)
         .bind(inc.revision)
         .execute(&mut **conn)
