@@ -430,7 +430,7 @@ fn a_snooze_ending_while_still_breaching_tells_once() {
         &["incidents", "snooze", "1", "--for", "soon", "--reason", "x"],
     )
     .code(2);
-    let list = at(&env, &t(2), &["incidents", "list"]).stdout.clone();
+    let list = at(&env, &t(2), &["incidents", "list"]).stdout;
     assert!(list.contains("open, snoozed"), "{list}");
     assert!(
         list.contains("#1 snoozed until 2026-11-30T12:01:00.000Z by ann: deploy"),
@@ -472,7 +472,7 @@ fn a_snooze_ending_while_still_breaching_tells_once() {
     at(&env, &t(160), &["run"]).code(1);
     at(&env, &t(170), &["run"]).code(1);
     assert_eq!(mails(&env).len(), 3, "told once");
-    let list = at(&env, &t(171), &["incidents", "list"]).stdout.clone();
+    let list = at(&env, &t(171), &["incidents", "list"]).stdout;
     assert!(!list.contains("snoozed"), "{list}");
 }
 
@@ -574,7 +574,7 @@ const WINDOW: &str = "[[maintenance]]\nname = \"ledger reload\"\nstart = \"2026-
 fn a_breach_inside_a_maintenance_window_sends_nothing() {
     let env = env("sqlite://state.db", WINDOW);
     at(&env, &t(0), &["run"]).code(0).stdout_has("0 opened");
-    let list = at(&env, &t(1), &["incidents", "list"]).stdout.clone();
+    let list = at(&env, &t(1), &["incidents", "list"]).stdout;
     assert!(list.contains("pending, in maintenance"), "{list}");
     assert!(list.contains("maintenance windows now:"), "{list}");
     assert!(
