@@ -887,3 +887,43 @@ fn the_api_updates_assigns_and_snoozes() {
     );
     d.stop();
 }
+
+/// An incident snoozed while pending that opens during the snooze: its opening is held, and
+/// at the end the opening itself goes out — the thread's root, not a reply into a thread
+/// that was never started.
+#[test]
+fn an_incident_that_opened_while_snoozed_starts_its_thread_at_the_end() {
+    let env = env("sqlite://state.db", "[incidents]\nopen_after = 2");
+    at(&env, &t(0), &["run"]).code(0).stdout_has("0 opened");
+    at(
+        &env,
+        &t(1),
+        &[
+            "incidents",
+            "snooze",
+            "1",
+            "--for",
+            "2h",
+            "--reason",
+            "known",
+        ],
+    )
+    .code(0)
+    .stdout_has("(on the timeline; no mail)");
+    at(&env, &t(10), &["run"])
+        .code(0)
+        .stdout_has("1 opened")
+        .stdout_has("1 held");
+    assert!(mails(&env).is_empty(), "the opening is held");
+    at(&env, &t(150), &["run"]).code(0);
+    let m = mails(&env);
+    assert_eq!(m.len(), 1, "the held opening, and nothing else");
+    assert!(header(&m[0], "In-Reply-To").is_none(), "{}", m[0]);
+    assert!(
+        !header(&m[0], "Subject").unwrap().starts_with("Re:"),
+        "{}",
+        m[0]
+    );
+    at(&env, &t(160), &["run"]).code(0);
+    assert_eq!(mails(&env).len(), 1);
+}
