@@ -492,3 +492,99 @@ async fn a_snooze_holds_escalation_and_its_end_is_told_once_across_replicas() {
     let to = outbox_to(&shared).await;
     assert!(to.contains(&"vp@example.com".to_string()), "{to:?}");
 }
+
+// See: issues/10 (snooze). A snooze decided on a copy read before an acknowledgement is
+// refused (it would write the incident back as open), and decided again from the new state:
+// both the acknowledgement and the snooze stay. Likewise the end of a hold decided before a
+// run's write.
+#[tokio::test]
+async fn a_snooze_and_an_acknowledgement_never_lose_each_other() {
+    use crate::engine::apply::{ApplyError, Facts, change_incident, change_incident_with, record};
+    let (_dir, shared, clock) = setup().await;
+    run_checks(&shared).await;
+    let loaded = shared.loaded();
+    let now = clock.now();
+    let (stale, _) = shared.store.incident(1).await.unwrap().unwrap();
+    change_incident(
+        &shared.store,
+        &loaded.composer,
+        &loaded.infos,
+        1,
+        now,
+        |inc| reconcile::acknowledge(inc, "alice", None, now),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    // The snooze computed from the copy before the ack: refused, nothing of it written.
+    let (late, controls) = crate::incidents::respond::snooze(
+        &stale,
+        &crate::incidents::Controls::default(),
+        "bob",
+        now + Duration::hours(1),
+        "deploy",
+        now,
+    )
+    .unwrap();
+    let mut facts = Facts::default();
+    facts.controls.insert(1, controls);
+    let refused = record(&shared.store, &loaded.composer, &[], &[late], &facts, now).await;
+    assert!(
+        matches!(&refused, Err(ApplyError::Store(e)) if e.is_conflict()),
+        "{refused:?}"
+    );
+    assert!(
+        shared
+            .store
+            .controls_of(1)
+            .await
+            .unwrap()
+            .hold(now)
+            .is_none()
+    );
+    // Through the retrying path it is decided again from the acknowledged incident.
+    change_incident_with(
+        &shared.store,
+        &loaded.composer,
+        &loaded.infos,
+        1,
+        now,
+        |inc, c| {
+            crate::incidents::respond::snooze(
+                inc,
+                c,
+                "bob",
+                now + Duration::hours(1),
+                "deploy",
+                now,
+            )
+            .map(|(ch, c)| (ch, Some(c)))
+        },
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let (inc, timeline) = shared.store.incident(1).await.unwrap().unwrap();
+    assert_eq!(inc.state, crate::model::IncidentState::Acknowledged);
+    assert_eq!(inc.acknowledged_by.as_deref(), Some("alice"));
+    let c = shared.store.controls_of(1).await.unwrap();
+    assert_eq!(c.hold_by.as_deref(), Some("bob"));
+    assert!(c.hold(now).is_some());
+    let kinds: Vec<&str> = timeline.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["opened", "acknowledged", "snoozed"]);
+
+    // A run while snoozed: reconciled, its events not mailed, the hold remembered.
+    let before = outbox_to(&shared).await.len();
+    clock.advance(Duration::minutes(30));
+    run_checks(&shared).await;
+    assert_eq!(outbox_to(&shared).await.len(), before);
+    assert!(
+        shared
+            .store
+            .controls_of(1)
+            .await
+            .unwrap()
+            .held_since
+            .is_some()
+    );
+}
