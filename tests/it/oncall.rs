@@ -402,7 +402,18 @@ fn sla_compliance_is_acknowledged_within_respond_within() {
 /// (a severity raise is held), and exactly one update at its end, in the thread.
 #[test]
 fn a_snooze_ending_while_still_breaching_tells_once() {
-    let env = env("sqlite://state.db", "");
+    snooze_ends_while_breaching("sqlite://state.db");
+}
+
+#[test]
+fn a_snooze_ending_while_still_breaching_tells_once_on_postgres() {
+    let url = require_env!("DQWATCH_TEST_POSTGRES_URL");
+    let schema = PgSchema::new(&url, "oncall_snooze");
+    snooze_ends_while_breaching(&schema.url);
+}
+
+fn snooze_ends_while_breaching(state: &str) {
+    let env = env(state, "");
     at(&env, &t(0), &["run"]).code(0);
     let root = header(&mails(&env)[0], "Message-ID").unwrap().to_string();
     at(
@@ -564,6 +575,28 @@ fn mute_holds_until_unmute() {
     at(&env, &t(6003), &["incidents", "unmute", "1"]).code(2);
     at(&env, &t(6004), &["run"]).code(1);
     assert_eq!(mails(&env).len(), 3);
+    // `unsnooze` ends a snooze early, told the same way.
+    at(
+        &env,
+        &t(6005),
+        &["incidents", "snooze", "1", "--for", "1d", "--reason", "r"],
+    )
+    .code(0);
+    at(
+        &env,
+        &t(6006),
+        &["incidents", "unsnooze", "1", "--by", "bob"],
+    )
+    .code(0)
+    .stdout_has("hold ended; 1 mail queued");
+    let m = mails(&env);
+    assert_eq!(m.len(), 5, "the snooze and its end");
+    assert!(
+        text(&m[4]).contains("unsnoozed by bob, still breaching"),
+        "{}",
+        m[4]
+    );
+    at(&env, &t(6007), &["incidents", "unsnooze", "1"]).code(2);
 }
 
 const WINDOW: &str = "[[maintenance]]\nname = \"ledger reload\"\nstart = \"2026-11-30T09:30:00Z\"\n\
