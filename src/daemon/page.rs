@@ -274,6 +274,11 @@ fn state_text(inc: &Incident) -> String {
 /// The hold pill (`snoozed until …`, `muted`, `in maintenance window NAME`), with who and
 /// why for a snooze or mute.
 fn hold_pill(c: &Controls, hold: &Hold) -> String {
+    let (pill, rest) = match hold {
+        Hold::Snoozed { until } => ("snoozed", format!(" until {}", format_time(*until))),
+        Hold::Muted => ("muted", " until unmuted".to_string()),
+        Hold::Maintenance { window } => ("in maintenance", format!(" window {window}")),
+    };
     let who = match hold {
         Hold::Maintenance { .. } => String::new(),
         _ => format!(
@@ -289,9 +294,8 @@ fn hold_pill(c: &Controls, hold: &Hold) -> String {
         ),
     };
     format!(
-        "<span class=\"state held\">{}</span>{}",
-        esc(hold.label()),
-        esc(&format!(" {}{who}", hold.describe()))
+        "<span class=\"state held\">{pill}</span>{}",
+        esc(&format!("{rest}{who}"))
     )
 }
 
@@ -784,6 +788,27 @@ pub async fn render_check(shared: &Shared, id: &str) -> Result<Option<String>, S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hold_reads_as_a_pill_with_who_and_why_escaped() {
+        let c = Controls {
+            hold_by: Some("ann".into()),
+            hold_reason: Some("<b>deploy</b>".into()),
+            ..Controls::default()
+        };
+        let until = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 11, 30, 12, 0, 0).unwrap();
+        assert_eq!(
+            hold_pill(&c, &Hold::Snoozed { until }),
+            "<span class=\"state held\">snoozed</span> until 2026-11-30T12:00:00.000Z by ann: &lt;b&gt;deploy&lt;/b&gt;"
+        );
+        let window = Hold::Maintenance {
+            window: "nightly".into(),
+        };
+        assert_eq!(
+            hold_pill(&c, &window),
+            "<span class=\"state held\">in maintenance</span> window nightly"
+        );
+    }
 
     #[test]
     fn escapes_everything() {
