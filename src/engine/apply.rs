@@ -474,13 +474,24 @@ pub async fn end_holds(
     now: DateTime<Utc>,
 ) -> Result<Ended, ApplyError> {
     let windows = maintenance::windows(config).unwrap_or_default();
+    // Over: nothing holds it now — or it is muted and resolved (a mute has no end of its own,
+    // and a thread must get its resolution).
+    let over = |inc: &Incident, c: &Controls| match hold_of(inc, c, &windows, config, infos, now) {
+        None => true,
+        Some(Hold::Muted) => !inc.state.is_active(),
+        Some(_) => false,
+    };
     let mut done = Ended::default();
     for (inc, controls) in store.held_incidents().await? {
-        if hold_of(&inc, &controls, &windows, config, infos, now).is_some() {
+        if !over(&inc, &controls) {
             continue;
         }
         let why = if controls.muted {
-            "mute ended"
+            if inc.state.is_active() {
+                "mute ended"
+            } else {
+                "resolved while muted"
+            }
         } else if controls.snoozed_until.is_some() {
             "snooze ended"
         } else {
@@ -494,18 +505,8 @@ pub async fn end_holds(
             held_since: None,
             ..controls
         };
-        if let Some(mails) = end_hold(
-            store,
-            composer,
-            infos,
-            inc.id,
-            &cleared,
-            why,
-            "",
-            now,
-            |c| hold_of(&inc, c, &windows, config, infos, now).is_none(),
-        )
-        .await?
+        if let Some(mails) =
+            end_hold(store, composer, infos, inc.id, &cleared, why, "", now, over).await?
         {
             done.ended += 1;
             done.mails += mails;
@@ -541,9 +542,17 @@ pub async fn unhold(
         } else {
             format!("unsnoozed by {by}")
         };
-        match end_hold(store, composer, infos, id, &cleared, &why, by, now, |c| {
-            c.hold(now).is_some()
-        })
+        match end_hold(
+            store,
+            composer,
+            infos,
+            id,
+            &cleared,
+            &why,
+            by,
+            now,
+            |_, c| c.hold(now).is_some(),
+        )
         .await?
         {
             Some(mails) => return Ok(Some(mails)),
@@ -555,8 +564,8 @@ pub async fn unhold(
     }
 }
 
-/// Ends one hold in one transaction: re-reads the incident, checks `still` on its fresh
-/// controls, writes `cleared` by a conditional update on the revision, the `hold_ended`
+/// Ends one hold in one transaction: re-reads the incident, checks `still` on it and its
+/// fresh controls, writes `cleared` by a conditional update on the revision, the `hold_ended`
 /// entry, and the mails [`hold::end`] asks for. `Some(mails)` when this writer ended it,
 /// `None` when another writer changed the incident first (or `still` says no).
 #[allow(clippy::too_many_arguments)]
@@ -569,7 +578,7 @@ async fn end_hold(
     why: &str,
     actor: &str,
     now: DateTime<Utc>,
-    still: impl Fn(&Controls) -> bool,
+    still: impl Fn(&Incident, &Controls) -> bool,
 ) -> Result<Option<usize>, ApplyError> {
     let Some((inc, events)) = store.incident(id).await? else {
         return Ok(None);
@@ -578,7 +587,7 @@ async fn end_hold(
     // conditional update below refuses.
     let fresh = store.controls_of(id).await?;
     // Nothing held any more (another writer told the end), or still held.
-    if fresh.held_since.is_none() || !still(&fresh) {
+    if fresh.held_since.is_none() || !still(&inc, &fresh) {
         return Ok(None);
     }
     let cleared = Controls {

@@ -960,3 +960,34 @@ fn an_incident_that_opened_while_snoozed_starts_its_thread_at_the_end() {
     at(&env, &t(160), &["run"]).code(0);
     assert_eq!(mails(&env).len(), 1);
 }
+
+/// A mute has no end of its own, and a thread must get its resolution: an incident that
+/// resolves while muted is told its resolution by the same run, and the mute is over.
+#[test]
+fn a_muted_incident_that_resolves_is_told_its_resolution() {
+    let env = env("sqlite://state.db", "");
+    at(&env, &t(0), &["run"]).code(0);
+    let root = header(&mails(&env)[0], "Message-ID").unwrap().to_string();
+    at(
+        &env,
+        &t(1),
+        &["incidents", "mute", "1", "--reason", "known"],
+    )
+    .code(0);
+    assert_eq!(mails(&env).len(), 2);
+    warehouse(&env, "UPDATE recon SET gap = 5");
+    at(&env, &t(30), &["run"]).code(0).stdout_has("1 resolved");
+    let m = mails(&env);
+    assert_eq!(m.len(), 3, "the resolution, at once");
+    in_thread(&m[2], &root);
+    assert!(text(&m[2]).contains("Resolved: [P2] recon"), "{}", m[2]);
+    at(&env, &t(40), &["run"]).code(0);
+    assert_eq!(mails(&env).len(), 3);
+    let shown = at(
+        &env,
+        &t(41),
+        &["incidents", "show", "1", "--format", "json"],
+    )
+    .json();
+    assert!(shown["incident"]["hold"].is_null(), "{shown}");
+}
