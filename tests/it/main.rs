@@ -19,6 +19,7 @@ mod incidents;
 mod inhibit;
 mod layers;
 mod lifecycle;
+mod oncall;
 mod page;
 mod pipe;
 mod redaction;
