@@ -172,6 +172,7 @@ fn bench_render(dir: &std::path::Path) -> Result<()> {
         actor: "dqwatch".into(),
         severity: inc.severity,
         note: None,
+        fields: Default::default(),
     };
     let n = 5_000;
     let start = Instant::now();

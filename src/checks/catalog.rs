@@ -187,7 +187,7 @@ fn matches(check: &Check, selector: &str) -> bool {
 }
 
 /// `*` matches any run of characters (including `/`), `?` exactly one.
-fn glob(pattern: &[u8], text: &[u8]) -> bool {
+pub(crate) fn glob(pattern: &[u8], text: &[u8]) -> bool {
     let (mut p, mut t, mut star, mut mark) = (0, 0, None, 0);
     while t < text.len() {
         if p < pattern.len() && (pattern[p] == b'?' || pattern[p] == text[t]) {

@@ -13,6 +13,7 @@ pub mod catalog;
 mod check;
 mod fields;
 pub mod header;
+pub mod maintenance;
 pub mod rule;
 mod rule_check;
 pub mod schedule;

@@ -1,5 +1,6 @@
 //! Command-line arguments (clap). Flags are runtime choices; checks and routing live in files.
 
+use crate::incidents::{ResolveReason, ResponseStatus};
 use crate::model::Severity;
 use crate::report::Format;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -48,7 +49,8 @@ pub enum Command {
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
     },
-    /// Incidents by hand: list, show, ack, resolve, note, stats, postmortem.
+    /// Incidents by hand: list, show, ack, resolve, note, update, assign, snooze, mute, stats,
+    /// postmortem.
     #[command(subcommand)]
     Incidents(IncidentsCommand),
     /// The mail outbox: list, retry a dead mail, deliver what is due.
@@ -123,6 +125,90 @@ pub enum IncidentsCommand {
         /// resolution mail).
         #[arg(long, value_parser = resolve_note)]
         note: String,
+        /// The kind of resolution, counted by `incidents stats` (false-positive rate per check):
+        /// fixed, false_positive, expected, duplicate, upstream or other.
+        #[arg(long, value_parser = resolve_reason, default_value = "fixed")]
+        reason: ResolveReason,
+    },
+    /// Post a status update to the incident's thread (status, impact, next steps, ETA,
+    /// workaround).
+    Update {
+        /// Incident id.
+        id: i64,
+        /// Where the response stands: investigating, identified, mitigating or monitoring.
+        #[arg(long, value_parser = response_status)]
+        status: ResponseStatus,
+        /// Who or what is affected.
+        #[arg(long)]
+        impact: Option<String>,
+        /// What happens next.
+        #[arg(long)]
+        next: Option<String>,
+        /// When it should be over, as you would say it (`14:00 UTC`, `in 2h`).
+        #[arg(long)]
+        eta: Option<String>,
+        /// What users can do meanwhile.
+        #[arg(long)]
+        workaround: Option<String>,
+        /// Anything else.
+        #[arg(long)]
+        note: Option<String>,
+        /// Who posts it.
+        #[arg(long, env = "USER", default_value = "someone")]
+        by: String,
+    },
+    /// Set the incident commander (mails the thread).
+    Assign {
+        /// Incident id.
+        id: i64,
+        /// The incident commander.
+        #[arg(long)]
+        to: String,
+        /// Who assigns.
+        #[arg(long, env = "USER", default_value = "someone")]
+        by: String,
+    },
+    /// Hold the incident's notifications for a while; checks keep running and history is
+    /// kept. When the snooze ends, an incident still breaching is told once.
+    Snooze {
+        /// Incident id.
+        id: i64,
+        /// How long, e.g. 30m, 2h, 1d.
+        #[arg(long = "for", value_name = "DURATION")]
+        duration: String,
+        /// Why (required).
+        #[arg(long)]
+        reason: String,
+        /// Who snoozes.
+        #[arg(long, env = "USER", default_value = "someone")]
+        by: String,
+    },
+    /// End a snooze now (what still breaches is told once).
+    Unsnooze {
+        /// Incident id.
+        id: i64,
+        /// Who ends it.
+        #[arg(long, env = "USER", default_value = "someone")]
+        by: String,
+    },
+    /// Hold the incident's notifications until `unmute`; checks keep running.
+    Mute {
+        /// Incident id.
+        id: i64,
+        /// Why (required).
+        #[arg(long)]
+        reason: String,
+        /// Who mutes.
+        #[arg(long, env = "USER", default_value = "someone")]
+        by: String,
+    },
+    /// End a mute (what still breaches is told once).
+    Unmute {
+        /// Incident id.
+        id: i64,
+        /// Who ends it.
+        #[arg(long, env = "USER", default_value = "someone")]
+        by: String,
     },
     /// Add a note to an incident's timeline.
     Note {
@@ -257,6 +343,14 @@ pub struct RenderArgs {
 }
 
 fn parse_severity(s: &str) -> Result<Severity, String> {
+    s.parse()
+}
+
+fn resolve_reason(s: &str) -> Result<ResolveReason, String> {
+    ResolveReason::by_hand(s)
+}
+
+fn response_status(s: &str) -> Result<ResponseStatus, String> {
     s.parse()
 }
 

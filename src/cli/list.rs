@@ -4,7 +4,6 @@ use super::args::ListArgs;
 use super::exit::Exit;
 use super::load;
 use crate::checks::{self, Judge};
-use crate::clock::{Clock, SystemClock};
 use std::path::Path;
 
 /// Runs `dqwatch list`.
@@ -20,7 +19,13 @@ pub fn cmd(config: Option<&Path>, args: &ListArgs) -> Exit {
             return Exit::Invalid;
         }
     };
-    let now = SystemClock.now();
+    let now = match super::now::clock() {
+        Ok(c) => c.now(),
+        Err(m) => {
+            eprintln!("error: {m}");
+            return Exit::Invalid;
+        }
+    };
     let tz = cfg.daemon.timezone;
     let mut rows = vec![[
         "ID".to_string(),
@@ -76,6 +81,14 @@ pub fn cmd(config: Option<&Path>, args: &ListArgs) -> Exit {
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
         outln!("{}", cells.join("  ").trim_end());
+    }
+    // Notifications are held for the checks of a maintenance window that is on now.
+    let windows = super::incidents::window_lines(cfg, now);
+    if !windows.is_empty() {
+        outln!("\nmaintenance windows now:");
+        for w in windows {
+            outln!("  {w}");
+        }
     }
     Exit::Clean
 }

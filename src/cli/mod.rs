@@ -27,6 +27,7 @@ mod incidents;
 mod init;
 mod list;
 mod load;
+mod now;
 mod outbox;
 mod render;
 mod run;

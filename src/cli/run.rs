@@ -4,7 +4,6 @@ use super::args::RunArgs;
 use super::exit::Exit;
 use super::{load, state};
 use crate::checks;
-use crate::clock::{Clock, SystemClock};
 use crate::engine::Engine;
 use crate::engine::run::{self as runner, CheckRun};
 use crate::report::{self, Format};
@@ -29,6 +28,14 @@ pub async fn cmd(config: Option<&Path>, args: RunArgs) -> Exit {
 /// Runs the selected checks of a loaded engine and reports (shared with `demo`).
 pub async fn execute(engine: Engine, args: &RunArgs) -> Exit {
     let cfg = &engine.config;
+    let clock = match super::now::clock() {
+        Ok(c) => c,
+        Err(m) => {
+            eprintln!("error: {m}");
+            return Exit::Invalid;
+        }
+    };
+    let clock = clock.as_ref();
     let selected = match checks::select(&engine.checks, &args.select, &args.exclude) {
         Ok(s) => s,
         Err(msg) => {
@@ -75,7 +82,7 @@ pub async fn execute(engine: Engine, args: &RunArgs) -> Exit {
         // skipped, not as errors, so that a CI gate does not fail on them.
         let (checks, skipped) = runner::without_history(checks);
         let mut report =
-            runner::run_watched(checks, warehouses, None, &SystemClock, &on_start, &on_done).await;
+            runner::run_watched(checks, warehouses, None, clock, &on_start, &on_done).await;
         report.skipped = skipped;
         (None, report)
     } else {
@@ -85,7 +92,7 @@ pub async fn execute(engine: Engine, args: &RunArgs) -> Exit {
                 checks,
                 warehouses,
                 store.as_ref().ok(),
-                &SystemClock,
+                clock,
                 &on_start,
                 &on_done,
             )
@@ -94,7 +101,7 @@ pub async fn execute(engine: Engine, args: &RunArgs) -> Exit {
         } else {
             tokio::join!(
                 state::connect(cfg),
-                runner::run_watched(checks, warehouses, None, &SystemClock, &on_start, &on_done)
+                runner::run_watched(checks, warehouses, None, clock, &on_start, &on_done)
             )
         };
         (Some(store), report)
@@ -118,17 +125,29 @@ pub async fn execute(engine: Engine, args: &RunArgs) -> Exit {
                 store,
                 &engine.composer,
                 cfg,
-                SystemClock.now(),
+                clock.now(),
             )
             .await
             {
-                Ok(rec) => {
+                Ok(mut rec) => {
                     recorded = Some(Ok(()));
-                    let delivery =
-                        state::deliver(store, engine.mailer.as_ref(), &SystemClock).await;
+                    // Holds that are over (a snooze ran out, a window closed) are told once.
+                    match crate::engine::apply::end_holds(
+                        store,
+                        &engine.composer,
+                        cfg,
+                        &engine.infos,
+                        clock.now(),
+                    )
+                    .await
+                    {
+                        Ok(ended) => rec.mails += ended.mails,
+                        Err(e) => eprintln!("warning: {}; the next run tells it", e.chain()),
+                    }
+                    let delivery = state::deliver(store, engine.mailer.as_ref(), clock).await;
                     let (pending, dead) = store.outbox_counts().await.unwrap_or_default();
                     let mut line = incidents_line(&rec, delivery.as_ref(), pending, dead);
-                    if let Ok(w) = store.outbox_waiting(SystemClock.now()).await {
+                    if let Ok(w) = store.outbox_waiting(clock.now()).await {
                         // After the counts, before the newline: which mails wait, and until when.
                         let waiting = super::outbox::waiting_line(&w);
                         if let Some(at) = line.find('\n') {
@@ -247,6 +266,13 @@ fn incidents_line(
         ", {} raised, {} resolved; mail: {} queued",
         rec.raised, rec.resolved, rec.mails
     );
+    if rec.held > 0 {
+        let _ = write!(
+            line,
+            ", {} held (snoozed, muted or in maintenance)",
+            rec.held
+        );
+    }
     if let Some(d) = delivery {
         let _ = write!(line, ", {} sent", d.sent);
     }

@@ -28,6 +28,25 @@ pub async fn cmd(config: Option<&Path>, args: ValidateArgs) -> Exit {
         cfg.connections.len(),
         plural(cfg.connections.len())
     );
+    match checks::maintenance::windows(&cfg) {
+        Ok(w) if w.is_empty() => {}
+        Ok(w) => outln!(
+            "✓ maintenance {} window{}: {}",
+            w.len(),
+            plural(w.len()),
+            w.iter().map(|w| w.name()).collect::<Vec<_>>().join(", ")
+        ),
+        Err(diags) => {
+            load::print_diagnostics(&diags);
+            outln!(
+                "✗ maintenance {} bad window{} in {}",
+                diags.len(),
+                plural(diags.len()),
+                cfg.path.display()
+            );
+            return Exit::Invalid;
+        }
+    }
     let catalog = match checks::load(&cfg) {
         Ok(c) => c,
         Err(diags) => {

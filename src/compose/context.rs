@@ -117,7 +117,10 @@ fn summary(event: &Event) -> String {
         EventKind::SeverityRaised => format!("severity raised to {}", event.severity),
         EventKind::Reopened => "breaching again: reopened".into(),
         EventKind::Acknowledged => format!("acknowledged by {}", event.actor),
-        EventKind::Resolved => format!("resolved by {}", event.actor),
+        EventKind::Resolved => match event.fields.reason {
+            Some(r) => format!("resolved by {} ({r})", event.actor),
+            None => format!("resolved by {}", event.actor),
+        },
         EventKind::Cleared => "cleared before anyone was told".into(),
         EventKind::Escalated => "escalated".into(),
         EventKind::Opened => "opened".into(),
@@ -128,6 +131,23 @@ fn summary(event: &Event) -> String {
         EventKind::Settled => "stable again, still breaching".into(),
         EventKind::KeysJoined => "more keys breaching".into(),
         EventKind::KeysLeft => "keys passing again".into(),
+        EventKind::StatusUpdate => match event.fields.status {
+            Some(s) => format!("status update: {s}"),
+            None => "status update".into(),
+        },
+        EventKind::Assigned => match &event.fields.assignee {
+            Some(a) => format!("incident commander: {a}"),
+            None => "assigned".into(),
+        },
+        EventKind::Snoozed => match event.fields.until {
+            Some(u) => format!("snoozed by {} until {}", event.actor, format_time(u)),
+            None => format!("snoozed by {}", event.actor),
+        },
+        EventKind::Muted => format!("muted by {} until unmuted", event.actor),
+        EventKind::HoldEnded => event
+            .note
+            .clone()
+            .unwrap_or_else(|| "notifications resume".into()),
     }
 }
 
@@ -136,6 +156,7 @@ fn commands(inc: &Incident) -> Value {
         "ack": format!("dqwatch incidents ack {} --by NAME", inc.id),
         "resolve": format!("dqwatch incidents resolve {} --by NAME --note TEXT", inc.id),
         "postmortem": format!("dqwatch incidents postmortem {}", inc.id),
+        "update": format!("dqwatch incidents update {} --status STATUS --by NAME", inc.id),
     })
 }
 
@@ -164,6 +185,14 @@ pub(crate) fn mail(
             "actor": event.actor,
             "note": event.note,
             "summary": summary(event),
+            "status": event.fields.status.map(|s| s.as_str()),
+            "impact": event.fields.impact,
+            "next": event.fields.next,
+            "eta": event.fields.eta,
+            "workaround": event.fields.workaround,
+            "reason": event.fields.reason.map(|r| r.as_str()),
+            "assignee": event.fields.assignee,
+            "until": time(event.fields.until),
         },
         "check": check(c, inc),
         "severity": {
@@ -316,6 +345,7 @@ pub(crate) fn example() -> (Incident, Vec<Event>, CheckInfo, Sample) {
         actor: "dqwatch".into(),
         severity: Severity::P0,
         note: Some("example".into()),
+        fields: Default::default(),
     })
     .collect();
     let check = CheckInfo {
@@ -334,4 +364,77 @@ pub(crate) fn example() -> (Incident, Vec<Event>, CheckInfo, Sample) {
         capped: None,
     };
     (inc, events, check, sample)
+}
+
+/// Example events of responders' own (a status update with every field, an assignment, a
+/// snooze, a mute, a hold's end, a resolution with its reason), for template self-tests.
+pub(crate) fn example_responses() -> Vec<Event> {
+    use crate::incidents::{EventFields, ResolveReason, ResponseStatus};
+    let at = Utc
+        .with_ymd_and_hms(2026, 1, 2, 3, 4, 5)
+        .single()
+        .unwrap_or_default();
+    let ev = |id: i64, kind: EventKind, note: &str, fields: EventFields| Event {
+        id,
+        kind,
+        at,
+        actor: "alice".into(),
+        severity: Severity::P0,
+        note: Some(note.into()),
+        fields,
+    };
+    vec![
+        ev(
+            11,
+            EventKind::StatusUpdate,
+            "example",
+            EventFields {
+                status: Some(ResponseStatus::Mitigating),
+                impact: Some("finance dashboards show yesterday's revenue".into()),
+                next: Some("re-run the ledger load".into()),
+                eta: Some("14:00 UTC".into()),
+                workaround: Some("use the ledger export".into()),
+                ..EventFields::default()
+            },
+        ),
+        ev(
+            12,
+            EventKind::Assigned,
+            "incident commander: bob",
+            EventFields {
+                assignee: Some("bob".into()),
+                ..EventFields::default()
+            },
+        ),
+        ev(
+            13,
+            EventKind::Snoozed,
+            "snoozed until 2026-01-02T05:04:05.000Z: deploy",
+            EventFields {
+                until: Some(at + chrono::Duration::hours(2)),
+                ..EventFields::default()
+            },
+        ),
+        ev(
+            14,
+            EventKind::Muted,
+            "muted: known upstream",
+            EventFields::default(),
+        ),
+        ev(
+            15,
+            EventKind::HoldEnded,
+            "snooze ended, still breaching",
+            EventFields::default(),
+        ),
+        ev(
+            16,
+            EventKind::Resolved,
+            "the threshold was wrong",
+            EventFields {
+                reason: Some(ResolveReason::FalsePositive),
+                ..EventFields::default()
+            },
+        ),
+    ]
 }

@@ -119,7 +119,12 @@ impl Composer {
         }
         let policy = self.severities.get(&inc.severity);
         let ctx = context::mail(inc, event, check, sample, last_pass_at, &to, policy);
-        let subject = self.templates.subject(&context::subject(inc))?;
+        let subject = if name == "status" {
+            self.templates
+                .subject_of("status", &context::subject(inc))?
+        } else {
+            self.templates.subject(&context::subject(inc))?
+        };
         let first = event.kind == crate::incidents::EventKind::Opened && inc.repeat_count == 0;
         let root = self.thread_id(inc);
         Ok(Some(Mail {
@@ -216,7 +221,8 @@ impl Composer {
     /// Renders every template against a sample incident, so that `validate` catches a
     /// missing variable or a syntax error before an incident does.
     pub fn self_test(&self) -> Result<(), TemplateError> {
-        let (inc, events, check, sample) = context::example();
+        let (inc, mut events, check, sample) = context::example();
+        events.extend(context::example_responses());
         for ev in &events {
             let Some(name) = ev.kind.template() else {
                 continue;
@@ -234,6 +240,8 @@ impl Composer {
             self.templates.render_html(name, &ctx)?;
         }
         self.templates.subject(&context::subject(&inc))?;
+        self.templates
+            .subject_of("status", &context::subject(&inc))?;
         let ctx = context::digest("daily", "2026-01-02", &[&inc]);
         self.templates.subject_of("digest", &ctx)?;
         self.templates.render_text("digest", &ctx)?;
@@ -339,6 +347,18 @@ mod tests {
                 )
                 .unwrap();
             let name = format!("mail_{}", ev.kind.as_str());
+            match mail {
+                Some(m) => insta::assert_snapshot!(name, show(&m)),
+                None => insta::assert_snapshot!(name, "(no mail)"),
+            }
+        }
+        // Responders' own events (issue 10): a status update with every field, an
+        // assignment, a snooze, a mute, a hold's end, a resolution with its reason.
+        for ev in &context::example_responses() {
+            let mail = c
+                .compose(&inc, ev, Some(&check), Some(&sample), None)
+                .unwrap();
+            let name = format!("response_{}", ev.kind.as_str());
             match mail {
                 Some(m) => insta::assert_snapshot!(name, show(&m)),
                 None => insta::assert_snapshot!(name, "(no mail)"),

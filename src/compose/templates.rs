@@ -8,7 +8,7 @@ use serde_json::Value;
 use std::path::Path;
 
 /// Template files: name, built-in text.
-pub const TEMPLATE_FILES: [(&str, &str); 13] = [
+pub const TEMPLATE_FILES: [(&str, &str); 16] = [
     (
         "opened.subject.hbs",
         include_str!("../../config/templates/opened.subject.hbs"),
@@ -56,6 +56,18 @@ pub const TEMPLATE_FILES: [(&str, &str); 13] = [
     (
         "digest.html.hbs",
         include_str!("../../config/templates/digest.html.hbs"),
+    ),
+    (
+        "status.subject.hbs",
+        include_str!("../../config/templates/status.subject.hbs"),
+    ),
+    (
+        "status.txt.hbs",
+        include_str!("../../config/templates/status.txt.hbs"),
+    ),
+    (
+        "status.html.hbs",
+        include_str!("../../config/templates/status.html.hbs"),
     ),
     (
         "postmortem.md.hbs",

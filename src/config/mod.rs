@@ -1,6 +1,7 @@
 //! `dqwatch.toml`: where it is, what it says, and whether it makes sense. Produces a
 //! validated [`Config`] or every problem found as [`Diagnostic`]s; reads no warehouse.
 
+mod maintenance;
 mod raw;
 mod remote;
 mod validate;
@@ -13,6 +14,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use maintenance::{Maintenance, MaintenanceTime};
 pub use remote::{DEFAULT_MAX_BYTES_BILLED, parse_bytes};
 pub(crate) use validate::{Ctx, Noise, is_email};
 pub use values::{
@@ -52,6 +54,8 @@ pub struct Config {
     pub impacts: BTreeMap<String, Impact>,
     /// `[incidents]`: lifecycle defaults a check header may override.
     pub incidents: Lifecycle,
+    /// `[[maintenance]]` windows, in file order.
+    pub maintenance: Vec<Maintenance>,
 }
 
 /// `[daemon]`.

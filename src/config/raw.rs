@@ -25,6 +25,8 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub impact: BTreeMap<String, Spanned<RawImpact>>,
     pub incidents: Option<RawIncidents>,
+    #[serde(default)]
+    pub maintenance: Vec<Spanned<super::maintenance::RawMaintenance>>,
 }
 
 #[derive(Deserialize)]

@@ -333,6 +333,8 @@ pub(super) fn validate(
         );
     }
 
+    let maintenance = super::maintenance::validate(&mut ctx, &raw.maintenance, &connections);
+
     if ctx.diags.is_empty() {
         Ok(Config {
             path: path.to_path_buf(),
@@ -347,6 +349,7 @@ pub(super) fn validate(
             severities,
             impacts,
             incidents,
+            maintenance,
         })
     } else {
         ctx.diags.sort_by_key(|d| (d.line, d.column));

@@ -2,6 +2,7 @@
 //! conditional update so that one replica sends it.
 
 use super::Shared;
+use crate::checks::maintenance;
 use crate::engine::apply::{self, Facts};
 use crate::incidents::escalate::{due, reminder};
 use crate::incidents::reconcile::SYSTEM_ACTOR;
@@ -33,18 +34,43 @@ pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
     }
 }
 
-/// One pass: takes every due step and reminder. Returns how many were taken here.
+/// One pass: takes every due step and reminder, and tells the end of every hold that is
+/// over. Returns how many mails were written here.
 pub async fn tick(shared: &Shared) -> Result<usize, String> {
     let now = shared.clock.now();
+    let loaded = shared.loaded();
+    // Holds that are over (a snooze ran out, a window closed) are told once — first, so that
+    // the end's one mail also stands for a reminder that fell due during the hold.
+    let ended = apply::end_holds(
+        &shared.store,
+        &loaded.composer,
+        &loaded.config,
+        &loaded.infos,
+        now,
+    )
+    .await
+    .map_err(|e| e.chain())?;
+    let mut taken = ended.mails;
     let incidents = shared
         .store
         .due_escalations(now)
         .await
         .map_err(|e| e.chain())?;
-    let loaded = shared.loaded();
-    let mut taken = 0;
+    // Snoozed, muted or in a maintenance window: steps are taken without mail.
+    let controls = if incidents.is_empty() {
+        Default::default()
+    } else {
+        shared.store.controls().await.map_err(|e| e.chain())?
+    };
+    let windows = maintenance::windows(&loaded.config).unwrap_or_default();
     for mut inc in incidents {
-        let facts = Facts::of(loaded.infos.get(&inc.check_id.0));
+        let mut facts = Facts::of(loaded.infos.get(&inc.check_id.0));
+        let own = controls.get(&inc.id).cloned().unwrap_or_default();
+        if let Some(h) = apply::hold_of(&inc, &own, &windows, &loaded.config, &loaded.infos, now) {
+            facts.holds.insert(inc.id, h);
+        }
+        // A held step is taken without a mail: not counted as one.
+        let mails = usize::from(facts.hold(&inc).is_none());
         if let Some(esc) = due(&inc, now) {
             let event = (!esc.steps.is_empty()).then(|| {
                 let steps: Vec<String> = esc.steps.iter().map(|s| (s + 1).to_string()).collect();
@@ -59,6 +85,7 @@ pub async fn tick(shared: &Shared) -> Result<usize, String> {
                         steps.join(", "),
                         esc.email.join(", ")
                     )),
+                    fields: Default::default(),
                 }
             });
             if apply::take_step(
@@ -75,7 +102,7 @@ pub async fn tick(shared: &Shared) -> Result<usize, String> {
             .await
             .map_err(|e| e.chain())?
             {
-                taken += usize::from(event.is_some());
+                taken += usize::from(event.is_some()) * mails;
                 metrics::counter!("dqwatch_escalations_total").increment(esc.steps.len() as u64);
                 // The row moved on by this write; a reminder due in the same tick builds on it.
                 inc.revision += 1;
@@ -91,6 +118,7 @@ pub async fn tick(shared: &Shared) -> Result<usize, String> {
                 actor: SYSTEM_ACTOR.into(),
                 severity: inc.severity,
                 note: None,
+                fields: Default::default(),
             };
             if apply::take_step(
                 &shared.store,
@@ -106,7 +134,7 @@ pub async fn tick(shared: &Shared) -> Result<usize, String> {
             .await
             .map_err(|e| e.chain())?
             {
-                taken += 1;
+                taken += mails;
             }
         }
     }

@@ -4,7 +4,10 @@
 
 use super::{Shared, page};
 use crate::engine::apply::{self, ApplyError};
-use crate::incidents::{Change, Incident, reconcile};
+use crate::incidents::{
+    Change, Controls, EventFields, Incident, ResolveReason, ResponseStatus, hold, reconcile,
+    respond,
+};
 use crate::model::IncidentState;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -30,11 +33,19 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: Cancell
         .route("/api/incidents/{id}", get(show))
         .route("/api/incidents/{id}/ack", post(ack))
         .route("/api/incidents/{id}/resolve", post(resolve))
+        .route("/api/incidents/{id}/update", post(update))
+        .route("/api/incidents/{id}/assign", post(assign))
+        .route("/api/incidents/{id}/snooze", post(snooze))
+        .route("/api/incidents/{id}/mute", post(mute))
+        .route("/api/incidents/{id}/unsnooze", post(unhold))
+        .route("/api/incidents/{id}/unmute", post(unhold))
         .route("/api/checks", get(checks))
         .route("/incidents/{id}", get(incident_page))
         .route("/incidents/{id}/ack", post(form_ack))
         .route("/incidents/{id}/resolve", post(form_resolve))
         .route("/incidents/{id}/note", post(form_note))
+        .route("/incidents/{id}/snooze", post(form_snooze))
+        .route("/incidents/{id}/unsnooze", post(form_unhold))
         .route("/checks/{*id}", get(check_page))
         .with_state(shared);
     if let Err(e) = axum::serve(listener, app)
@@ -161,16 +172,53 @@ async fn list(
             );
         }
     };
-    match shared.store.incidents(states).await {
-        Ok(list) => Json(list).into_response(),
-        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.chain()),
-    }
+    let list = match shared.store.incidents(states).await {
+        Ok(list) => list,
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.chain()),
+    };
+    let loaded = shared.loaded();
+    let holds = match apply::holds(
+        &shared.store,
+        &loaded.config,
+        &loaded.infos,
+        &list,
+        shared.clock.now(),
+    )
+    .await
+    {
+        Ok(h) => h,
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.chain()),
+    };
+    let none = (Controls::default(), None);
+    let rows: Vec<serde_json::Value> = list
+        .iter()
+        .map(|i| {
+            let (c, h) = holds.get(&i.id).unwrap_or(&none);
+            hold::incident_json(i, c, h.as_ref())
+        })
+        .collect();
+    Json(rows).into_response()
 }
 
 async fn show(State(shared): S, Path(id): Path<i64>) -> Response {
     match shared.store.incident(id).await {
         Ok(Some((incident, timeline))) => {
-            Json(json!({ "incident": incident, "timeline": timeline })).into_response()
+            let loaded = shared.loaded();
+            let holds = apply::holds(
+                &shared.store,
+                &loaded.config,
+                &loaded.infos,
+                std::slice::from_ref(&incident),
+                shared.clock.now(),
+            )
+            .await
+            .unwrap_or_default();
+            let (c, h) = holds.get(&incident.id).cloned().unwrap_or_default();
+            Json(json!({
+                "incident": hold::incident_json(&incident, &c, h.as_ref()),
+                "timeline": timeline,
+            }))
+            .into_response()
         }
         Ok(None) => error(StatusCode::NOT_FOUND, format!("no incident {id}")),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.chain()),
@@ -213,6 +261,59 @@ async fn checks(State(shared): S) -> Response {
 struct Action {
     by: String,
     note: Option<String>,
+    /// For resolve: fixed (default), false_positive, expected, duplicate, upstream, other.
+    reason: Option<String>,
+}
+
+/// `POST /api/incidents/ID/update`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Update {
+    by: String,
+    status: String,
+    impact: Option<String>,
+    next: Option<String>,
+    eta: Option<String>,
+    workaround: Option<String>,
+    note: Option<String>,
+}
+
+/// `POST /api/incidents/ID/assign`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Assign {
+    by: String,
+    to: String,
+}
+
+/// `POST /api/incidents/ID/snooze` (`for` = a duration) and `/mute`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Hold {
+    by: String,
+    #[serde(rename = "for")]
+    duration: Option<String>,
+    reason: String,
+}
+
+/// `POST /api/incidents/ID/unsnooze` and `/unmute`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Unhold {
+    by: String,
+}
+
+/// A snooze's length as `incidents snooze --for` reads it.
+fn snooze_length(text: Option<&str>) -> Result<chrono::Duration, String> {
+    let text = text.ok_or("a snooze needs \"for\": a duration such as \"2h\"")?;
+    let d = crate::config::parse_duration(text).map_err(|m| format!("for: {m}"))?;
+    chrono::Duration::from_std(d).map_err(|_| format!("for: {text} is too long"))
+}
+
+/// A resolve's reason as `incidents resolve --reason` reads it (default `fixed`).
+fn resolve_reason(text: Option<&str>) -> Result<ResolveReason, String> {
+    text.filter(|t| !t.trim().is_empty())
+        .map_or(Ok(ResolveReason::Fixed), ResolveReason::by_hand)
 }
 
 /// The refusal, if the request may not change incidents.
@@ -270,15 +371,7 @@ async fn apply_change(
         |inc| apply(inc, now),
     )
     .await;
-    match changed {
-        Ok(Some((change, _))) => {
-            shared.mail_due.notify_one();
-            Ok(change.incident.state)
-        }
-        Ok(None) => Err((StatusCode::NOT_FOUND, format!("no incident {id}"))),
-        Err(ApplyError::Refused { message }) => Err((StatusCode::CONFLICT, message)),
-        Err(e) => Err((StatusCode::SERVICE_UNAVAILABLE, e.chain())),
-    }
+    answer(shared, id, changed)
 }
 
 async fn ack(
@@ -309,10 +402,186 @@ async fn resolve(
             "a note is required to resolve an incident by hand: {\"by\": \"…\", \"note\": \"why\"}",
         );
     }
+    let reason = match resolve_reason(a.reason.as_deref()) {
+        Ok(r) => r,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
+    };
     change(&shared, id, &headers, |inc, now| {
-        reconcile::resolve(inc, &a.by, a.note.clone(), now)
+        respond::resolve(inc, &a.by, reason, a.note.clone(), now)
     })
     .await
+}
+
+async fn update(
+    State(shared): S,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+    Json(u): Json<Update>,
+) -> Response {
+    if let Some(r) = refusal(&shared, &headers) {
+        return r;
+    }
+    let status = match u.status.parse::<ResponseStatus>() {
+        Ok(s) => s,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
+    };
+    let fields = EventFields {
+        status: Some(status),
+        impact: u.impact.clone(),
+        next: u.next.clone(),
+        eta: u.eta.clone(),
+        workaround: u.workaround.clone(),
+        ..EventFields::default()
+    };
+    change(&shared, id, &headers, |inc, now| {
+        respond::status_update(inc, &u.by, fields.clone(), u.note.clone(), now)
+    })
+    .await
+}
+
+async fn change_with(
+    shared: &Shared,
+    id: i64,
+    headers: &HeaderMap,
+    apply: impl Fn(
+        &Incident,
+        &Controls,
+        chrono::DateTime<chrono::Utc>,
+    ) -> Result<(Change, Controls), String>,
+) -> Response {
+    if let Some(r) = refusal(shared, headers) {
+        return r;
+    }
+    match apply_change_with(shared, id, apply).await {
+        Ok(state) => Json(json!({ "id": id, "state": state })).into_response(),
+        Err((status, message)) => error(status, message),
+    }
+}
+
+/// [`apply_change`] for a change that sets the incident's controls.
+async fn apply_change_with(
+    shared: &Shared,
+    id: i64,
+    apply: impl Fn(
+        &Incident,
+        &Controls,
+        chrono::DateTime<chrono::Utc>,
+    ) -> Result<(Change, Controls), String>,
+) -> Result<IncidentState, (StatusCode, String)> {
+    let now = shared.clock.now();
+    let loaded = shared.loaded();
+    let changed = apply::change_incident_with(
+        &shared.store,
+        &loaded.composer,
+        &loaded.infos,
+        id,
+        now,
+        |inc, c| apply(inc, c, now).map(|(ch, c)| (ch, Some(c))),
+    )
+    .await;
+    answer(shared, id, changed)
+}
+
+fn answer(
+    shared: &Shared,
+    id: i64,
+    changed: Result<Option<(Change, crate::store::Recorded)>, ApplyError>,
+) -> Result<IncidentState, (StatusCode, String)> {
+    match changed {
+        Ok(Some((change, _))) => {
+            shared.mail_due.notify_one();
+            Ok(change.incident.state)
+        }
+        Ok(None) => Err((StatusCode::NOT_FOUND, format!("no incident {id}"))),
+        Err(ApplyError::Refused { message }) => Err((StatusCode::CONFLICT, message)),
+        Err(e) => Err((StatusCode::SERVICE_UNAVAILABLE, e.chain())),
+    }
+}
+
+async fn assign(
+    State(shared): S,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+    Json(a): Json<Assign>,
+) -> Response {
+    change_with(&shared, id, &headers, |inc, c, now| {
+        respond::assign(inc, c, &a.by, &a.to, now)
+    })
+    .await
+}
+
+async fn snooze(
+    State(shared): S,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+    Json(h): Json<Hold>,
+) -> Response {
+    if let Some(r) = refusal(&shared, &headers) {
+        return r;
+    }
+    let length = match snooze_length(h.duration.as_deref()) {
+        Ok(d) => d,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
+    };
+    change_with(&shared, id, &headers, |inc, c, now| {
+        respond::snooze(inc, c, &h.by, now + length, &h.reason, now)
+    })
+    .await
+}
+
+async fn mute(
+    State(shared): S,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+    Json(h): Json<Hold>,
+) -> Response {
+    if h.duration.is_some() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "a mute lasts until unmute: to hold for a while, POST …/snooze with \"for\"",
+        );
+    }
+    change_with(&shared, id, &headers, |inc, c, now| {
+        respond::mute(inc, c, &h.by, &h.reason, now)
+    })
+    .await
+}
+
+async fn unhold(
+    State(shared): S,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+    Json(u): Json<Unhold>,
+) -> Response {
+    if let Some(r) = refusal(&shared, &headers) {
+        return r;
+    }
+    match unhold_now(&shared, id, &u.by).await {
+        Ok(state) => Json(json!({ "id": id, "state": state })).into_response(),
+        Err((status, message)) => error(status, message),
+    }
+}
+
+async fn unhold_now(
+    shared: &Shared,
+    id: i64,
+    by: &str,
+) -> Result<IncidentState, (StatusCode, String)> {
+    let loaded = shared.loaded();
+    let now = shared.clock.now();
+    match apply::unhold(&shared.store, &loaded.composer, &loaded.infos, id, by, now).await {
+        Ok(Some(_)) => {
+            shared.mail_due.notify_one();
+            match shared.store.incident(id).await {
+                Ok(Some((inc, _))) => Ok(inc.state),
+                Ok(None) => Err((StatusCode::NOT_FOUND, format!("no incident {id}"))),
+                Err(e) => Err((StatusCode::SERVICE_UNAVAILABLE, e.chain())),
+            }
+        }
+        Ok(None) => Err((StatusCode::NOT_FOUND, format!("no incident {id}"))),
+        Err(ApplyError::Refused { message }) => Err((StatusCode::CONFLICT, message)),
+        Err(e) => Err((StatusCode::SERVICE_UNAVAILABLE, e.chain())),
+    }
 }
 
 /// A change from the incident page's forms: the token is a form field, checked as the API
@@ -325,6 +594,12 @@ struct FormAction {
     by: String,
     #[serde(default)]
     note: String,
+    /// The resolve form's reason.
+    #[serde(default)]
+    reason: String,
+    /// The snooze form's length.
+    #[serde(default, rename = "for")]
+    duration: String,
 }
 
 impl FormAction {
@@ -380,11 +655,59 @@ async fn form_resolve(
             "a note is required to resolve an incident by hand",
         );
     }
+    let reason = match resolve_reason(Some(&f.reason)) {
+        Ok(r) => r,
+        Err(m) => return page_error(StatusCode::BAD_REQUEST, &m),
+    };
     let by = f.by.trim().to_string();
     form_change(&shared, id, &f, |inc, now| {
-        reconcile::resolve(inc, &by, f.note(), now)
+        respond::resolve(inc, &by, reason, f.note(), now)
     })
     .await
+}
+
+async fn form_snooze(
+    State(shared): S,
+    Path(id): Path<i64>,
+    axum::extract::Form(f): axum::extract::Form<FormAction>,
+) -> Response {
+    if let Some((status, message)) = refusal_for(&shared, Some(f.token.as_str())) {
+        return page_error(status, message);
+    }
+    if f.by.trim().is_empty() {
+        return page_error(StatusCode::BAD_REQUEST, "say who you are (the name field)");
+    }
+    let length = match snooze_length(Some(&f.duration)) {
+        Ok(d) => d,
+        Err(m) => return page_error(StatusCode::BAD_REQUEST, &m),
+    };
+    let by = f.by.trim().to_string();
+    let reason = f.note().unwrap_or_default();
+    match apply_change_with(&shared, id, |inc, c, now| {
+        respond::snooze(inc, c, &by, now + length, &reason, now)
+    })
+    .await
+    {
+        Ok(_) => axum::response::Redirect::to(&format!("/incidents/{id}")).into_response(),
+        Err((status, message)) => page_error(status, &message),
+    }
+}
+
+async fn form_unhold(
+    State(shared): S,
+    Path(id): Path<i64>,
+    axum::extract::Form(f): axum::extract::Form<FormAction>,
+) -> Response {
+    if let Some((status, message)) = refusal_for(&shared, Some(f.token.as_str())) {
+        return page_error(status, message);
+    }
+    if f.by.trim().is_empty() {
+        return page_error(StatusCode::BAD_REQUEST, "say who you are (the name field)");
+    }
+    match unhold_now(&shared, id, f.by.trim()).await {
+        Ok(_) => axum::response::Redirect::to(&format!("/incidents/{id}")).into_response(),
+        Err((status, message)) => page_error(status, &message),
+    }
 }
 
 async fn form_note(

@@ -6,7 +6,7 @@ use super::Shared;
 use crate::checks::Check;
 use crate::compose::CheckInfo;
 use crate::engine::load::Engine;
-use crate::incidents::Incident;
+use crate::incidents::{Controls, Hold, Incident};
 use crate::model::{IncidentState, Key, Metric, Severity, Unit};
 use crate::store::format_time;
 use chrono::{DateTime, Utc};
@@ -231,7 +231,7 @@ h2{font-size:18px;margin-top:24px}h3{font-size:16px;margin:0 0 4px}.card h2{font
 .card{border:1px solid #d1d5db;border-radius:6px;padding:10px 12px;overflow-wrap:anywhere}\
 .card dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 10px;margin:6px 0 0}\
 .card dt{color:#4b5563}.card dd{margin:0}.err{font-family:monospace;white-space:pre-wrap;color:#991b1b}\
-.state{font-weight:bold}table{border-collapse:collapse;margin:8px 0;display:block;overflow-x:auto}\
+.state{font-weight:bold}.held{background:#eef;border-radius:4px;padding:0 4px}table{border-collapse:collapse;margin:8px 0;display:block;overflow-x:auto}\
 td,th{padding:4px 10px;border-bottom:1px solid #d1d5db;text-align:left;vertical-align:top;font-size:14px}\
 form.filters,form.act{display:flex;flex-wrap:wrap;gap:8px;align-items:end;margin:8px 0}\
 label{display:flex;flex-direction:column;font-size:14px}input,select,textarea,button{font:inherit;padding:4px}\
@@ -271,8 +271,42 @@ fn state_text(inc: &Incident) -> String {
     s
 }
 
-/// One incident as a card on `/`.
-fn card(inc: &Incident, info: Option<&CheckInfo>, now: DateTime<Utc>, level: u8) -> String {
+/// The hold pill (`snoozed until …`, `muted`, `in maintenance window NAME`), with who and
+/// why for a snooze or mute.
+fn hold_pill(c: &Controls, hold: &Hold) -> String {
+    let (pill, rest) = match hold {
+        Hold::Snoozed { until } => ("snoozed", format!(" until {}", format_time(*until))),
+        Hold::Muted => ("muted", " until unmuted".to_string()),
+        Hold::Maintenance { window } => ("in maintenance", format!(" window {window}")),
+    };
+    let who = match hold {
+        Hold::Maintenance { .. } => String::new(),
+        _ => format!(
+            "{}{}",
+            c.hold_by
+                .as_ref()
+                .map(|b| format!(" by {b}"))
+                .unwrap_or_default(),
+            c.hold_reason
+                .as_ref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        ),
+    };
+    format!(
+        "<span class=\"state held\">{pill}</span>{}",
+        esc(&format!("{rest}{who}"))
+    )
+}
+
+/// One incident as a card on `/`, with its commander and hold when it has them.
+fn card(
+    inc: &Incident,
+    info: Option<&CheckInfo>,
+    now: DateTime<Utc>,
+    level: u8,
+    on_call: Option<&(Controls, Option<Hold>)>,
+) -> String {
     let mut out = format!(
         "<article class=\"card\"><h{level}><span class=\"sev {sev}\">{sev}</span> <a href=\"/incidents/{id}\">{}</a></h{level}><dl>",
         esc(&inc.title),
@@ -289,6 +323,14 @@ fn card(inc: &Incident, info: Option<&CheckInfo>, now: DateTime<Utc>, level: u8)
         "state",
         format!("<span class=\"state\">{}</span>", esc(&state_text(inc))),
     );
+    if let Some((c, hold)) = on_call {
+        if let Some(h) = hold {
+            row("held", hold_pill(c, h));
+        }
+        if let Some(a) = &c.assignee {
+            row("commander", esc(a));
+        }
+    }
     row(
         "since",
         time_ago(now, inc.opened_at.unwrap_or(inc.first_seen_at)),
@@ -387,6 +429,10 @@ pub async fn render(shared: &Shared, filter: &Filter) -> Result<String, String> 
             && (filter.owner.is_empty() || info.is_some_and(|i| i.owners.contains(&filter.owner)))
     };
     let open: Vec<&Incident> = all.iter().filter(keep).collect();
+    let holds =
+        crate::engine::apply::holds(&shared.store, &loaded.config, &loaded.infos, &all, now)
+            .await
+            .map_err(|e| e.chain())?;
     let mut html = format!(
         "<h1>dqwatch — {} active incident{}</h1><p class=\"muted\">{} check{} · updated <time datetime=\"{t}\">{t}</time></p>",
         open.len(),
@@ -409,7 +455,13 @@ pub async fn render(shared: &Shared, filter: &Filter) -> Result<String, String> 
             if list.len() == 1 { "" } else { "s" }
         );
         for inc in list {
-            html.push_str(&card(inc, loaded.infos.get(&inc.check_id.0), now, 3));
+            html.push_str(&card(
+                inc,
+                loaded.infos.get(&inc.check_id.0),
+                now,
+                3,
+                holds.get(&inc.id),
+            ));
         }
         html.push_str("</div>");
     }
@@ -618,7 +670,23 @@ pub async fn render_incident(shared: &Shared, id: i64) -> Result<Option<String>,
         esc(&inc.title),
         sev = inc.severity
     );
-    html.push_str(&card(&inc, loaded.infos.get(&inc.check_id.0), now, 2));
+    let holds = crate::engine::apply::holds(
+        &shared.store,
+        &loaded.config,
+        &loaded.infos,
+        std::slice::from_ref(&inc),
+        now,
+    )
+    .await
+    .map_err(|e| e.chain())?;
+    let on_call = holds.get(&inc.id);
+    html.push_str(&card(
+        &inc,
+        loaded.infos.get(&inc.check_id.0),
+        now,
+        2,
+        on_call,
+    ));
     if let Ok(Some(sample)) = shared.store.incident_sample(id).await {
         html.push_str(&sample_table(&sample));
     }
@@ -629,6 +697,24 @@ pub async fn render_incident(shared: &Shared, id: i64) -> Result<Option<String>,
     html.push_str(&chart(&series, limit, inc.unit));
     html.push_str("<h2>Timeline</h2><table tabindex=\"0\"><thead><tr><th>when</th><th>what</th><th>who</th><th>severity</th><th>note</th></tr></thead><tbody>");
     for e in &events {
+        // A status update's fields and a resolution's reason after the note.
+        let f = &e.fields;
+        let mut note = e.note.clone().unwrap_or_default();
+        for (name, value) in [
+            ("status", f.status.map(|s| s.to_string())),
+            ("impact", f.impact.clone()),
+            ("next", f.next.clone()),
+            ("ETA", f.eta.clone()),
+            ("workaround", f.workaround.clone()),
+            ("reason", f.reason.map(|r| r.to_string())),
+        ] {
+            if let Some(v) = value {
+                if !note.is_empty() {
+                    note.push_str(" · ");
+                }
+                let _ = write!(note, "{name}: {v}");
+            }
+        }
         let _ = write!(
             html,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -636,7 +722,7 @@ pub async fn render_incident(shared: &Shared, id: i64) -> Result<Option<String>,
             esc(e.kind.as_str()),
             esc(&e.actor),
             e.severity,
-            esc(e.note.as_deref().unwrap_or(""))
+            esc(&note)
         );
     }
     html.push_str("</tbody></table>");
@@ -677,10 +763,29 @@ pub async fn render_incident(shared: &Shared, id: i64) -> Result<Option<String>,
         let _ = write!(
             html,
             "<h3>Resolve</h3><form class=\"act\" method=\"post\" action=\"/incidents/{id}/resolve\">{fields}\
-             <label>Why (required)<input type=\"text\" name=\"note\" required></label><button type=\"submit\">Resolve</button></form>\
+             <label>Why (required)<input type=\"text\" name=\"note\" required></label>\
+             <label>Reason<select name=\"reason\"><option value=\"fixed\">fixed</option><option value=\"false_positive\">false positive</option>\
+             <option value=\"expected\">expected</option><option value=\"duplicate\">duplicate</option><option value=\"upstream\">upstream</option>\
+             <option value=\"other\">other</option></select></label><button type=\"submit\">Resolve</button></form>\
              <h3>Add a note</h3><form class=\"act\" method=\"post\" action=\"/incidents/{id}/note\">{fields}\
              <label>Note<input type=\"text\" name=\"note\" required></label><button type=\"submit\">Add note</button></form>"
         );
+        // Snooze: notifications held for a while; checks keep running.
+        if on_call.is_some_and(|(c, _)| c.hold(now).is_some()) {
+            let _ = write!(
+                html,
+                "<h3>End the snooze or mute</h3><form class=\"act\" method=\"post\" action=\"/incidents/{id}/unsnooze\">{fields}\
+                 <button type=\"submit\">End it now</button></form>"
+            );
+        } else {
+            let _ = write!(
+                html,
+                "<h3>Snooze</h3><form class=\"act\" method=\"post\" action=\"/incidents/{id}/snooze\">{fields}\
+                 <label>For<select name=\"for\"><option>30m</option><option>1h</option><option selected>2h</option><option>4h</option>\
+                 <option>8h</option><option>1d</option></select></label>\
+                 <label>Why (required)<input type=\"text\" name=\"note\" required></label><button type=\"submit\">Snooze</button></form>"
+            );
+        }
     }
     Ok(Some(document(
         &format!("dqwatch — #{id} {}", inc.title),
@@ -748,6 +853,27 @@ pub async fn render_check(shared: &Shared, id: &str) -> Result<Option<String>, S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hold_reads_as_a_pill_with_who_and_why_escaped() {
+        let c = Controls {
+            hold_by: Some("ann".into()),
+            hold_reason: Some("<b>deploy</b>".into()),
+            ..Controls::default()
+        };
+        let until = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 11, 30, 12, 0, 0).unwrap();
+        assert_eq!(
+            hold_pill(&c, &Hold::Snoozed { until }),
+            "<span class=\"state held\">snoozed</span> until 2026-11-30T12:00:00.000Z by ann: &lt;b&gt;deploy&lt;/b&gt;"
+        );
+        let window = Hold::Maintenance {
+            window: "nightly".into(),
+        };
+        assert_eq!(
+            hold_pill(&c, &window),
+            "<span class=\"state held\">in maintenance</span> window nightly"
+        );
+    }
 
     #[test]
     fn escapes_everything() {

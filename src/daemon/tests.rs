@@ -419,3 +419,172 @@ async fn an_acknowledgement_is_never_lost_to_a_concurrent_writer() {
     assert_eq!(now.acknowledged_by.as_deref(), Some("alice"));
     assert_eq!(now.state, crate::model::IncidentState::Acknowledged);
 }
+
+// See: issues/10 (snooze). While snoozed, due escalation steps and reminders are taken — on
+// the timeline, in order — without a mail; when the snooze runs out the daemon tells it once
+// (the end also stands for a reminder that fell due), and a second replica's tick, or the
+// next, tells nothing more.
+#[tokio::test]
+async fn a_snooze_holds_escalation_and_its_end_is_told_once_across_replicas() {
+    let (dir, shared, clock) = setup().await;
+    run_checks(&shared).await;
+    assert_eq!(outbox_to(&shared).await, vec!["oncall@example.com"]);
+    let loaded = shared.loaded();
+    let until = clock.now() + Duration::minutes(70);
+    crate::engine::apply::change_incident_with(
+        &shared.store,
+        &loaded.composer,
+        &loaded.infos,
+        1,
+        clock.now(),
+        |inc, c| {
+            crate::incidents::respond::snooze(inc, c, "ann", until, "deploy", clock.now())
+                .map(|(ch, c)| (ch, Some(c)))
+        },
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(outbox_to(&shared).await.len(), 2, "the snooze is told");
+
+    // 10:15, 10:30 and the 11:00 reminder fall due while snoozed: taken, not mailed.
+    for minutes in [15, 15, 30] {
+        clock.advance(Duration::minutes(minutes));
+        assert_eq!(escalate::tick(&shared).await.unwrap(), 0);
+    }
+    assert_eq!(
+        outbox_to(&shared).await.len(),
+        2,
+        "nothing mailed while snoozed"
+    );
+    let (_, timeline) = shared.store.incident(1).await.unwrap().unwrap();
+    let held: Vec<&str> = timeline
+        .iter()
+        .filter(|e| {
+            e.note
+                .as_deref()
+                .is_some_and(|n| n.contains("held: snoozed"))
+        })
+        .map(|e| e.kind.as_str())
+        .collect();
+    assert_eq!(held, ["escalated", "escalated", "reminder"]);
+
+    // 11:15: the snooze ended at 11:10. Two replicas tick: one mail, in the thread.
+    clock.advance(Duration::minutes(15));
+    let other = replica(&dir, &shared, "other");
+    let (a, b) = tokio::join!(escalate::tick(&shared), escalate::tick(&other));
+    assert_eq!(a.unwrap() + b.unwrap(), 1, "told once across replicas");
+    let mails = shared.store.outbox(None, 100).await.unwrap();
+    let last = mails.iter().max_by_key(|m| m.id).unwrap();
+    assert!(
+        last.mail.text.contains("snooze ended, still breaching"),
+        "{}",
+        last.mail.text
+    );
+    assert!(last.mail.in_reply_to.is_some());
+    assert_eq!(escalate::tick(&shared).await.unwrap(), 0, "and only once");
+    // After the snooze the chain and the reminders go on: at 12:00 the 2h step and the
+    // reminder (taken quietly at 11:00, the next one due at 12:00).
+    clock.advance(Duration::minutes(44));
+    assert_eq!(escalate::tick(&shared).await.unwrap(), 0);
+    clock.advance(Duration::minutes(2));
+    assert_eq!(escalate::tick(&shared).await.unwrap(), 2);
+    let to = outbox_to(&shared).await;
+    assert!(to.contains(&"vp@example.com".to_string()), "{to:?}");
+}
+
+// See: issues/10 (snooze). A snooze decided on a copy read before an acknowledgement is
+// refused (it would write the incident back as open), and decided again from the new state:
+// both the acknowledgement and the snooze stay. Likewise the end of a hold decided before a
+// run's write.
+#[tokio::test]
+async fn a_snooze_and_an_acknowledgement_never_lose_each_other() {
+    use crate::engine::apply::{ApplyError, Facts, change_incident, change_incident_with, record};
+    let (_dir, shared, clock) = setup().await;
+    run_checks(&shared).await;
+    let loaded = shared.loaded();
+    let now = clock.now();
+    let (stale, _) = shared.store.incident(1).await.unwrap().unwrap();
+    change_incident(
+        &shared.store,
+        &loaded.composer,
+        &loaded.infos,
+        1,
+        now,
+        |inc| reconcile::acknowledge(inc, "alice", None, now),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    // The snooze computed from the copy before the ack: refused, nothing of it written.
+    let (late, controls) = crate::incidents::respond::snooze(
+        &stale,
+        &crate::incidents::Controls::default(),
+        "bob",
+        now + Duration::hours(1),
+        "deploy",
+        now,
+    )
+    .unwrap();
+    let mut facts = Facts::default();
+    facts.controls.insert(1, controls);
+    let refused = record(&shared.store, &loaded.composer, &[], &[late], &facts, now).await;
+    assert!(
+        matches!(&refused, Err(ApplyError::Store(e)) if e.is_conflict()),
+        "{refused:?}"
+    );
+    assert!(
+        shared
+            .store
+            .controls_of(1)
+            .await
+            .unwrap()
+            .hold(now)
+            .is_none()
+    );
+    // Through the retrying path it is decided again from the acknowledged incident.
+    change_incident_with(
+        &shared.store,
+        &loaded.composer,
+        &loaded.infos,
+        1,
+        now,
+        |inc, c| {
+            crate::incidents::respond::snooze(
+                inc,
+                c,
+                "bob",
+                now + Duration::hours(1),
+                "deploy",
+                now,
+            )
+            .map(|(ch, c)| (ch, Some(c)))
+        },
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let (inc, timeline) = shared.store.incident(1).await.unwrap().unwrap();
+    assert_eq!(inc.state, crate::model::IncidentState::Acknowledged);
+    assert_eq!(inc.acknowledged_by.as_deref(), Some("alice"));
+    let c = shared.store.controls_of(1).await.unwrap();
+    assert_eq!(c.hold_by.as_deref(), Some("bob"));
+    assert!(c.hold(now).is_some());
+    let kinds: Vec<&str> = timeline.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["opened", "acknowledged", "snoozed"]);
+
+    // A run while snoozed: reconciled, its events not mailed, the hold remembered.
+    let before = outbox_to(&shared).await.len();
+    clock.advance(Duration::minutes(30));
+    run_checks(&shared).await;
+    assert_eq!(outbox_to(&shared).await.len(), before);
+    assert!(
+        shared
+            .store
+            .controls_of(1)
+            .await
+            .unwrap()
+            .held_since
+            .is_some()
+    );
+}

@@ -6,11 +6,14 @@
 //! so it is rendered between the store's writes, inside the transaction).
 
 use crate::checks::Check;
+use crate::checks::maintenance::{self, Subject, Window};
 use crate::compose::{CheckInfo, Composer, Sample, TemplateError};
 use crate::config::Config;
+use crate::config::Config as Cfg;
 use crate::engine::run::CheckRun;
 use crate::incidents::{
-    Change, Event, EventKind, Incident, Policy, fingerprint, inhibit, reconcile,
+    Change, Controls, Event, EventKind, Hold, Incident, Policy, fingerprint, hold, inhibit, quiet,
+    reconcile,
 };
 use crate::model::{Category, Mail, Outcome, Status};
 use crate::store::{Recorded, RunRow, SlotClaim, Store, StoreError};
@@ -57,6 +60,12 @@ pub struct Facts {
     pub samples: HashMap<String, Sample>,
     /// The last passing run per check id.
     pub last_pass: HashMap<String, String>,
+    /// Incidents whose notifications are held by a snooze or mute, by id.
+    pub holds: HashMap<i64, Hold>,
+    /// Checks in a maintenance window: the window's name, by check id.
+    pub windows: HashMap<String, String>,
+    /// Controls to write with a change made by hand (assign, snooze, mute), by incident id.
+    pub controls: HashMap<i64, Controls>,
 }
 
 impl Facts {
@@ -67,6 +76,15 @@ impl Facts {
             facts.infos.insert(i.id.clone(), i.clone());
         }
         facts
+    }
+
+    /// Why `inc`'s notifications are held, if they are.
+    pub fn hold(&self, inc: &Incident) -> Option<Hold> {
+        self.holds.get(&inc.id).cloned().or_else(|| {
+            self.windows
+                .get(&inc.check_id.0)
+                .map(|w| Hold::Maintenance { window: w.clone() })
+        })
     }
 
     /// The mail for an event, to the routes' recipients or to `to`; `None` when it tells
@@ -139,9 +157,18 @@ pub async fn record(
             };
             done.count(&event);
             if let Some(mail) = facts.compose(composer, &inc, &event, None)? {
-                tx.write_mail(inc.id, event.id, &mail, now).await?;
-                done.mails += 1;
+                if facts.hold(&inc).is_some() {
+                    // Held: on the timeline, not mailed; the hold's end is told once.
+                    tx.mark_held(inc.id, now).await?;
+                    done.held += 1;
+                } else {
+                    tx.write_mail(inc.id, event.id, &mail, now).await?;
+                    done.mails += 1;
+                }
             }
+        }
+        if let Some(c) = facts.controls.get(&change.incident.id) {
+            tx.write_controls(inc.id, c).await?;
         }
     }
     tx.commit().await?;
@@ -190,7 +217,17 @@ async fn reconcile_and_record(
     let since =
         now - chrono::Duration::from_std(window).unwrap_or_else(|_| chrono::Duration::days(3650));
     let known = store.known_incidents(since).await?;
+    // Read after the incidents: a snooze set in between bumped the revision, so the write
+    // below is refused and this pass reconciles again.
+    let holds: HashMap<i64, Hold> = store
+        .controls()
+        .await?
+        .into_iter()
+        .filter_map(|(id, c)| c.hold(now).map(|h| (id, h)))
+        .collect();
     let states = store.check_states().await?;
+    let windows = maintenance::windows(config).unwrap_or_default();
+    let tz = config.daemon.timezone;
     let mut by_check: HashMap<&str, Vec<Incident>> = HashMap::new();
     for inc in &known {
         by_check
@@ -201,7 +238,10 @@ async fn reconcile_and_record(
 
     let mut changes = Vec::new();
     let mut rows = Vec::with_capacity(runs.len());
-    let mut facts = Facts::default();
+    let mut facts = Facts {
+        holds,
+        ..Facts::default()
+    };
     let empty = Vec::new();
     // A connection no check reached is one incident, and its checks' connection errors are
     // held: no check_failure incident per check, nothing resolved or re-told.
@@ -220,6 +260,14 @@ async fn reconcile_and_record(
             if let Some(error) = unreachable {
                 change.incident.detail = Some(format!("connection: {error}"));
             }
+        }
+        let subject = Subject {
+            id: &id.0,
+            connection,
+            tags: &[],
+        };
+        if let Some((w, _)) = maintenance::holding(&windows, tz, now, subject) {
+            facts.windows.insert(id.0.clone(), w.name().to_string());
         }
         changes.append(&mut c);
     }
@@ -277,6 +325,16 @@ async fn reconcile_and_record(
         if !c.is_empty() {
             facts.infos.insert(check.id.0.clone(), check_info(check));
         }
+        let subject = Subject {
+            id: &check.id.0,
+            connection: &check.connection,
+            tags: &check.tags,
+        };
+        if let Some((w, _)) = maintenance::holding(&windows, tz, now, subject) {
+            facts
+                .windows
+                .insert(check.id.0.clone(), w.name().to_string());
+        }
         changes.append(&mut c);
         rows.push(RunRow {
             check_id: &check.id,
@@ -287,6 +345,11 @@ async fn reconcile_and_record(
             slot: slots.get(i).copied().flatten(),
         });
     }
+    // In a maintenance window an incident that would open stays pending: the first run
+    // after the window that still breaches opens it.
+    quiet::hold_openings(&mut changes, |inc| {
+        facts.windows.get(&inc.check_id.0).cloned()
+    });
     record(store, composer, &rows, &changes, &facts, now).await
 }
 
@@ -301,13 +364,37 @@ pub async fn change_incident(
     now: DateTime<Utc>,
     decide: impl Fn(&Incident) -> Result<Change, String>,
 ) -> Result<Option<(Change, Recorded)>, ApplyError> {
+    change_incident_with(store, composer, infos, id, now, |inc, _| {
+        decide(inc).map(|c| (c, None))
+    })
+    .await
+}
+
+/// [`change_incident`] for a change that also sets the incident's controls (assign,
+/// snooze, mute): `decide` sees them as read and returns the new ones, written in the same
+/// transaction.
+pub async fn change_incident_with(
+    store: &Store,
+    composer: &Composer,
+    infos: &HashMap<String, CheckInfo>,
+    id: i64,
+    now: DateTime<Utc>,
+    decide: impl Fn(&Incident, &Controls) -> Result<(Change, Option<Controls>), String>,
+) -> Result<Option<(Change, Recorded)>, ApplyError> {
     let mut attempt = 0;
     loop {
         let Some((inc, _)) = store.incident(id).await? else {
             return Ok(None);
         };
-        let change = decide(&inc).map_err(|message| ApplyError::Refused { message })?;
-        let facts = Facts::of(infos.get(&inc.check_id.0));
+        // Read after the incident: a change in between bumped its revision, so the write
+        // is refused and this decides again.
+        let controls = store.controls_of(id).await?;
+        let (change, set) =
+            decide(&inc, &controls).map_err(|message| ApplyError::Refused { message })?;
+        let mut facts = Facts::of(infos.get(&inc.check_id.0));
+        if let Some(c) = set {
+            facts.controls.insert(inc.id, c);
+        }
         match record(
             store,
             composer,
@@ -325,9 +412,246 @@ pub async fn change_incident(
     }
 }
 
+/// Each incident's controls and current hold (its snooze or mute, or a maintenance window
+/// over its check; none once resolved), by id: what lists and pages show.
+pub async fn holds(
+    store: &Store,
+    config: &Cfg,
+    infos: &HashMap<String, CheckInfo>,
+    list: &[Incident],
+    now: DateTime<Utc>,
+) -> Result<HashMap<i64, (Controls, Option<Hold>)>, StoreError> {
+    let mut controls = store.controls().await?;
+    let windows = maintenance::windows(config).unwrap_or_default();
+    Ok(list
+        .iter()
+        .map(|i| {
+            let c = controls.remove(&i.id).unwrap_or_default();
+            let h = i
+                .state
+                .is_active()
+                .then(|| hold_of(i, &c, &windows, config, infos, now))
+                .flatten();
+            (i.id, (c, h))
+        })
+        .collect())
+}
+
+/// What ending a hold did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ended {
+    /// Holds ended here.
+    pub ended: usize,
+    /// Mails written.
+    pub mails: usize,
+}
+
+/// Why `inc`'s notifications are held at `now`: its snooze or mute, or a maintenance
+/// window over its check (or its connection, for a connection incident).
+pub fn hold_of(
+    inc: &Incident,
+    controls: &Controls,
+    windows: &[Window],
+    config: &Cfg,
+    infos: &HashMap<String, CheckInfo>,
+    now: DateTime<Utc>,
+) -> Option<Hold> {
+    controls.hold(now).or_else(|| {
+        window_of(inc, windows, config, infos, now).map(|window| Hold::Maintenance { window })
+    })
+}
+
+fn window_of(
+    inc: &Incident,
+    windows: &[Window],
+    config: &Cfg,
+    infos: &HashMap<String, CheckInfo>,
+    now: DateTime<Utc>,
+) -> Option<String> {
+    let id = inc.check_id.0.as_str();
+    let info = infos.get(id);
+    let connection = info.map_or_else(
+        || id.strip_prefix("connection/").unwrap_or_default(),
+        |i| i.connection.as_str(),
+    );
+    let subject = Subject {
+        id,
+        connection,
+        tags: info.map_or(&[], |i| &i.tags),
+    };
+    maintenance::holding(windows, config.daemon.timezone, now, subject)
+        .map(|(w, _)| w.name().to_string())
+}
+
+/// Tells the end of every hold that is over at `now` — a snooze that ran out, a
+/// maintenance window that closed — once across replicas ([`hold::end`]). The daemon calls
+/// it every tick and `dqwatch run` after recording.
+pub async fn end_holds(
+    store: &Store,
+    composer: &Composer,
+    config: &Cfg,
+    infos: &HashMap<String, CheckInfo>,
+    now: DateTime<Utc>,
+) -> Result<Ended, ApplyError> {
+    let windows = maintenance::windows(config).unwrap_or_default();
+    // Over: nothing holds it now — or it is muted and resolved (a mute has no end of its own,
+    // and a thread must get its resolution).
+    let over = |inc: &Incident, c: &Controls| match hold_of(inc, c, &windows, config, infos, now) {
+        None => true,
+        Some(Hold::Muted) => !inc.state.is_active(),
+        Some(_) => false,
+    };
+    let mut done = Ended::default();
+    for (inc, controls) in store.held_incidents().await? {
+        if !over(&inc, &controls) {
+            continue;
+        }
+        let why = if controls.muted {
+            if inc.state.is_active() {
+                "mute ended"
+            } else {
+                "resolved while muted"
+            }
+        } else if controls.snoozed_until.is_some() {
+            "snooze ended"
+        } else {
+            "maintenance window ended"
+        };
+        let cleared = Controls {
+            snoozed_until: None,
+            muted: false,
+            hold_reason: None,
+            hold_by: None,
+            held_since: None,
+            ..controls
+        };
+        if let Some(mails) =
+            end_hold(store, composer, infos, inc.id, &cleared, why, "", now, over).await?
+        {
+            done.ended += 1;
+            done.mails += mails;
+        }
+    }
+    Ok(done)
+}
+
+/// Ends incident `id`'s hold by hand (`unsnooze`, `unmute`): clears it and tells what
+/// [`hold::end`] says, at once. `None`: no such incident. Refused when it is not held.
+pub async fn unhold(
+    store: &Store,
+    composer: &Composer,
+    infos: &HashMap<String, CheckInfo>,
+    id: i64,
+    by: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<usize>, ApplyError> {
+    let mut attempt = 0;
+    loop {
+        let Some((inc, _)) = store.incident(id).await? else {
+            return Ok(None);
+        };
+        let controls = store.controls_of(id).await?;
+        let cleared = crate::incidents::respond::unhold(&inc, &controls, now)
+            .map_err(|message| ApplyError::Refused { message })?;
+        let cleared = Controls {
+            held_since: None,
+            ..cleared
+        };
+        let why = if controls.muted {
+            format!("unmuted by {by}")
+        } else {
+            format!("unsnoozed by {by}")
+        };
+        match end_hold(
+            store,
+            composer,
+            infos,
+            id,
+            &cleared,
+            &why,
+            by,
+            now,
+            |_, c| c.hold(now).is_some(),
+        )
+        .await?
+        {
+            Some(mails) => return Ok(Some(mails)),
+            None if attempt < MAX_RETRIES => attempt += 1,
+            None => {
+                return Err(ApplyError::Store(StoreError::Conflict { incident: id }));
+            }
+        }
+    }
+}
+
+/// Ends one hold in one transaction: re-reads the incident, checks `still` on it and its
+/// fresh controls, writes `cleared` by a conditional update on the revision, the `hold_ended`
+/// entry, and the mails [`hold::end`] asks for. `Some(mails)` when this writer ended it,
+/// `None` when another writer changed the incident first (or `still` says no).
+#[allow(clippy::too_many_arguments)]
+async fn end_hold(
+    store: &Store,
+    composer: &Composer,
+    infos: &HashMap<String, CheckInfo>,
+    id: i64,
+    cleared: &Controls,
+    why: &str,
+    actor: &str,
+    now: DateTime<Utc>,
+    still: impl Fn(&Incident, &Controls) -> bool,
+) -> Result<Option<usize>, ApplyError> {
+    let Some((inc, events)) = store.incident(id).await? else {
+        return Ok(None);
+    };
+    // The controls after the incident: a change in between moved the revision on, and the
+    // conditional update below refuses.
+    let fresh = store.controls_of(id).await?;
+    // Nothing held any more (another writer told the end), or still held.
+    if fresh.held_since.is_none() || !still(&inc, &fresh) {
+        return Ok(None);
+    }
+    let cleared = Controls {
+        assignee: fresh.assignee.clone(),
+        ..cleared.clone()
+    };
+    let mailed = store.mailed_events(id).await?;
+    let end = hold::end(&inc, &events, &mailed, why, actor, now);
+    let facts = Facts::of(infos.get(&inc.check_id.0));
+    // A reminder that fell due during the hold is the end's one mail: the next one counts
+    // from now.
+    let next_reminder = match (inc.next_reminder_at, inc.renotify_secs) {
+        (Some(at), Some(every)) if at <= now => Some(now + crate::incidents::policy::secs(every)),
+        (at, _) => at,
+    };
+    let mut tx = store.begin().await?;
+    if !tx.end_hold(&inc, &cleared, next_reminder).await? {
+        return Ok(None);
+    }
+    let event = Event {
+        id: tx.write_event(id, &end.event).await?,
+        ..end.event.clone()
+    };
+    let mut mails = 0;
+    if end.tell
+        && let Some(mail) = facts.compose(composer, &inc, &event, None)?
+    {
+        tx.write_mail(id, event.id, &mail, now).await?;
+        mails += 1;
+    }
+    if let Some(held) = end.send.and_then(|e| events.iter().find(|ev| ev.id == e))
+        && let Some(mail) = facts.compose(composer, &inc, held, None)?
+    {
+        tx.write_mail(id, held.id, &mail, now).await?;
+        mails += 1;
+    }
+    tx.commit().await?;
+    Ok(Some(mails))
+}
+
 /// Takes an escalation step (`step_to`) or a reminder (`reminder_next`) once across
 /// replicas — a conditional update decides — and records its event with its mail (to `to`,
-/// or to the routes) in the same transaction. False when another replica was first.
+/// or to the routes) in the same transaction. False when another replica was first. When
+/// `facts` says the incident is held, the step is taken and on the timeline, not mailed.
 #[allow(clippy::too_many_arguments)]
 pub async fn take_step(
     store: &Store,
@@ -345,12 +669,26 @@ pub async fn take_step(
         return Ok(false);
     }
     if let Some(ev) = event {
+        let held = facts.hold(inc);
+        let mut ev = ev.clone();
+        if let Some(h) = &held {
+            // Taken, on the timeline, not mailed: the hold's end is told once.
+            let held_note = format!("held: {}", h.describe());
+            ev.note = Some(match ev.note.take() {
+                Some(n) => format!("{n} ({held_note})"),
+                None => held_note,
+            });
+        }
         let event = Event {
-            id: tx.write_event(inc.id, ev).await?,
-            ..ev.clone()
+            id: tx.write_event(inc.id, &ev).await?,
+            ..ev
         };
         if let Some(mail) = facts.compose(composer, inc, &event, to)? {
-            tx.write_mail(inc.id, event.id, &mail, now).await?;
+            if held.is_some() {
+                tx.mark_held(inc.id, now).await?;
+            } else {
+                tx.write_mail(inc.id, event.id, &mail, now).await?;
+            }
         }
     }
     tx.commit().await?;

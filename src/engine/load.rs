@@ -55,6 +55,7 @@ impl Engine {
     /// first stage that has any.
     pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Engine, LoadError> {
         let config = config::load(path, env)?;
+        checks::maintenance::windows(&config)?;
         let catalog = checks::load(&config)?;
         let composer = templates(&config)?;
         let mailer = transport(&config)?;

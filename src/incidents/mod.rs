@@ -3,13 +3,21 @@
 //! No I/O and no clock: `now` is an argument.
 
 pub mod escalate;
+mod fields;
+pub mod hold;
 pub mod inhibit;
 pub mod noise;
 pub mod policy;
+pub mod quiet;
 pub mod reconcile;
+pub mod respond;
+pub mod sla;
 pub mod stats;
 mod types;
 
+pub use hold::{Controls, Hold};
 pub use policy::Policy;
 pub use reconcile::{Change, reconcile};
-pub use types::{Event, EventKind, Incident, Step, fingerprint};
+pub use types::{
+    Event, EventFields, EventKind, Incident, ResolveReason, ResponseStatus, Step, fingerprint,
+};

@@ -339,6 +339,7 @@ fn event(kind: EventKind, severity: Severity, now: DateTime<Utc>, note: Option<S
         actor: SYSTEM_ACTOR.into(),
         severity,
         note,
+        fields: Default::default(),
     }
 }
 
@@ -638,6 +639,7 @@ pub fn acknowledge(
                 actor: by.into(),
                 severity: inc.severity,
                 note,
+                fields: Default::default(),
             });
             Ok(c)
         }
@@ -680,6 +682,7 @@ pub fn resolve(
         actor: by.into(),
         severity: inc.severity,
         note,
+        fields: Default::default(),
     });
     Ok(c)
 }
@@ -695,6 +698,7 @@ pub fn note(inc: &Incident, by: &str, text: String, now: DateTime<Utc>) -> Chang
             actor: by.into(),
             severity: inc.severity,
             note: Some(text),
+            fields: Default::default(),
         }],
     }
 }

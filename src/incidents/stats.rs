@@ -26,6 +26,10 @@ pub struct Episode {
     pub resolved_by: Option<String>,
     /// An escalation step went out in this episode.
     pub escalated: bool,
+    /// The severity it opened (or reopened) at.
+    pub severity: crate::model::Severity,
+    /// Why it ended: the reason given by hand, `passed` when dqwatch resolved it.
+    pub reason: Option<super::types::ResolveReason>,
 }
 
 /// The episodes of an incident, from its timeline; an incident without opening events on
@@ -42,6 +46,8 @@ pub fn episodes(inc: &Incident, events: &[Event]) -> Vec<Episode> {
                 resolved_at: None,
                 resolved_by: None,
                 escalated: false,
+                severity: e.severity,
+                reason: None,
             }),
             _ => {
                 let Some(ep) = out.last_mut().filter(|ep| ep.resolved_at.is_none()) else {
@@ -55,6 +61,7 @@ pub fn episodes(inc: &Incident, events: &[Event]) -> Vec<Episode> {
                     EventKind::Resolved => {
                         ep.resolved_at = Some(e.at);
                         ep.resolved_by = Some(e.actor.clone());
+                        ep.reason = Some(reason_of(e));
                     }
                     EventKind::Escalated => ep.escalated = true,
                     _ => {}
@@ -73,9 +80,30 @@ pub fn episodes(inc: &Incident, events: &[Event]) -> Vec<Episode> {
             resolved_at: inc.resolved_at,
             resolved_by: inc.resolved_by.clone(),
             escalated: false,
+            severity: inc.severity,
+            reason: inc.resolved_at.map(|_| {
+                if inc.resolved_by.as_deref() == Some(super::reconcile::SYSTEM_ACTOR) {
+                    super::types::ResolveReason::Passed
+                } else {
+                    super::types::ResolveReason::Other
+                }
+            }),
         });
     }
     out
+}
+
+/// Why a resolution happened: its reason as given; `passed` when dqwatch resolved it (the
+/// check passed again); `other` for a resolution by hand from before reasons were kept.
+pub fn reason_of(e: &Event) -> super::types::ResolveReason {
+    use super::types::ResolveReason;
+    e.fields
+        .reason
+        .unwrap_or(if e.actor == super::reconcile::SYSTEM_ACTOR {
+            ResolveReason::Passed
+        } else {
+            ResolveReason::Other
+        })
 }
 
 /// Metrics over a group of incidents. Times are in seconds.
@@ -215,6 +243,7 @@ mod tests {
             actor: actor.into(),
             severity: inc.severity,
             note: None,
+            fields: Default::default(),
         };
         let events = vec![
             ev(EventKind::Opened, 0, "dqwatch"),

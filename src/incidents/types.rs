@@ -7,6 +7,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+pub use super::fields::{EventFields, ResolveReason, ResponseStatus};
+
 /// The fingerprint of a check's subject: check id plus key values. The check-failure
 /// incident of a check has its own (`id#check_failure`).
 pub fn fingerprint(check: &CheckId, key: &Key) -> String {
@@ -163,6 +165,16 @@ pub enum EventKind {
     KeysJoined,
     /// Keys left a storm incident (on the timeline; told with the next mail).
     KeysLeft,
+    /// A responder's status update (status, impact, next steps, ETA, workaround).
+    StatusUpdate,
+    /// An incident commander was assigned.
+    Assigned,
+    /// Notifications held until a time.
+    Snoozed,
+    /// Notifications held until unmuted.
+    Muted,
+    /// A snooze, mute or maintenance hold ended (told once).
+    HoldEnded,
 }
 
 impl EventKind {
@@ -183,6 +195,11 @@ impl EventKind {
             EventKind::Settled => "settled",
             EventKind::KeysJoined => "keys_joined",
             EventKind::KeysLeft => "keys_left",
+            EventKind::StatusUpdate => "status_update",
+            EventKind::Assigned => "assigned",
+            EventKind::Snoozed => "snoozed",
+            EventKind::Muted => "muted",
+            EventKind::HoldEnded => "hold_ended",
         }
     }
 
@@ -203,6 +220,11 @@ impl EventKind {
             EventKind::Settled,
             EventKind::KeysJoined,
             EventKind::KeysLeft,
+            EventKind::StatusUpdate,
+            EventKind::Assigned,
+            EventKind::Snoozed,
+            EventKind::Muted,
+            EventKind::HoldEnded,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -218,7 +240,12 @@ impl EventKind {
             | EventKind::Reminder
             | EventKind::Flapping
             | EventKind::Settled
-            | EventKind::KeysJoined => Some("updated"),
+            | EventKind::KeysJoined
+            | EventKind::Assigned
+            | EventKind::Snoozed
+            | EventKind::Muted
+            | EventKind::HoldEnded => Some("updated"),
+            EventKind::StatusUpdate => Some("status"),
             EventKind::Resolved => Some("resolved"),
             EventKind::Escalated => Some("escalated"),
             EventKind::Detected | EventKind::Cleared | EventKind::Note | EventKind::KeysLeft => {
@@ -249,4 +276,7 @@ pub struct Event {
     pub severity: Severity,
     /// Free text (a note, a reason).
     pub note: Option<String>,
+    /// Structured fields (a status update's, a resolution's reason, an assignee, a snooze's
+    /// end); empty for most events.
+    pub fields: EventFields,
 }

@@ -4,6 +4,7 @@
 
 pub(crate) mod daemon;
 mod error;
+mod oncall;
 mod outbox;
 mod queries;
 mod rows;

@@ -92,6 +92,9 @@ pub struct Recorded {
     pub resolved: usize,
     /// Mails written to the outbox.
     pub mails: usize,
+    /// Mails not written because the incident's notifications are held (snooze, mute,
+    /// maintenance window).
+    pub held: usize,
 }
 
 impl Recorded {
@@ -169,7 +172,7 @@ impl Store {
         let row: Option<IncidentRow> = with_pool!(self, p => sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(p).await)
             .map_err(StoreError::query("load an incident"))?;
         let Some(row) = row else { return Ok(None) };
-        let events: Vec<EventRow> = with_pool!(self, p => sqlx::query_as("SELECT id, at, kind, actor, severity, note FROM events WHERE incident_id = $1 ORDER BY id")
+        let events: Vec<EventRow> = with_pool!(self, p => sqlx::query_as("SELECT id, at, kind, actor, severity, note, fields_json FROM events WHERE incident_id = $1 ORDER BY id")
             .bind(id)
             .fetch_all(p)
             .await)
@@ -207,7 +210,7 @@ impl Store {
             .await)
         .map_err(StoreError::query("load escalations"))?;
         let timeline: Vec<TimelineRow> = with_pool!(self, p => sqlx::query_as(
-            "SELECT e.incident_id, e.id, e.at, e.kind, e.actor, e.severity, e.note FROM events e \
+            "SELECT e.incident_id, e.id, e.at, e.kind, e.actor, e.severity, e.note, e.fields_json FROM events e \
              JOIN incidents i ON i.id = e.incident_id WHERE i.first_seen_at >= $1 ORDER BY e.id",
         )
         .bind(format_time(since))

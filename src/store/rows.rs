@@ -2,7 +2,7 @@
 //! fixed-width UTC text so that both backends compare them the same way.
 
 use super::StoreError;
-use crate::incidents::{Event, EventKind, Incident};
+use crate::incidents::{Controls, Event, EventFields, EventKind, Incident};
 use crate::model::{Category, CheckId, IncidentState, Key, Severity, Unit};
 use chrono::{DateTime, NaiveDateTime, Utc};
 
@@ -151,6 +151,7 @@ pub(crate) struct EventRow {
     actor: String,
     severity: String,
     note: Option<String>,
+    fields_json: Option<String>,
 }
 
 /// A row of `events` with the incident it belongs to.
@@ -173,8 +174,51 @@ impl EventRow {
             actor: self.actor,
             severity: parse::<Severity>(&self.severity, "a severity")?,
             note: self.note,
+            fields: match &self.fields_json {
+                Some(j) => serde_json::from_str(j).map_err(|e| StoreError::Corrupt {
+                    what: "an event's fields",
+                    message: e.to_string(),
+                })?,
+                None => EventFields::default(),
+            },
         })
     }
+}
+
+/// The on-call columns of `incidents`, in the order of [`ControlsRow`] after `id`.
+pub(crate) const CONTROL_COLUMNS: &str =
+    "assignee, snoozed_until, muted, hold_reason, hold_by, held_since";
+
+/// The on-call columns of a row of `incidents`.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct ControlsRow {
+    pub(crate) id: i64,
+    assignee: Option<String>,
+    snoozed_until: Option<String>,
+    muted: i64,
+    hold_reason: Option<String>,
+    hold_by: Option<String>,
+    held_since: Option<String>,
+}
+
+impl ControlsRow {
+    pub(crate) fn into_controls(self) -> Result<Controls, StoreError> {
+        Ok(Controls {
+            assignee: self.assignee,
+            snoozed_until: opt_time(self.snoozed_until.as_ref())?,
+            muted: self.muted != 0,
+            hold_reason: self.hold_reason,
+            hold_by: self.hold_by,
+            held_since: opt_time(self.held_since.as_ref())?,
+        })
+    }
+}
+
+/// An event's fields as stored: NULL when empty.
+pub(crate) fn fields_json(fields: &EventFields) -> Option<String> {
+    (!fields.is_empty())
+        .then(|| serde_json::to_string(fields).ok())
+        .flatten()
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 use super::queries::{
     BATCH, CHECK_STATE_COLUMNS, OBSERVATION_COLUMNS, RUN_COLUMNS, RunRow, json_insert,
 };
-use super::rows::{format_time, key_json};
+use super::rows::{fields_json, format_time, key_json};
 use super::{Store, StoreError};
 use crate::incidents::{Event, Incident, fingerprint};
 use crate::model::{Mail, Outcome, Status};
@@ -222,7 +222,7 @@ impl Tx {
     pub async fn write_event(&mut self, incident_id: i64, ev: &Event) -> Result<i64, StoreError> {
         with_tx!(self, c => {
             let (id,): (i64,) = sqlx::query_as(
-                "INSERT INTO events (incident_id, at, kind, actor, severity, note) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                "INSERT INTO events (incident_id, at, kind, actor, severity, note, fields_json) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
             )
             .bind(incident_id)
             .bind(format_time(ev.at))
@@ -230,6 +230,7 @@ impl Tx {
             .bind(ev.actor.clone())
             .bind(ev.severity.as_str())
             .bind(ev.note.clone())
+            .bind(fields_json(&ev.fields))
             .fetch_one(&mut **c)
             .await
             .map_err(StoreError::query("record an event"))?;

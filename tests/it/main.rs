@@ -20,6 +20,7 @@ mod incidents;
 mod inhibit;
 mod layers;
 mod lifecycle;
+mod oncall;
 mod page;
 mod pipe;
 mod redaction;
