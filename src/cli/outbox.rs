@@ -89,8 +89,8 @@ pub async fn cmd(config: Option<&Path>, command: OutboxCommand) -> Exit {
 }
 
 async fn deliver(st: &state::State) -> Exit {
-    if st.engine.mailer.is_none() {
-        eprintln!("error: no [mail] in the config: nothing can be delivered");
+    if st.engine.mailer.is_none() && st.engine.channels.is_empty() {
+        eprintln!("error: no [mail] and no [channels.*] in the config: nothing can be delivered");
         return Exit::Invalid;
     }
     match st.deliver(&SystemClock).await {

@@ -2,6 +2,7 @@
 //! handlebars (strict mode) renders subject, text and HTML. Pure: templates are read once
 //! at load, nothing is sent here.
 
+pub mod chat;
 mod context;
 mod templates;
 
@@ -10,7 +11,7 @@ pub use templates::{TEMPLATE_FILES, TemplateError, Templates};
 
 use crate::config::{Config, Digest, Route};
 use crate::incidents::{Event, Incident};
-use crate::model::Mail;
+use crate::model::{Mail, Notice};
 use std::collections::BTreeMap;
 
 /// Everything compose needs besides the incident: templates, routes, severity texts.
@@ -21,6 +22,8 @@ pub struct Composer {
     severities: BTreeMap<crate::model::Severity, crate::config::SeverityPolicy>,
     domain: String,
     mail_enabled: bool,
+    /// Configured channels: outbox key → where in it (a Slack channel; else the name).
+    channels: BTreeMap<String, String>,
 }
 
 impl Composer {
@@ -44,7 +47,151 @@ impl Composer {
             severities: config.severities.clone(),
             domain,
             mail_enabled: config.mail.is_some(),
+            channels: config
+                .channels
+                .iter()
+                .map(|(key, c)| {
+                    let target = match &c.kind {
+                        crate::config::ChannelKind::Slack { channel, .. } => channel.clone(),
+                        _ => c.name.clone(),
+                    };
+                    (key.clone(), target)
+                })
+                .collect(),
         }
+    }
+
+    /// The channels (outbox keys) told about an incident right away: those of the matching
+    /// immediate routes, each once, in route order.
+    pub fn channels_for(&self, inc: &Incident, check: Option<&CheckInfo>) -> Vec<String> {
+        let tags: &[String] = check.map_or(&[], |c| &c.tags);
+        let mut out: Vec<String> = Vec::new();
+        for r in self
+            .routes
+            .iter()
+            .filter(|r| r.digest == Digest::Immediate && route_matches(r, inc, tags))
+        {
+            for ch in &r.channels {
+                if !out.contains(ch) && self.channels.contains_key(ch) {
+                    out.push(ch.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// The channel messages of one event (Slack, PagerDuty, Teams, webhook), for every
+    /// channel of the matching routes; none for an incident never opened (nobody was told).
+    pub fn notices(
+        &self,
+        inc: &Incident,
+        event: &Event,
+        check: Option<&CheckInfo>,
+        sample: Option<&Sample>,
+        last_pass_at: Option<&str>,
+    ) -> Result<Vec<Notice>, TemplateError> {
+        if inc.opened_at.is_none() {
+            return Ok(Vec::new());
+        }
+        let channels = self.channels_for(inc, check);
+        if channels.is_empty() {
+            return Ok(Vec::new());
+        }
+        let policy = self.severities.get(&inc.severity);
+        let mut out = Vec::new();
+        for key in channels {
+            let target = self.channels.get(&key).cloned().unwrap_or_default();
+            let ctx = context::mail(
+                inc,
+                event,
+                check,
+                sample,
+                last_pass_at,
+                std::slice::from_ref(&target),
+                policy,
+            );
+            let text = chat::ChatText {
+                root: self.templates.render_text("chat_root", &ctx)?,
+                event: self.templates.render_text("chat_event", &ctx)?,
+            };
+            let told = event.kind.template().is_some();
+            let summary = chat::truncate(
+                &format!("{}: {}", inc.title, context::summary(event)),
+                200,
+            );
+            let message_id = format!(
+                "incident-{}.{}.{}",
+                inc.id,
+                inc.first_seen_at.timestamp(),
+                event.id
+            );
+            let (payload, message_id) = match crate::model::channel_kind(&key) {
+                "slack" | "slack_webhook" if told => {
+                    (chat::slack(inc, check, &text, &target), message_id)
+                }
+                "teams" if told => (chat::teams(inc, check, &text), message_id),
+                "pagerduty" => match chat::pagerduty(inc, event, check, &text) {
+                    Some(p) => (p, chat::dedup_key(inc)),
+                    None => continue,
+                },
+                "webhook" => (
+                    chat::webhook(
+                        context::incident(inc),
+                        context::check(check, inc),
+                        event,
+                        &context::summary(event),
+                        &text,
+                    ),
+                    message_id,
+                ),
+                _ => continue,
+            };
+            out.push(Notice {
+                channel: key,
+                target,
+                summary,
+                message_id,
+                payload,
+            });
+        }
+        Ok(out)
+    }
+
+    /// A digest route's messages to its Slack channels (other kinds take no digest).
+    pub fn digest_notices(
+        &self,
+        route: &Route,
+        period: &str,
+        incidents: &[Incident],
+        tags: &dyn Fn(&str) -> Vec<String>,
+    ) -> Vec<Notice> {
+        let list: Vec<&Incident> = incidents
+            .iter()
+            .filter(|i| route_matches(route, i, &tags(&i.check_id.0)))
+            .collect();
+        if list.is_empty() {
+            return Vec::new();
+        }
+        let kind = if route.digest == Digest::Weekly {
+            "weekly"
+        } else {
+            "daily"
+        };
+        route
+            .channels
+            .iter()
+            .filter(|k| crate::model::channel_kind(k).starts_with("slack"))
+            .filter_map(|key| {
+                let target = self.channels.get(key)?.clone();
+                Some(Notice {
+                    channel: key.clone(),
+                    summary: format!("{kind} digest {period}: {} incidents", list.len()),
+                    message_id: format!("digest-{kind}-{period}"),
+                    payload: chat::slack_digest(kind, period, &list, &target),
+                    target,
+                })
+            })
+            .collect()
     }
 
     /// Who is told about an incident right away: matching immediate routes, the check's
@@ -160,6 +307,10 @@ impl Composer {
                     ),
                     &mut h,
                 );
+                // Routes told only in channels differ by them (mail-only ids stay as before).
+                if !r.channels.is_empty() {
+                    std::hash::Hash::hash(&r.channels, &mut h);
+                }
                 (format!("{:016x}", std::hash::Hasher::finish(&h)), r)
             })
             .collect()
@@ -177,7 +328,7 @@ impl Composer {
             .iter()
             .filter(|i| route_matches(route, i, &tags(&i.check_id.0)))
             .collect();
-        if list.is_empty() || !self.mail_enabled {
+        if list.is_empty() || !self.mail_enabled || route.email.is_empty() {
             return Ok(None);
         }
         let kind = if route.digest == Digest::Weekly {
@@ -232,6 +383,8 @@ impl Composer {
             );
             self.templates.render_text(name, &ctx)?;
             self.templates.render_html(name, &ctx)?;
+            self.templates.render_text("chat_root", &ctx)?;
+            self.templates.render_text("chat_event", &ctx)?;
         }
         self.templates.subject(&context::subject(&inc))?;
         let ctx = context::digest("daily", "2026-01-02", &[&inc]);

@@ -8,7 +8,7 @@ use serde_json::Value;
 use std::path::Path;
 
 /// Template files: name, built-in text.
-pub const TEMPLATE_FILES: [(&str, &str); 13] = [
+pub const TEMPLATE_FILES: [(&str, &str); 15] = [
     (
         "opened.subject.hbs",
         include_str!("../../config/templates/opened.subject.hbs"),
@@ -56,6 +56,14 @@ pub const TEMPLATE_FILES: [(&str, &str); 13] = [
     (
         "digest.html.hbs",
         include_str!("../../config/templates/digest.html.hbs"),
+    ),
+    (
+        "chat_root.txt.hbs",
+        include_str!("../../config/templates/chat_root.txt.hbs"),
+    ),
+    (
+        "chat_event.txt.hbs",
+        include_str!("../../config/templates/chat_event.txt.hbs"),
     ),
     (
         "postmortem.md.hbs",

@@ -25,6 +25,8 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub impact: BTreeMap<String, Spanned<RawImpact>>,
     pub incidents: Option<RawIncidents>,
+    #[serde(default)]
+    pub channels: BTreeMap<String, Spanned<RawChannel>>,
 }
 
 #[derive(Deserialize)]
@@ -74,6 +76,28 @@ pub(super) struct RawRoute {
     #[serde(default)]
     pub email: Vec<Str>,
     pub digest: Option<Str>,
+    /// A channel name or a list of them (`"primary"` or `["#data-incidents"]`).
+    pub slack: Option<Spanned<toml::Value>>,
+    pub pagerduty: Option<Spanned<toml::Value>>,
+    pub teams: Option<Spanned<toml::Value>>,
+    pub webhook: Option<Spanned<toml::Value>>,
+}
+
+/// `[channels.NAME]`: where Slack, PagerDuty, Teams and webhook messages go.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawChannel {
+    #[serde(rename = "type")]
+    pub kind: Str,
+    pub token: Option<Str>,
+    pub channel: Option<Str>,
+    pub url: Option<Str>,
+    pub routing_key: Option<Str>,
+    pub secret: Option<Str>,
+    pub api_base: Option<Str>,
+    pub workspace_url: Option<Str>,
+    pub rate_limit: Option<Str>,
+    pub timeout: Option<Str>,
 }
 
 #[derive(Deserialize)]

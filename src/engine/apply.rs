@@ -93,6 +93,30 @@ impl Facts {
     }
 }
 
+impl Facts {
+    /// The channel messages (Slack, PagerDuty, Teams, webhooks) for an event.
+    pub fn notices(
+        &self,
+        composer: &Composer,
+        inc: &Incident,
+        event: &Event,
+    ) -> Result<Vec<crate::model::Notice>, ApplyError> {
+        let check = &inc.check_id.0;
+        composer
+            .notices(
+                inc,
+                event,
+                self.infos.get(check),
+                self.samples.get(&inc.fingerprint),
+                self.last_pass.get(check).map(String::as_str),
+            )
+            .map_err(|source| ApplyError::Compose {
+                incident: inc.id,
+                source,
+            })
+    }
+}
+
 /// What a check tells a ticket about itself.
 pub fn check_info(check: &Check) -> CheckInfo {
     CheckInfo {
@@ -137,6 +161,9 @@ pub async fn record(
             if let Some(mail) = facts.compose(composer, &inc, &event, None)? {
                 tx.write_mail(inc.id, event.id, &mail, now).await?;
                 done.mails += 1;
+            }
+            for notice in facts.notices(composer, &inc, &event)? {
+                tx.write_notice(inc.id, event.id, &notice, now).await?;
             }
         }
     }
@@ -331,6 +358,9 @@ pub async fn take_step(
         };
         if let Some(mail) = facts.compose(composer, inc, &event, to)? {
             tx.write_mail(inc.id, event.id, &mail, now).await?;
+        }
+        for notice in facts.notices(composer, inc, &event)? {
+            tx.write_notice(inc.id, event.id, &notice, now).await?;
         }
     }
     tx.commit().await?;
