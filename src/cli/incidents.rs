@@ -122,8 +122,12 @@ async fn show(st: &State, id: i64, format: TextOrJson) -> Res {
     let Some((inc, events)) = find(st, id).await? else {
         return not_found(id);
     };
+    let told = crate::engine::told::lines(
+        &st.engine.config,
+        &st.store.told(id).await.map_err(|e| e.chain())?,
+    );
     if format == TextOrJson::Json {
-        let doc = serde_json::json!({ "incident": inc, "timeline": events });
+        let doc = serde_json::json!({ "incident": inc, "timeline": events, "told": told });
         outln!(
             "{}",
             serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?
@@ -179,6 +183,25 @@ async fn show(st: &State, id: i64, format: TextOrJson) -> Res {
             .unwrap_or_default()
     );
     outln!("  repeats      {}", inc.repeat_count);
+    if !told.is_empty() {
+        outln!("\ntold:");
+        for t in &told {
+            outln!(
+                "  {:<24} {} ({}){}{}",
+                t.channel,
+                t.target,
+                t.counts,
+                t.thread
+                    .as_ref()
+                    .map(|th| format!(" — {th}"))
+                    .unwrap_or_default(),
+                t.link
+                    .as_ref()
+                    .map(|l| format!(" {l}"))
+                    .unwrap_or_default()
+            );
+        }
+    }
     outln!("\ntimeline:");
     for e in &events {
         outln!(
