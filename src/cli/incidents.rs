@@ -195,10 +195,7 @@ async fn show(st: &State, id: i64, format: TextOrJson) -> Res {
                     .as_ref()
                     .map(|th| format!(" — {th}"))
                     .unwrap_or_default(),
-                t.link
-                    .as_ref()
-                    .map(|l| format!(" {l}"))
-                    .unwrap_or_default()
+                t.link.as_ref().map(|l| format!(" {l}")).unwrap_or_default()
             );
         }
     }

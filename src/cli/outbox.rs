@@ -86,7 +86,10 @@ pub async fn cmd(config: Option<&Path>, command: OutboxCommand) -> Exit {
                 Exit::Invalid
             }
             Ok(n) => {
-                outln!("{n} dead message{} of {channel} back in line", if n == 1 { "" } else { "s" });
+                outln!(
+                    "{n} dead message{} of {channel} back in line",
+                    if n == 1 { "" } else { "s" }
+                );
                 deliver(&st).await
             }
             Err(e) => {

@@ -124,14 +124,13 @@ pub async fn execute(engine: Engine, args: &RunArgs) -> Exit {
             {
                 Ok(rec) => {
                     recorded = Some(Ok(()));
-                    let delivery =
-                        state::deliver(
-                            store,
-                            engine.mailer.as_ref(),
-                            &engine.channels,
-                            &SystemClock,
-                        )
-                        .await;
+                    let delivery = state::deliver(
+                        store,
+                        engine.mailer.as_ref(),
+                        &engine.channels,
+                        &SystemClock,
+                    )
+                    .await;
                     let (pending, dead) = store.outbox_counts().await.unwrap_or_default();
                     let mut line = incidents_line(&rec, delivery.as_ref(), pending, dead);
                     if let Ok(w) = store.outbox_waiting(SystemClock.now()).await {

@@ -140,7 +140,9 @@ fn slack_root(inc: &Incident, check: Option<&CheckInfo>, text: &ChatText) -> Val
         &format!("{} {} {}", state_mark(inc), inc.severity, inc.title),
         SLACK_HEADER_MAX,
     );
-    let mut blocks = vec![json!({ "type": "header", "text": { "type": "plain_text", "text": header, "emoji": true } })];
+    let mut blocks = vec![
+        json!({ "type": "header", "text": { "type": "plain_text", "text": header, "emoji": true } }),
+    ];
     let fields: Vec<Value> = facts(inc, check)
         .into_iter()
         .map(|(label, value)| {
@@ -163,7 +165,11 @@ fn slack_root(inc: &Incident, check: Option<&CheckInfo>, text: &ChatText) -> Val
 pub fn slack(inc: &Incident, check: Option<&CheckInfo>, text: &ChatText, target: &str) -> Value {
     let reply = slack_fit(
         &slack_escape(&text.event),
-        vec![slack_section(&format!("{} {}", state_mark(inc), text.event))],
+        vec![slack_section(&format!(
+            "{} {}",
+            state_mark(inc),
+            text.event
+        ))],
     );
     json!({
         "channel": target,
@@ -179,7 +185,9 @@ pub fn slack_digest(kind: &str, period: &str, list: &[&Incident], target: &str) 
         list.len(),
         if list.len() == 1 { "" } else { "s" }
     );
-    let mut blocks = vec![json!({ "type": "header", "text": { "type": "plain_text", "text": truncate(&head, SLACK_HEADER_MAX) } })];
+    let mut blocks = vec![
+        json!({ "type": "header", "text": { "type": "plain_text", "text": truncate(&head, SLACK_HEADER_MAX) } }),
+    ];
     let mut lines = Vec::new();
     for inc in list {
         let line = format!(
@@ -193,7 +201,10 @@ pub fn slack_digest(kind: &str, period: &str, list: &[&Incident], target: &str) 
         blocks.push(slack_section(&line));
         lines.push(line);
     }
-    let fit = slack_fit(&slack_escape(&format!("{head}\n{}", lines.join("\n"))), blocks);
+    let fit = slack_fit(
+        &slack_escape(&format!("{head}\n{}", lines.join("\n"))),
+        blocks,
+    );
     json!({ "channel": target, "root": fit.clone(), "reply": fit })
 }
 
@@ -241,7 +252,12 @@ pub fn pagerduty(
         return Some(json!({ "event_action": action, "dedup_key": key }));
     }
     let summary = truncate(
-        &text.root.lines().filter(|l| !l.trim().is_empty()).collect::<Vec<_>>().join(" — "),
+        &text
+            .root
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect::<Vec<_>>()
+            .join(" — "),
         PAGERDUTY_SUMMARY_MAX,
     );
     let mut details = serde_json::Map::new();
@@ -249,7 +265,10 @@ pub fn pagerduty(
     for (label, value) in facts(inc, check) {
         details.insert(label.to_lowercase(), json!(truncate(&value, 4000)));
     }
-    details.insert("first_seen_at".into(), json!(format_time(inc.first_seen_at)));
+    details.insert(
+        "first_seen_at".into(),
+        json!(format_time(inc.first_seen_at)),
+    );
     let connection = check.map_or("", |c| c.connection.as_str());
     let mut body = json!({
         "event_action": "trigger",
@@ -379,7 +398,10 @@ mod tests {
         // mrkdwn texts are escaped; the header is plain_text, which Slack never parses.
         for t in [&m["root"]["text"], &m["root"]["blocks"][2]["text"]["text"]] {
             let s = t.as_str().unwrap();
-            assert!(!s.contains("<!channel>") && s.contains("&lt;!channel&gt;"), "{s}");
+            assert!(
+                !s.contains("<!channel>") && s.contains("&lt;!channel&gt;"),
+                "{s}"
+            );
         }
         assert_eq!(m["root"]["blocks"][0]["text"]["type"], "plain_text");
     }

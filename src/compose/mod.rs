@@ -115,10 +115,8 @@ impl Composer {
                 event: self.templates.render_text("chat_event", &ctx)?,
             };
             let told = event.kind.template().is_some();
-            let summary = chat::truncate(
-                &format!("{}: {}", inc.title, context::summary(event)),
-                200,
-            );
+            let summary =
+                chat::truncate(&format!("{}: {}", inc.title, context::summary(event)), 200);
             let message_id = format!(
                 "incident-{}.{}.{}",
                 inc.id,

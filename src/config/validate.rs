@@ -658,7 +658,12 @@ fn validate_channel(
             None => Some(default.to_string()),
             Some(s) => {
                 let v = ctx.string(s)?;
-                http_url(ctx, &c.api_base, v.trim_end_matches('/').to_string(), "api_base")
+                http_url(
+                    ctx,
+                    &c.api_base,
+                    v.trim_end_matches('/').to_string(),
+                    "api_base",
+                )
             }
         }
     };
@@ -700,7 +705,12 @@ fn validate_channel(
             }
         }
         "pagerduty" => {
-            let key = need(ctx, &c.routing_key, "routing_key", "\"${PAGERDUTY_ROUTING_KEY}\"");
+            let key = need(
+                ctx,
+                &c.routing_key,
+                "routing_key",
+                "\"${PAGERDUTY_ROUTING_KEY}\"",
+            );
             if let Some(k) = &key
                 && k.chars().count() != 32
             {
@@ -741,12 +751,18 @@ fn validate_channel(
             ctx.error(
                 c.kind.span(),
                 format!("unknown channel type \"{other}\""),
-                Some("use \"slack\", \"slack_webhook\", \"pagerduty\", \"teams\" or \"webhook\"".into()),
+                Some(
+                    "use \"slack\", \"slack_webhook\", \"pagerduty\", \"teams\" or \"webhook\""
+                        .into(),
+                ),
             );
             return None;
         }
     };
-    let default_rate = if matches!(kind, ChannelKind::Slack { .. } | ChannelKind::SlackWebhook { .. }) {
+    let default_rate = if matches!(
+        kind,
+        ChannelKind::Slack { .. } | ChannelKind::SlackWebhook { .. }
+    ) {
         Duration::from_secs(1)
     } else {
         Duration::ZERO
@@ -799,7 +815,9 @@ fn route_channels(
             ctx.error(
                 v.span(),
                 format!("{key} must name a channel or a list of channels"),
-                Some(format!("e.g. {key} = [\"NAME\"] for a [channels.NAME] section")),
+                Some(format!(
+                    "e.g. {key} = [\"NAME\"] for a [channels.NAME] section"
+                )),
             );
             return Vec::new();
         }
@@ -848,8 +866,15 @@ fn route_channels(
                     .filter(|(n, _)| of_kind(n).is_some())
                     .map(|(n, _)| n.as_str())
                     .collect();
-                if known.is_empty() {
-                    format!("add a [channels.{name}] section with type = \"{}\"", kinds[0])
+                if name.starts_with('#') {
+                    format!(
+                        "no slack channel posts to {name}: add a [channels.NAME] with type = \"slack\" and channel = \"{name}\""
+                    )
+                } else if known.is_empty() {
+                    format!(
+                        "add a [channels.{name}] section with type = \"{}\"",
+                        kinds[0]
+                    )
                 } else {
                     format!("known {key} channels: {}", known.join(", "))
                 }
@@ -891,11 +916,19 @@ fn validate_route(
     ] {
         channels.extend(route_channels(ctx, key, value.as_ref(), sections));
     }
-    if r.email.is_empty() && r.slack.is_none() && r.pagerduty.is_none() && r.teams.is_none() && r.webhook.is_none() {
+    if r.email.is_empty()
+        && r.slack.is_none()
+        && r.pagerduty.is_none()
+        && r.teams.is_none()
+        && r.webhook.is_none()
+    {
         ctx.error(
             raw.span(),
             "route has no email recipients and no channel",
-            Some("add email = [\"team@example.com\"] or slack = [\"NAME\"] for a [channels.NAME]".into()),
+            Some(
+                "add email = [\"team@example.com\"] or slack = [\"NAME\"] for a [channels.NAME]"
+                    .into(),
+            ),
         );
     }
     let digest = match r.digest.as_ref().map(|d| (d.span(), d.get_ref().as_str())) {

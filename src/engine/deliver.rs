@@ -152,7 +152,9 @@ pub async fn deliver(
                         match sent {
                             Ok(root) => {
                                 if let (Some(root), Some(i)) = (root, item.incident_id) {
-                                    store.save_chat_thread(i, &channel, &root, clock.now()).await?;
+                                    store
+                                        .save_chat_thread(i, &channel, &root, clock.now())
+                                        .await?;
                                 }
                                 Ok(())
                             }
@@ -391,7 +393,9 @@ mod tests {
         };
         let clock = ManualClock::new(t0());
         for _ in 0..(MAX_ATTEMPTS + 5) {
-            let d = deliver(&store, Some(&mailer), &Channels::default(), &clock).await.unwrap();
+            let d = deliver(&store, Some(&mailer), &Channels::default(), &clock)
+                .await
+                .unwrap();
             assert!(d.transport_down);
             assert_eq!((d.sent, d.retrying, d.dead), (0, 0, 0));
             clock.advance(Duration::minutes(1));
@@ -404,8 +408,16 @@ mod tests {
             dir: dir.path().join("outbox"),
             from: "dq <dq@example.com>".into(),
         };
-        let d = deliver(&store, Some(&mailer), &Channels::default(), &clock).await.unwrap();
+        let d = deliver(&store, Some(&mailer), &Channels::default(), &clock)
+            .await
+            .unwrap();
         assert_eq!((d.sent, d.transport_down), (2, false));
-        assert_eq!(deliver(&store, Some(&mailer), &Channels::default(), &clock).await.unwrap().sent, 0);
+        assert_eq!(
+            deliver(&store, Some(&mailer), &Channels::default(), &clock)
+                .await
+                .unwrap()
+                .sent,
+            0
+        );
     }
 }

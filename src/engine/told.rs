@@ -39,9 +39,9 @@ pub fn lines(config: &Config, told: &[Told]) -> Vec<ToldLine> {
                         ..
                     }),
                     Some(thread),
-                ) => thread.split_once('/').map(|(chat, ts)| {
-                    format!("{base}/archives/{chat}/p{}", ts.replace('.', ""))
-                }),
+                ) => thread
+                    .split_once('/')
+                    .map(|(chat, ts)| format!("{base}/archives/{chat}/p{}", ts.replace('.', ""))),
                 _ => None,
             };
             let thread = t.thread.as_ref().map(|th| match kind {

@@ -99,7 +99,12 @@ impl Outlet {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("dqwatch/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| format!("[channels.{}]: cannot build an HTTP client: {e}", config.name))?;
+            .map_err(|e| {
+                format!(
+                    "[channels.{}]: cannot build an HTTP client: {e}",
+                    config.name
+                )
+            })?;
         Ok(Outlet {
             config: config.clone(),
             client,
@@ -115,15 +120,25 @@ impl Outlet {
 
     /// Why the channel takes no message now (rate-limited or backing off), if so.
     pub fn blocked(&self, now: DateTime<Utc>) -> Option<String> {
-        let gate = self.gate.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        gate.blocked_until
-            .filter(|u| *u > now)
-            .map(|u| format!("{} (until {})", gate.blocked_because, crate::model::format_time(u)))
+        let gate = self
+            .gate
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        gate.blocked_until.filter(|u| *u > now).map(|u| {
+            format!(
+                "{} (until {})",
+                gate.blocked_because,
+                crate::model::format_time(u)
+            )
+        })
     }
 
     /// Notes the outcome of a send for the channel's state.
     pub fn settle(&self, result: Result<(), &ChannelError>, now: DateTime<Utc>) {
-        let mut gate = self.gate.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut gate = self
+            .gate
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         match result {
             Err(e) if e.failure == Failure::Transport => {
                 let wait = match e.retry_after {
@@ -154,7 +169,10 @@ impl Outlet {
             return;
         }
         let wait = {
-            let mut gate = self.gate.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut gate = self
+                .gate
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let now = Instant::now();
             let at = gate.last_post.map_or(now, |l| (l + rate).max(now));
             gate.last_post = Some(at);
@@ -198,13 +216,19 @@ impl Outlet {
         let mut req = self
             .client
             .post(url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json; charset=utf-8")
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/json; charset=utf-8",
+            )
             .body(body);
         for (name, value) in headers {
             req = req.header(*name, value);
         }
         let resp = req.send().await.map_err(|e| {
-            ChannelError::new(Failure::Transport, self.scrub(&describe(&e, self.config.timeout)))
+            ChannelError::new(
+                Failure::Transport,
+                self.scrub(&describe(&e, self.config.timeout)),
+            )
         })?;
         let status = resp.status().as_u16();
         let retry_after = resp
@@ -214,7 +238,10 @@ impl Outlet {
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
         let body = resp.text().await.map_err(|e| {
-            ChannelError::new(Failure::Transport, self.scrub(&describe(&e, self.config.timeout)))
+            ChannelError::new(
+                Failure::Transport,
+                self.scrub(&describe(&e, self.config.timeout)),
+            )
         })?;
         Ok(Answer {
             status,
@@ -246,7 +273,17 @@ impl Outlet {
         let result = match &self.config.kind {
             ChannelKind::Slack {
                 token, api_base, ..
-            } => slack::send(self, token, api_base, payload, thread, incident_id.is_some()).await,
+            } => {
+                slack::send(
+                    self,
+                    token,
+                    api_base,
+                    payload,
+                    thread,
+                    incident_id.is_some(),
+                )
+                .await
+            }
             ChannelKind::SlackWebhook { url } => {
                 slack::send_webhook(self, url, payload).await.map(|()| None)
             }

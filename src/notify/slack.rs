@@ -69,7 +69,11 @@ fn classify(method: &str, a: &Answer) -> Result<Result<Posted, String>, ChannelE
     let v: Value = serde_json::from_str(&a.body).map_err(|_| {
         ChannelError::new(
             Failure::Transient,
-            format!("Slack {method} answered {} without JSON: {}", a.status, a.excerpt()),
+            format!(
+                "Slack {method} answered {} without JSON: {}",
+                a.status,
+                a.excerpt()
+            ),
         )
     })?;
     if v["ok"].as_bool() == Some(true) {
@@ -98,7 +102,10 @@ fn classify(method: &str, a: &Answer) -> Result<Result<Posted, String>, ChannelE
 }
 
 fn refused(method: &str, code: &str) -> ChannelError {
-    ChannelError::new(Failure::Permanent, format!("Slack {method} refused the message: {code}"))
+    ChannelError::new(
+        Failure::Permanent,
+        format!("Slack {method} refused the message: {code}"),
+    )
 }
 
 /// Sends one message: without a thread, posts the root (and gives it back, to be stored);
@@ -162,8 +169,16 @@ pub(super) async fn send_webhook(
     url: &Secret,
     payload: &Value,
 ) -> Result<(), ChannelError> {
-    let mut blocks: Vec<Value> = payload["reply"]["blocks"].as_array().cloned().unwrap_or_default();
-    blocks.extend(payload["root"]["blocks"].as_array().cloned().unwrap_or_default());
+    let mut blocks: Vec<Value> = payload["reply"]["blocks"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    blocks.extend(
+        payload["root"]["blocks"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default(),
+    );
     let body = crate::compose::chat::slack_fit(
         payload["reply"]["text"].as_str().unwrap_or_default(),
         blocks,
@@ -183,7 +198,10 @@ pub(super) async fn send_webhook(
         )),
         s => Err(ChannelError::new(
             Failure::Permanent,
-            format!("the Slack webhook refused the message ({s}): {}", a.excerpt()),
+            format!(
+                "the Slack webhook refused the message ({s}): {}",
+                a.excerpt()
+            ),
         )),
     }
 }

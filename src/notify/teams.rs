@@ -7,7 +7,11 @@ use super::channel::{ChannelError, Outlet};
 use crate::model::Secret;
 use serde_json::Value;
 
-pub(super) async fn send(outlet: &Outlet, url: &Secret, payload: &Value) -> Result<(), ChannelError> {
+pub(super) async fn send(
+    outlet: &Outlet,
+    url: &Secret,
+    payload: &Value,
+) -> Result<(), ChannelError> {
     outlet.pace().await;
     let a = outlet.post(url.expose(), &[], payload.to_string()).await?;
     match a.status {
@@ -17,7 +21,10 @@ pub(super) async fn send(outlet: &Outlet, url: &Secret, payload: &Value) -> Resu
             Failure::Transport,
             format!("the Teams workflow answered {}: {}", a.status, a.excerpt()),
         )),
-        408 => Err(ChannelError::new(Failure::Transient, "the Teams workflow timed out (408)")),
+        408 => Err(ChannelError::new(
+            Failure::Transient,
+            "the Teams workflow timed out (408)",
+        )),
         s if s >= 500 => Err(ChannelError::new(
             Failure::Transient,
             format!("the Teams workflow answered {s}: {}", a.excerpt()),

@@ -19,7 +19,10 @@ pub fn sign(secret: &str, id: &str, timestamp: i64, body: &str) -> Option<String
     let key = STANDARD.decode(secret.strip_prefix("whsec_")?).ok()?;
     let mut mac = Hmac::<Sha256>::new_from_slice(&key).ok()?;
     mac.update(format!("{id}.{timestamp}.{body}").as_bytes());
-    Some(format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes())))
+    Some(format!(
+        "v1,{}",
+        STANDARD.encode(mac.finalize().into_bytes())
+    ))
 }
 
 pub(super) async fn send(
@@ -55,16 +58,26 @@ pub(super) async fn send(
         429 => Err(a.rate_limited("the webhook receiver")),
         401 | 403 | 404 | 410 => Err(ChannelError::new(
             Failure::Transport,
-            format!("the webhook receiver answered {}: {}", a.status, a.excerpt()),
+            format!(
+                "the webhook receiver answered {}: {}",
+                a.status,
+                a.excerpt()
+            ),
         )),
-        408 => Err(ChannelError::new(Failure::Transient, "the webhook receiver timed out (408)")),
+        408 => Err(ChannelError::new(
+            Failure::Transient,
+            "the webhook receiver timed out (408)",
+        )),
         s if s >= 500 => Err(ChannelError::new(
             Failure::Transient,
             format!("the webhook receiver answered {s}: {}", a.excerpt()),
         )),
         s => Err(ChannelError::new(
             Failure::Permanent,
-            format!("the webhook receiver refused the message ({s}): {}", a.excerpt()),
+            format!(
+                "the webhook receiver refused the message ({s}): {}",
+                a.excerpt()
+            ),
         )),
     }
 }

@@ -495,7 +495,11 @@ impl Store {
     }
 
     /// Puts every dead message of `channel` back in line for delivery now; how many.
-    pub async fn retry_channel(&self, channel: &str, now: DateTime<Utc>) -> Result<u64, StoreError> {
+    pub async fn retry_channel(
+        &self,
+        channel: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
         with_pool!(self, p => sqlx::query("UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = $2, lease_until = NULL, lease_owner = NULL WHERE channel = $1 AND state = 'dead'")
             .bind(channel.to_string())
             .bind(format_time(now))
@@ -564,7 +568,7 @@ impl Store {
             }
             q.fetch_all(p).await
         })
-            .map_err(StoreError::query("list the outbox"))?;
+        .map_err(StoreError::query("list the outbox"))?;
         rows.into_iter().map(Row::into_mail).collect()
     }
 

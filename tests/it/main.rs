@@ -9,6 +9,7 @@
 mod db;
 mod util;
 
+mod channels;
 mod cli;
 mod config_errors;
 mod daemon;
