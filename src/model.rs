@@ -640,6 +640,25 @@ impl Notice {
     }
 }
 
+/// A Slack thread's root: where an incident's messages in a channel hang.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChatThread {
+    /// The Slack channel id the root was posted to.
+    pub chat: String,
+    /// The root message's ts.
+    pub ts: String,
+}
+
+/// At most `max` characters of `s`, cut on a character boundary, with `…` when cut.
+pub fn truncate_chars(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
 /// The kind of an outbox channel (`mail`, `slack`, `pagerduty` …): what comes before the
 /// colon of `KIND:NAME`.
 pub fn channel_kind(channel: &str) -> &str {

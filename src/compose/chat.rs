@@ -39,15 +39,7 @@ pub struct ChatText {
     pub event: String,
 }
 
-/// At most `max` characters of `s`, cut on a character boundary, with `…` when cut.
-pub fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_string();
-    }
-    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
-}
+pub use crate::model::truncate_chars as truncate;
 
 /// Slack's mrkdwn needs `&`, `<` and `>` escaped in any text it did not write.
 fn slack_escape(s: &str) -> String {
@@ -171,10 +163,16 @@ pub fn slack(inc: &Incident, check: Option<&CheckInfo>, text: &ChatText, target:
             text.event
         ))],
     );
+    let root = slack_root(inc, check, text);
+    // An incoming webhook has no thread: this event's line over the incident's blocks.
+    let mut blocks: Vec<Value> = reply["blocks"].as_array().cloned().unwrap_or_default();
+    blocks.extend(root["blocks"].as_array().cloned().unwrap_or_default());
+    let single = slack_fit(reply["text"].as_str().unwrap_or_default(), blocks);
     json!({
         "channel": target,
-        "root": slack_root(inc, check, text),
+        "root": root,
         "reply": reply,
+        "single": single,
     })
 }
 
@@ -205,7 +203,7 @@ pub fn slack_digest(kind: &str, period: &str, list: &[&Incident], target: &str) 
         &slack_escape(&format!("{head}\n{}", lines.join("\n"))),
         blocks,
     );
-    json!({ "channel": target, "root": fit.clone(), "reply": fit })
+    json!({ "channel": target, "root": &fit, "reply": &fit, "single": &fit })
 }
 
 /// PagerDuty's severity of a dqwatch severity.
@@ -327,8 +325,8 @@ pub fn teams(inc: &Incident, check: Option<&CheckInfo>, text: &ChatText) -> Valu
 /// The signed webhook's body (schema version 1): the event, the incident as it stands and
 /// its check, plus the `chat_event` text.
 pub fn webhook(
-    incident_json: Value,
-    check_json: Value,
+    incident_json: &Value,
+    check_json: &Value,
     event: &Event,
     summary: &str,
     text: &ChatText,

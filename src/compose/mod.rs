@@ -134,8 +134,8 @@ impl Composer {
                 },
                 "webhook" => (
                     chat::webhook(
-                        context::incident(inc),
-                        context::check(check, inc),
+                        &context::incident(inc),
+                        &context::check(check, inc),
                         event,
                         &context::summary(event),
                         &text,

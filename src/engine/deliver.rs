@@ -40,8 +40,10 @@ pub struct Delivery {
     pub down: BTreeMap<String, String>,
     /// Messages delivered per channel.
     pub sent_by_channel: BTreeMap<String, usize>,
-    /// The last failure, if any.
+    /// The last failure, if any (a channel's is prefixed with the channel).
     pub last_error: Option<String>,
+    /// The channel of the last failure.
+    pub last_channel: Option<String>,
 }
 
 /// The delay before attempt `attempts + 1`: 30 s doubling to at most 1 h, plus up to 20 %
@@ -184,7 +186,12 @@ pub async fn deliver(
             }
             Err(e) => e,
         };
-        done.last_error = Some(format!("{channel}: {}", failure.message));
+        done.last_error = Some(if channel == MAIL {
+            failure.message.clone()
+        } else {
+            format!("{channel}: {}", failure.message)
+        });
+        done.last_channel = Some(channel.clone());
         if failure.failure == Failure::Transport {
             tracing::warn!(outbox = item.id, channel = %channel, error = %failure.message, "Channel transport failed; its messages wait for it.");
             store.release_mail(item.id, owner, &failure.message).await?;

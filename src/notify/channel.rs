@@ -7,7 +7,7 @@
 use super::Failure;
 use super::{pagerduty, slack, teams, webhook};
 use crate::config::{self, ChannelKind};
-use crate::store::ChatThread;
+use crate::model::ChatThread;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -64,7 +64,7 @@ impl Answer {
 
     /// The body, cut to a few hundred characters for an error message.
     pub fn excerpt(&self) -> String {
-        crate::compose::chat::truncate(self.body.trim(), 300)
+        crate::model::truncate_chars(self.body.trim(), 300)
     }
 }
 

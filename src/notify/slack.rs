@@ -5,8 +5,8 @@
 
 use super::Failure;
 use super::channel::{Answer, ChannelError, Outlet};
+use crate::model::ChatThread;
 use crate::model::Secret;
-use crate::store::ChatThread;
 use serde_json::{Value, json};
 
 /// Error codes that are the channel's (its token or app), not a message's: no message is
@@ -169,20 +169,7 @@ pub(super) async fn send_webhook(
     url: &Secret,
     payload: &Value,
 ) -> Result<(), ChannelError> {
-    let mut blocks: Vec<Value> = payload["reply"]["blocks"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    blocks.extend(
-        payload["root"]["blocks"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default(),
-    );
-    let body = crate::compose::chat::slack_fit(
-        payload["reply"]["text"].as_str().unwrap_or_default(),
-        blocks,
-    );
+    let body = &payload["single"];
     outlet.pace().await;
     let a = outlet.post(url.expose(), &[], body.to_string()).await?;
     match a.status {

@@ -218,14 +218,7 @@ pub struct Told {
     pub thread: Option<String>,
 }
 
-/// A Slack thread's root.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChatThread {
-    /// The Slack channel id the root was posted to.
-    pub chat: String,
-    /// The root message's ts.
-    pub ts: String,
-}
+pub use crate::model::ChatThread;
 
 /// Runs one update that settles a leased mail (`$1` = id, `$2` = lease owner, then the
 /// rest); true when it changed the row, i.e. the owner still held the lease.
@@ -477,10 +470,8 @@ impl Store {
                 _ => t.pending += 1,
             }
             match crate::model::channel_kind(&channel) {
-                "mail" => {
-                    if t.thread.is_none() {
-                        t.thread = Some(in_reply_to.unwrap_or(message_id));
-                    }
+                "mail" if t.thread.is_none() => {
+                    t.thread = Some(in_reply_to.unwrap_or(message_id));
                 }
                 "pagerduty" => t.thread = Some(message_id),
                 _ => {}

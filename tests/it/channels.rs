@@ -734,7 +734,7 @@ fn a_receiver_down_then_up_loses_nothing_sends_nothing_twice_and_delays_only_its
         .stdout
         .lines()
         .filter(|l| l.contains("webhook:audit"))
-        .last()
+        .next_back()
         .and_then(|l| l.split_whitespace().next())
         .unwrap()
         .to_string();
