@@ -733,8 +733,7 @@ fn a_receiver_down_then_up_loses_nothing_sends_nothing_twice_and_delays_only_its
     let id: String = list
         .stdout
         .lines()
-        .filter(|l| l.contains("webhook:audit"))
-        .next_back()
+        .rfind(|l| l.contains("webhook:audit"))
         .and_then(|l| l.split_whitespace().next())
         .unwrap()
         .to_string();
