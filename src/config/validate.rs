@@ -769,8 +769,12 @@ fn validate_channel(
     };
     let rate_limit = match &c.rate_limit {
         None => default_rate,
-        Some(s) if matches!(ctx.string(s).as_deref(), Some("0" | "0s" | "off")) => Duration::ZERO,
-        Some(s) => ctx.duration(s)?,
+        Some(s) => match ctx.string(s)?.as_str() {
+            "0" | "0s" | "off" => Duration::ZERO,
+            text => parse_duration(text)
+                .map_err(|m| ctx.error(s.span(), m, None))
+                .ok()?,
+        },
     };
     let timeout = match &c.timeout {
         None => Duration::from_secs(10),

@@ -468,7 +468,8 @@ pub async fn deliver(shared: Arc<Shared>, shutdown: CancellationToken) {
         {
             Ok(d) => {
                 shared.set_ready(true);
-                metrics::counter!("dqwatch_mail_sent_total").increment(d.sent as u64);
+                let mails = d.sent_by_channel.get("mail").copied().unwrap_or_default();
+                metrics::counter!("dqwatch_mail_sent_total").increment(mails as u64);
                 pause = if d.transport_down && d.sent == 0 {
                     (pause * 2).min(TRANSPORT_PAUSE_MAX)
                 } else {

@@ -427,4 +427,83 @@ mod tests {
             0
         );
     }
+
+    fn notice(channel: &str, n: usize) -> crate::model::Notice {
+        crate::model::Notice {
+            channel: channel.into(),
+            target: "t".into(),
+            summary: format!("{channel} {n}"),
+            message_id: format!("m{n}"),
+            payload: serde_json::json!({}),
+        }
+    }
+
+    // See: issue 11 — thread order is per incident AND channel; a channel that is down
+    // (skipped for the pass) holds back nothing of the others.
+    #[tokio::test]
+    async fn order_is_per_incident_and_channel_and_a_down_channel_holds_only_itself() {
+        let (_dir, store) = store_with(&[7]).await;
+        store
+            .test_insert_notice(Some(7), &notice("slack:a", 1), t0())
+            .await
+            .unwrap();
+        store
+            .test_insert_notice(Some(7), &notice("slack:a", 2), t0())
+            .await
+            .unwrap();
+        store
+            .test_insert_notice(Some(7), &notice("webhook:b", 3), t0())
+            .await
+            .unwrap();
+        let lease = t0() + Duration::seconds(90);
+        // The mail (row 1) is pending: Slack's first message goes out all the same.
+        let skip = vec![MAIL.to_string()];
+        let first = store
+            .claim_mail(t0(), lease, "p", 0, &skip)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(first.channel, "slack:a");
+        assert_eq!(first.mail.subject, "slack:a 1");
+        // Slack's second waits for its first; the webhook does not.
+        let next = store
+            .claim_mail(t0(), lease, "p", first.id, &skip)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(next.channel, "webhook:b");
+        // Slack down too: nothing else is due.
+        let skip = vec![MAIL.to_string(), "slack:a".to_string()];
+        assert!(
+            store
+                .claim_mail(t0(), lease, "p", 0, &skip)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    // A channel message for a channel the config no longer has waits (nobody's attempt);
+    // mail goes out.
+    #[tokio::test]
+    async fn an_unconfigured_channel_waits_and_mail_goes_out() {
+        let (dir, store) = store_with(&[1]).await;
+        store
+            .test_insert_notice(Some(2), &notice("slack:gone", 1), t0())
+            .await
+            .unwrap();
+        let mailer = Mailer::File {
+            dir: dir.path().join("outbox"),
+            from: "dq <dq@example.com>".into(),
+        };
+        let clock = ManualClock::new(t0());
+        let d = deliver(&store, Some(&mailer), &Channels::default(), &clock)
+            .await
+            .unwrap();
+        assert_eq!(d.sent, 1);
+        assert!(d.down.contains_key("slack:gone"), "{d:?}");
+        let all = store.outbox(None, 10).await.unwrap();
+        let slack = all.iter().find(|m| m.channel == "slack:gone").unwrap();
+        assert_eq!((slack.state, slack.attempts), (OutboxState::Pending, 0));
+    }
 }

@@ -418,13 +418,18 @@ fn teams(uri: &Uri, _headers: &HeaderMap, _body: &str) -> u16 {
 /// store, file mail, and every channel kind on a route for every severity, served by
 /// `svc` (the webhook at `hook`, so that it can be down while the rest is up).
 fn env(svc_base: &str, hook_base: &str, rate_limit: &str) -> TestEnv {
+    env_on("sqlite://state.db", svc_base, hook_base, rate_limit)
+}
+
+/// [`env`] with the state store at `state`.
+fn env_on(state: &str, svc_base: &str, hook_base: &str, rate_limit: &str) -> TestEnv {
     let env = TestEnv::sqlite(
         "CREATE TABLE recon (day TEXT, gap REAL); INSERT INTO recon VALUES ('d1', 500);",
         "",
     );
     let cfg = env.read("dqwatch.toml");
     env.config(&format!(
-        "state = \"sqlite://state.db\"\n{cfg}\n\
+        "state = \"{state}\"\n{cfg}\n\
          [mail]\nfrom = \"dq <dq@example.com>\"\ntransport = \"file\"\ndir = \"outbox\"\n\
          [channels.incidents]\ntype = \"slack\"\ntoken = \"${{SLACK_BOT_TOKEN}}\"\nchannel = \"#data-incidents\"\n\
          api_base = \"{svc_base}/slack/api\"\nworkspace_url = \"https://acme.slack.com\"\nrate_limit = \"{rate_limit}\"\n\
@@ -884,4 +889,95 @@ fn a_route_naming_an_unknown_channel_is_a_diagnostic_with_its_line() {
         .stderr_has("[channels.primary] is of type \"pagerduty\"")
         .stderr_has("routing_key has 24 characters");
     out.nowhere("SECRETVALUE");
+}
+
+#[test]
+fn a_slack_incoming_webhook_gets_one_message_per_event_without_threads() {
+    let svc = Services::start();
+    let env = TestEnv::sqlite(
+        "CREATE TABLE recon (day TEXT, gap REAL); INSERT INTO recon VALUES ('d1', 500);",
+        "",
+    );
+    let cfg = env.read("dqwatch.toml");
+    env.config(&format!(
+        "state = \"sqlite://state.db\"\n{cfg}\n\
+         [channels.hook]\ntype = \"slack_webhook\"\nurl = \"${{SLACK_WEBHOOK_URL}}\"\nrate_limit = \"0s\"\n\
+         [[routes]]\nslack = \"hook\"\n"
+    ));
+    env.check_with(
+        "recon",
+        &[
+            "keys = [\"day\"]",
+            "metric = \"gap\"",
+            "[thresholds]",
+            "P1 = \"> 100\"",
+        ],
+        "SELECT day, gap FROM recon",
+    );
+    // The webhook URL is the secret: the fake's path carries it.
+    let url = format!("{}/teams?sig={TEAMS_SIG}", svc.base());
+    let go = |args: &[&str]| {
+        let mut cmd = env.command();
+        cmd.arg("--config")
+            .arg("dqwatch.toml")
+            .args(args)
+            .env("SLACK_WEBHOOK_URL", &url);
+        crate::util::output(&mut cmd)
+    };
+    go(&["run"]).code(1).stdout_has("1 opened");
+    go(&["incidents", "ack", "1", "--by", "dana"]).code(0);
+    let list = go(&["outbox", "list"]);
+    list.code(0);
+    let got = svc.accepted("teams");
+    assert_eq!(got.len(), 2, "{:#?}", svc.all());
+    for m in &got {
+        let b = m.json();
+        assert!(b.get("thread_ts").is_none() && b.get("channel").is_none());
+        assert!(b["blocks"].as_array().unwrap().len() <= 50);
+    }
+    assert!(
+        got[1].json()["text"]
+            .as_str()
+            .unwrap()
+            .contains("acknowledged by dana")
+    );
+    list.nowhere(TEAMS_SIG);
+}
+
+#[test]
+fn the_lifecycle_on_a_postgresql_store_tells_each_channel_once() {
+    let admin = crate::require_env!("DQWATCH_TEST_POSTGRES_URL");
+    let schema = crate::util::PgSchema::new(&admin, "channels_pg");
+    let svc = Services::start();
+    let env = env_on(&schema.url, &svc.base(), &svc.base(), "0s");
+    run(&env, &["run"]).code(1).stdout_has("1 opened");
+    run(&env, &["incidents", "ack", "1", "--by", "alice"]).code(0);
+    warehouse(&env, "UPDATE recon SET gap = 1");
+    run(&env, &["run"]).code(0).stdout_has("1 resolved");
+    run(&env, &["run"]).code(0);
+    assert_eq!(counts(&svc), (5, 3, 3, 3));
+    let slack = svc.accepted("slack");
+    assert!(
+        slack[1..]
+            .iter()
+            .all(|r| r.json()["channel"] == SLACK_CHANNEL_ID)
+    );
+    assert_eq!(schema.scalar("SELECT COUNT(*) FROM chat_threads"), 1);
+    assert_eq!(
+        schema.scalar("SELECT COUNT(*) FROM outbox WHERE state <> 'sent'"),
+        0
+    );
+    for secret in [SLACK_TOKEN, ROUTING_KEY, TEAMS_SIG, WEBHOOK_SECRET] {
+        assert_eq!(
+            schema.scalar(&format!(
+                "SELECT COUNT(*) FROM outbox WHERE payload LIKE '%{secret}%' OR recipients LIKE '%{secret}%' \
+                 OR COALESCE(last_error, '') LIKE '%{secret}%'"
+            )),
+            0
+        );
+    }
+    run(&env, &["incidents", "show", "1"])
+        .code(0)
+        .stdout_has("slack:incidents")
+        .stdout_has("thread C0DATA/");
 }
