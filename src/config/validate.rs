@@ -1120,6 +1120,40 @@ mod tests {
     }
 
     #[test]
+    fn channels_and_route_keys() {
+        let env = |name: &str| match name {
+            "TOKEN" => Some("xoxb-SECRET-token".to_string()),
+            "KEY" => Some("k".repeat(32)),
+            _ => None,
+        };
+        let cfg = parse(
+            Path::new("dqwatch.toml"),
+            "[channels.inc]\ntype = \"slack\"\ntoken = \"${TOKEN}\"\nchannel = \"#data-incidents\"\n\
+             [channels.pd]\ntype = \"pagerduty\"\nrouting_key = \"${KEY}\"\n\
+             [[routes]]\nslack = [\"#data-incidents\"]\npagerduty = \"pd\"\n",
+            &env,
+        )
+        .unwrap();
+        assert_eq!(cfg.routes[0].channels, ["slack:inc", "pagerduty:pd"]);
+        assert_eq!(cfg.channels["slack:inc"].rate_limit, Duration::from_secs(1));
+        assert_eq!(cfg.channels["pagerduty:pd"].rate_limit, Duration::ZERO);
+        let shown = format!("{:?}", cfg.channels);
+        assert!(!shown.contains("SECRET") && !shown.contains("kkkk"), "{shown}");
+    }
+
+    #[test]
+    fn bad_channels() {
+        let e = errors(
+            "[channels.a]\ntype = \"slak\"\n[channels.b]\ntype = \"webhook\"\nurl = \"ftp://x\"\nsecret = \"plain\"\n",
+        );
+        assert_eq!(e.len(), 3, "{e:#?}");
+        assert!(e[0].contains(":2:8: error: unknown channel type \"slak\""), "{e:#?}");
+        assert!(e[1].contains("url is not an http(s) URL"), "{e:#?}");
+        assert!(e[2].contains("secret is not a Standard Webhooks secret"), "{e:#?}");
+        assert!(e.iter().all(|d| !d.contains("plain") && !d.contains("ftp://x")));
+    }
+
+    #[test]
     fn bad_routes() {
         let e =
             errors("[[routes]]\nseverity = [\"P5\"]\nemail = [\"nobody\"]\ndigest = \"hourly\"\n");
