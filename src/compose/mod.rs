@@ -438,6 +438,79 @@ mod tests {
         )
     }
 
+    /// A composer whose routes tell Slack, PagerDuty and a webhook, and a daily Slack digest.
+    fn chat_composer() -> (tempfile::TempDir, Composer) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dqwatch.toml");
+        std::fs::write(
+            &path,
+            "[connections.warehouse]\nurl = \"sqlite://w.db\"\n\
+             [channels.inc]\ntype = \"slack\"\ntoken = \"xoxb-t\"\nchannel = \"#inc\"\n\
+             [channels.pd]\ntype = \"pagerduty\"\nrouting_key = \"0123456789abcdef0123456789abcdef\"\n\
+             [channels.hook]\ntype = \"webhook\"\nurl = \"https://h.example.com\"\nsecret = \"whsec_c2VjcmV0\"\n\
+             [[routes]]\nslack = [\"inc\"]\npagerduty = \"pd\"\nwebhook = \"hook\"\n\
+             [[routes]]\nslack = [\"inc\"]\ndigest = \"daily\"\n",
+        )
+        .unwrap();
+        let cfg = crate::config::load(&path, &|_| None).unwrap();
+        let templates = Templates::load(&dir.path().join("templates")).unwrap();
+        (dir, Composer::new(&cfg, templates))
+    }
+
+    #[test]
+    fn each_event_tells_the_channels_that_take_it() {
+        let (_dir, c) = chat_composer();
+        let (inc, events, check, sample) = context::example();
+        let kinds = |ev: &Event| -> Vec<String> {
+            c.notices(&inc, ev, Some(&check), Some(&sample), None)
+                .unwrap()
+                .into_iter()
+                .map(|n| n.channel)
+                .collect()
+        };
+        let by_kind =
+            |k: crate::incidents::EventKind| kinds(events.iter().find(|e| e.kind == k).unwrap());
+        use crate::incidents::EventKind as K;
+        assert_eq!(
+            by_kind(K::Opened),
+            ["slack:inc", "pagerduty:pd", "webhook:hook"]
+        );
+        assert_eq!(
+            by_kind(K::Acknowledged),
+            ["slack:inc", "pagerduty:pd", "webhook:hook"]
+        );
+        // Escalation is no PagerDuty event; a note tells only the webhook.
+        assert_eq!(by_kind(K::Escalated), ["slack:inc", "webhook:hook"]);
+        assert_eq!(by_kind(K::Note), ["webhook:hook"]);
+        // An incident never opened tells no channel.
+        let pending = Incident {
+            opened_at: None,
+            ..inc.clone()
+        };
+        assert!(
+            c.notices(&pending, &events[0], None, None, None)
+                .unwrap()
+                .is_empty()
+        );
+        // The digest route goes to Slack, as one message.
+        let routes = c.digest_routes();
+        assert_eq!(routes.len(), 1);
+        let d = c.digest_notices(
+            routes[0].1,
+            "2026-01-02",
+            std::slice::from_ref(&inc),
+            &|_| vec![],
+        );
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].channel, "slack:inc");
+        assert!(
+            d[0].payload["root"]["text"]
+                .as_str()
+                .unwrap()
+                .contains("daily digest")
+        );
+    }
+
     #[test]
     fn an_escalation_after_an_ack_does_not_say_nobody_acknowledged() {
         // See: issues/10 item 7

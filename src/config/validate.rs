@@ -1138,7 +1138,10 @@ mod tests {
         assert_eq!(cfg.channels["slack:inc"].rate_limit, Duration::from_secs(1));
         assert_eq!(cfg.channels["pagerduty:pd"].rate_limit, Duration::ZERO);
         let shown = format!("{:?}", cfg.channels);
-        assert!(!shown.contains("SECRET") && !shown.contains("kkkk"), "{shown}");
+        assert!(
+            !shown.contains("SECRET") && !shown.contains("kkkk"),
+            "{shown}"
+        );
     }
 
     #[test]
@@ -1147,10 +1150,19 @@ mod tests {
             "[channels.a]\ntype = \"slak\"\n[channels.b]\ntype = \"webhook\"\nurl = \"ftp://x\"\nsecret = \"plain\"\n",
         );
         assert_eq!(e.len(), 3, "{e:#?}");
-        assert!(e[0].contains(":2:8: error: unknown channel type \"slak\""), "{e:#?}");
+        assert!(
+            e[0].contains(":2:8: error: unknown channel type \"slak\""),
+            "{e:#?}"
+        );
         assert!(e[1].contains("url is not an http(s) URL"), "{e:#?}");
-        assert!(e[2].contains("secret is not a Standard Webhooks secret"), "{e:#?}");
-        assert!(e.iter().all(|d| !d.contains("plain") && !d.contains("ftp://x")));
+        assert!(
+            e[2].contains("secret is not a Standard Webhooks secret"),
+            "{e:#?}"
+        );
+        assert!(
+            e.iter()
+                .all(|d| !d.contains("plain") && !d.contains("ftp://x"))
+        );
     }
 
     #[test]
