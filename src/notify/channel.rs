@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(30);
 /// A Retry-After above this is taken as this (a hostile or broken answer).
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+/// The most of an answer's body that is read.
+const MAX_ANSWER: usize = 64 * 1024;
 /// An unreachable channel is tried again after 5 s, doubling to at most 5 min.
 const DOWN_FIRST: Duration = Duration::from_secs(5);
 const DOWN_MAX: Duration = Duration::from_secs(300);
@@ -237,12 +239,23 @@ impl Outlet {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let body = resp.text().await.map_err(|e| {
-            ChannelError::new(
-                Failure::Transport,
-                self.scrub(&describe(&e, self.config.timeout)),
-            )
-        })?;
+        // An answer is read up to 64 KiB: a broken or hostile receiver cannot fill memory.
+        let mut resp = resp;
+        let mut bytes = Vec::new();
+        while bytes.len() < MAX_ANSWER {
+            match resp.chunk().await {
+                Ok(Some(c)) => bytes.extend_from_slice(&c),
+                Ok(None) => break,
+                Err(e) => {
+                    return Err(ChannelError::new(
+                        Failure::Transport,
+                        self.scrub(&describe(&e, self.config.timeout)),
+                    ));
+                }
+            }
+        }
+        bytes.truncate(MAX_ANSWER);
+        let body = String::from_utf8_lossy(&bytes).into_owned();
         Ok(Answer {
             status,
             retry_after,
