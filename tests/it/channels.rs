@@ -30,6 +30,8 @@ struct Req {
     headers: HashMap<String, String>,
     body: String,
     status: u16,
+    /// Slack's `ok: false` (an HTTP 200 that refused).
+    refused: bool,
     at: std::time::Instant,
 }
 
@@ -121,7 +123,7 @@ impl Services {
             .unwrap()
             .iter()
             .filter(|r| r.service == service && (200..300).contains(&r.status))
-            .filter(|r| service != "slack" || r.json()["ok"] != false)
+            .filter(|r| !r.refused)
             .cloned()
             .collect()
     }
@@ -188,6 +190,7 @@ async fn handle(
         headers: headers_of(&headers),
         body: text,
         status,
+        refused: answer["ok"] == false,
         at: std::time::Instant::now(),
     });
     let mut resp = if answer.is_null() {
@@ -987,4 +990,35 @@ fn the_lifecycle_on_a_postgresql_store_tells_each_channel_once() {
         .code(0)
         .stdout_has("slack:incidents")
         .stdout_has("thread C0DATA/");
+}
+
+#[test]
+fn a_revoked_slack_token_holds_slack_s_messages_and_no_other_channel_s() {
+    let svc = Services::start();
+    let env = env(&svc.base(), &svc.base(), "0s");
+    let wrong = "xoxb-9999-REVOKEDtoken";
+    let mut cmd = env.command();
+    cmd.args(["--config", "dqwatch.toml", "run"])
+        .env("SLACK_BOT_TOKEN", wrong)
+        .env("PAGERDUTY_ROUTING_KEY", ROUTING_KEY)
+        .env("TEAMS_WEBHOOK_URL", env.read(".env-teams"))
+        .env("DQWATCH_WEBHOOK_SECRET", WEBHOOK_SECRET);
+    let out = crate::util::output(&mut cmd);
+    out.code(1).stdout_has(
+        "slack:incidents is unreachable (Slack chat.postMessage refused the token: invalid_auth)",
+    );
+    out.nowhere(wrong);
+    // Slack refused the token: its message waits (no attempt used); the rest went out.
+    assert_eq!(counts(&svc), (0, 1, 1, 1));
+    let list = run(&env, &["outbox", "list", "--channel", "slack"]);
+    let row = list
+        .stdout
+        .lines()
+        .find(|l| l.contains("slack:incidents"))
+        .unwrap();
+    assert_eq!(row.split_whitespace().nth(1), Some("pending"), "{row}");
+    assert_eq!(row.split_whitespace().nth(2), Some("0"), "{row}");
+    // The token fixed: the message goes out, once.
+    run(&env, &["outbox", "deliver"]).code(0);
+    assert_eq!(counts(&svc), (1, 1, 1, 1));
 }
