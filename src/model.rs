@@ -655,6 +655,57 @@ pub struct Mail {
     pub in_reply_to: Option<String>,
 }
 
+/// A composed message for a channel other than mail (Slack, PagerDuty, Teams, a webhook),
+/// ready for the outbox. Compose makes it, the store keeps it, a transport sends it. It
+/// never holds a secret: tokens, routing keys and signing secrets are the transport's.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Notice {
+    /// The outbox channel: `slack:NAME`, `slack_webhook:NAME`, `pagerduty:NAME`,
+    /// `teams:NAME` or `webhook:NAME`.
+    pub channel: String,
+    /// Where in the channel (a Slack channel, the PagerDuty service name…), for listings.
+    pub target: String,
+    /// One line saying what it tells, for listings.
+    pub summary: String,
+    /// A stable id per message: the webhook-id of a signed webhook, the dedup key of a
+    /// PagerDuty event; the same on every retry.
+    pub message_id: String,
+    /// The message as the transport sends it (less its secrets).
+    pub payload: serde_json::Value,
+}
+
+impl Notice {
+    /// The channel's kind (`slack`, `pagerduty` …): what comes before the colon.
+    pub fn kind(&self) -> &str {
+        channel_kind(&self.channel)
+    }
+}
+
+/// A Slack thread's root: where an incident's messages in a channel hang.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChatThread {
+    /// The Slack channel id the root was posted to.
+    pub chat: String,
+    /// The root message's ts.
+    pub ts: String,
+}
+
+/// At most `max` characters of `s`, cut on a character boundary, with `…` when cut.
+pub fn truncate_chars(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// The kind of an outbox channel (`mail`, `slack`, `pagerduty` …): what comes before the
+/// colon of `KIND:NAME`.
+pub fn channel_kind(channel: &str) -> &str {
+    channel.split(':').next().unwrap_or(channel)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

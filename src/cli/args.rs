@@ -239,21 +239,30 @@ pub enum IncidentsCommand {
 /// `dqwatch outbox …`.
 #[derive(Debug, Subcommand)]
 pub enum OutboxCommand {
-    /// List outbox mails.
+    /// List outbox messages (mail and channel messages).
     List {
         /// Which: pending, sent, dead, all.
         #[arg(long, value_enum, default_value_t = OutboxFilter::All)]
         state: OutboxFilter,
+        /// Only this channel: `mail`, a kind (`slack`, `pagerduty`, `teams`, `webhook`) or
+        /// one channel (`slack:NAME`).
+        #[arg(long)]
+        channel: Option<String>,
         /// At most this many, newest first.
         #[arg(long, default_value_t = 50)]
         limit: i64,
     },
-    /// Put a dead (or pending) mail back in line and deliver it now.
+    /// Put a dead (or pending) message back in line and deliver it now; with `--channel`,
+    /// every dead message of that channel.
     Retry {
         /// Outbox id.
-        id: i64,
+        #[arg(required_unless_present = "channel", conflicts_with = "channel")]
+        id: Option<i64>,
+        /// Every dead message of this channel (`slack:NAME`, `pagerduty:NAME`, `mail` …).
+        #[arg(long)]
+        channel: Option<String>,
     },
-    /// Deliver every pending mail now.
+    /// Deliver every pending message now.
     Deliver,
 }
 

@@ -345,10 +345,15 @@ async fn show(st: &State, id: i64, format: TextOrJson, clock: &dyn Clock) -> Res
     };
     let holds = holds(st, std::slice::from_ref(&inc), clock.now()).await?;
     let (controls, hold) = holds.get(&inc.id).cloned().unwrap_or_default();
+    let told = crate::engine::told::lines(
+        &st.engine.config,
+        &st.store.told(id).await.map_err(|e| e.chain())?,
+    );
     if format == TextOrJson::Json {
         let doc = serde_json::json!({
             "incident": with_on_call(&inc, &controls, hold.as_ref()),
             "timeline": events,
+            "told": told,
         });
         outln!(
             "{}",
@@ -426,6 +431,22 @@ async fn show(st: &State, id: i64, format: TextOrJson, clock: &dyn Clock) -> Res
             .unwrap_or_default()
     );
     outln!("  repeats      {}", inc.repeat_count);
+    if !told.is_empty() {
+        outln!("\ntold:");
+        for t in &told {
+            outln!(
+                "  {:<24} {} ({}){}{}",
+                t.channel,
+                t.target,
+                t.counts,
+                t.thread
+                    .as_ref()
+                    .map(|th| format!(" — {th}"))
+                    .unwrap_or_default(),
+                t.link.as_ref().map(|l| format!(" {l}")).unwrap_or_default()
+            );
+        }
+    }
     outln!("\ntimeline:");
     for e in &events {
         outln!(

@@ -15,35 +15,41 @@ pub async fn cmd(config: Option<&Path>, command: OutboxCommand) -> Exit {
         Err(e) => return e,
     };
     let exit = match command {
-        OutboxCommand::List { state, limit } => {
+        OutboxCommand::List {
+            state,
+            channel,
+            limit,
+        } => {
             let filter = match state {
                 OutboxFilter::Pending => Some(OutboxState::Pending),
                 OutboxFilter::Sent => Some(OutboxState::Sent),
                 OutboxFilter::Dead => Some(OutboxState::Dead),
                 OutboxFilter::All => None,
             };
-            match st.store.outbox(filter, limit).await {
+            match st.store.outbox_of(filter, channel.as_deref(), limit).await {
                 Ok(rows) if rows.is_empty() => {
                     outln!("outbox is empty");
                     Exit::Clean
                 }
                 Ok(rows) => {
                     outln!(
-                        "{:>5}  {:<7}  {:>8}  {:<24}  {:<30}  SUBJECT",
+                        "{:>5}  {:<7}  {:>8}  {:<24}  {:<20}  {:<30}  SUBJECT",
                         "ID",
                         "STATE",
                         "ATTEMPTS",
                         "CREATED",
+                        "CHANNEL",
                         "TO"
                     );
                     let now = SystemClock.now();
                     for r in rows {
                         outln!(
-                            "{:>5}  {:<7}  {:>8}  {:<24}  {:<30}  {}",
+                            "{:>5}  {:<7}  {:>8}  {:<24}  {:<20}  {:<30}  {}",
                             r.id,
                             r.state.as_str(),
                             r.attempts,
                             format_time(r.created_at),
+                            r.channel,
                             r.mail.to.join(","),
                             r.mail.subject
                         );
@@ -69,19 +75,44 @@ pub async fn cmd(config: Option<&Path>, command: OutboxCommand) -> Exit {
                 }
             }
         }
-        OutboxCommand::Retry { id } => match st.store.retry_outbox(id, SystemClock.now()).await {
-            Ok(true) => deliver(&st).await,
-            Ok(false) => {
+        OutboxCommand::Retry {
+            channel: Some(channel),
+            ..
+        } => match st.store.retry_channel(&channel, SystemClock.now()).await {
+            Ok(0) => {
                 eprintln!(
-                    "error: no pending or dead mail {id}\n  hint: `dqwatch outbox list` shows the outbox"
+                    "error: no dead message in channel {channel}\n  hint: `dqwatch outbox list --state dead` shows them with their channel"
                 );
                 Exit::Invalid
+            }
+            Ok(n) => {
+                outln!(
+                    "{n} dead message{} of {channel} back in line",
+                    if n == 1 { "" } else { "s" }
+                );
+                deliver(&st).await
             }
             Err(e) => {
                 eprintln!("error: {}", e.chain());
                 Exit::CheckFailed
             }
         },
+        OutboxCommand::Retry { id, .. } => {
+            let id = id.unwrap_or_default();
+            match st.store.retry_outbox(id, SystemClock.now()).await {
+                Ok(true) => deliver(&st).await,
+                Ok(false) => {
+                    eprintln!(
+                        "error: no pending or dead message {id}\n  hint: `dqwatch outbox list` shows the outbox"
+                    );
+                    Exit::Invalid
+                }
+                Err(e) => {
+                    eprintln!("error: {}", e.chain());
+                    Exit::CheckFailed
+                }
+            }
+        }
         OutboxCommand::Deliver => deliver(&st).await,
     };
     st.store.close().await;
@@ -89,8 +120,8 @@ pub async fn cmd(config: Option<&Path>, command: OutboxCommand) -> Exit {
 }
 
 async fn deliver(st: &state::State) -> Exit {
-    if st.engine.mailer.is_none() {
-        eprintln!("error: no [mail] in the config: nothing can be delivered");
+    if st.engine.mailer.is_none() && st.engine.channels.is_empty() {
+        eprintln!("error: no [mail] and no [channels.*] in the config: nothing can be delivered");
         return Exit::Invalid;
     }
     match st.deliver(&SystemClock).await {
@@ -100,6 +131,9 @@ async fn deliver(st: &state::State) -> Exit {
                 line.push_str(&waiting_line(&w));
             }
             outln!("{line}");
+            for (channel, why) in &d.down {
+                eprintln!("warning: {channel} is down, its messages wait: {why}");
+            }
             if let Some(e) = d.last_error {
                 eprintln!("warning: {e}");
                 return Exit::CheckFailed;

@@ -144,7 +144,9 @@ pub async fn execute(engine: Engine, args: &RunArgs) -> Exit {
                         Ok(ended) => rec.mails += ended.mails,
                         Err(e) => eprintln!("warning: {}; the next run tells it", e.chain()),
                     }
-                    let delivery = state::deliver(store, engine.mailer.as_ref(), clock).await;
+                    let delivery =
+                        state::deliver(store, engine.mailer.as_ref(), &engine.channels, clock)
+                            .await;
                     let (pending, dead) = store.outbox_counts().await.unwrap_or_default();
                     let mut line = incidents_line(&rec, delivery.as_ref(), pending, dead);
                     if let Ok(w) = store.outbox_waiting(clock.now()).await {
@@ -282,11 +284,28 @@ fn incidents_line(
     if dead > 0 {
         let _ = write!(line, ", {dead} dead (dqwatch outbox list --state dead)");
     }
-    if let Some(err) = delivery.and_then(|d| d.last_error.as_ref()) {
-        let _ = write!(
-            line,
-            "\nwarning: mail delivery failed: {err}; pending mail is sent by the next run or the daemon"
-        );
+    if let Some(d) = delivery {
+        if let Some(err) = &d.last_error
+            && d.last_channel.as_deref().is_none_or(|c| c == "mail")
+        {
+            let _ = write!(
+                line,
+                "\nwarning: mail delivery failed: {err}; pending mail is sent by the next run or the daemon"
+            );
+        }
+        for (channel, why) in d.down.iter().filter(|(c, _)| *c != "mail") {
+            let _ = write!(
+                line,
+                "\nwarning: {channel} is unreachable ({why}); its messages wait in the outbox for the next run or the daemon"
+            );
+        }
+        if let Some(err) = &d.last_error
+            && d.last_channel
+                .as_ref()
+                .is_some_and(|c| c != "mail" && !d.down.contains_key(c))
+        {
+            let _ = write!(line, "\nwarning: delivery failed: {err}");
+        }
     }
     line.push('\n');
     line

@@ -7,7 +7,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::engine::deliver::{self as outbox, Delivery};
-use crate::notify::Mailer;
+use crate::notify::{Channels, Mailer};
 use crate::store::{Store, StoreError};
 use std::time::Duration;
 
@@ -46,18 +46,28 @@ impl State {
     /// Delivers the mail that is due, if a transport is configured; prints a warning on
     /// failure.
     pub async fn deliver(&self, clock: &dyn Clock) -> Option<Delivery> {
-        deliver(&self.store, self.engine.mailer.as_ref(), clock).await
+        deliver(
+            &self.store,
+            self.engine.mailer.as_ref(),
+            &self.engine.channels,
+            clock,
+        )
+        .await
     }
 }
 
-/// Delivers the mail of `store` that is due through `mailer`, if there is one; prints a
-/// warning on failure.
+/// Delivers the messages of `store` that are due through `mailer` and `channels`, if any is
+/// configured; prints a warning on failure.
 pub async fn deliver(
     store: &Store,
     mailer: Option<&Mailer>,
+    channels: &Channels,
     clock: &dyn Clock,
 ) -> Option<Delivery> {
-    match outbox::deliver(store, mailer?, clock).await {
+    if mailer.is_none() && channels.is_empty() {
+        return None;
+    }
+    match outbox::deliver(store, mailer, channels, clock).await {
         Ok(d) => Some(d),
         Err(e) => {
             eprintln!("warning: {}; the mail stays in the outbox", e.chain());

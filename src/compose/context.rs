@@ -59,7 +59,7 @@ fn time(t: Option<chrono::DateTime<Utc>>) -> Value {
     t.map_or(Value::Null, |t| Value::String(format_time(t)))
 }
 
-fn incident(inc: &Incident) -> Value {
+pub(crate) fn incident(inc: &Incident) -> Value {
     let end = inc.resolved_at.unwrap_or(inc.last_seen_at);
     let start = inc.opened_at.unwrap_or(inc.first_seen_at);
     json!({
@@ -94,7 +94,7 @@ fn incident(inc: &Incident) -> Value {
     })
 }
 
-fn check(c: Option<&CheckInfo>, inc: &Incident) -> Value {
+pub(crate) fn check(c: Option<&CheckInfo>, inc: &Incident) -> Value {
     let fallback = CheckInfo {
         id: inc.check_id.0.clone(),
         ..CheckInfo::default()
@@ -112,7 +112,7 @@ fn check(c: Option<&CheckInfo>, inc: &Incident) -> Value {
     })
 }
 
-fn summary(event: &Event) -> String {
+pub(crate) fn summary(event: &Event) -> String {
     match event.kind {
         EventKind::SeverityRaised => format!("severity raised to {}", event.severity),
         EventKind::Reopened => "breaching again: reopened".into(),

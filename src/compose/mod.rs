@@ -2,6 +2,7 @@
 //! handlebars (strict mode) renders subject, text and HTML. Pure: templates are read once
 //! at load, nothing is sent here.
 
+pub mod chat;
 mod context;
 mod templates;
 
@@ -10,7 +11,7 @@ pub use templates::{TEMPLATE_FILES, TemplateError, Templates};
 
 use crate::config::{Config, Digest, Route};
 use crate::incidents::{Event, Incident};
-use crate::model::Mail;
+use crate::model::{Mail, Notice};
 use std::collections::BTreeMap;
 
 /// Everything compose needs besides the incident: templates, routes, severity texts.
@@ -21,6 +22,8 @@ pub struct Composer {
     severities: BTreeMap<crate::model::Severity, crate::config::SeverityPolicy>,
     domain: String,
     mail_enabled: bool,
+    /// Configured channels: outbox key → where in it (a Slack channel; else the name).
+    channels: BTreeMap<String, String>,
 }
 
 impl Composer {
@@ -44,7 +47,149 @@ impl Composer {
             severities: config.severities.clone(),
             domain,
             mail_enabled: config.mail.is_some(),
+            channels: config
+                .channels
+                .iter()
+                .map(|(key, c)| {
+                    let target = match &c.kind {
+                        crate::config::ChannelKind::Slack { channel, .. } => channel.clone(),
+                        _ => c.name.clone(),
+                    };
+                    (key.clone(), target)
+                })
+                .collect(),
         }
+    }
+
+    /// The channels (outbox keys) told about an incident right away: those of the matching
+    /// immediate routes, each once, in route order.
+    pub fn channels_for(&self, inc: &Incident, check: Option<&CheckInfo>) -> Vec<String> {
+        let tags: &[String] = check.map_or(&[], |c| &c.tags);
+        let mut out: Vec<String> = Vec::new();
+        for r in self
+            .routes
+            .iter()
+            .filter(|r| r.digest == Digest::Immediate && route_matches(r, inc, tags))
+        {
+            for ch in &r.channels {
+                if !out.contains(ch) && self.channels.contains_key(ch) {
+                    out.push(ch.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// The channel messages of one event (Slack, PagerDuty, Teams, webhook), for every
+    /// channel of the matching routes; none for an incident never opened (nobody was told).
+    pub fn notices(
+        &self,
+        inc: &Incident,
+        event: &Event,
+        check: Option<&CheckInfo>,
+        sample: Option<&Sample>,
+        last_pass_at: Option<&str>,
+    ) -> Result<Vec<Notice>, TemplateError> {
+        if inc.opened_at.is_none() {
+            return Ok(Vec::new());
+        }
+        let channels = self.channels_for(inc, check);
+        if channels.is_empty() {
+            return Ok(Vec::new());
+        }
+        let policy = self.severities.get(&inc.severity);
+        let mut out = Vec::new();
+        for key in channels {
+            let target = self.channels.get(&key).cloned().unwrap_or_default();
+            let ctx = context::mail(
+                inc,
+                event,
+                check,
+                sample,
+                last_pass_at,
+                std::slice::from_ref(&target),
+                policy,
+            );
+            let text = chat::ChatText {
+                root: self.templates.render_text("chat_root", &ctx)?,
+                event: self.templates.render_text("chat_event", &ctx)?,
+            };
+            let told = event.kind.template().is_some();
+            let summary =
+                chat::truncate(&format!("{}: {}", inc.title, context::summary(event)), 200);
+            let message_id = format!(
+                "incident-{}.{}.{}",
+                inc.id,
+                inc.first_seen_at.timestamp(),
+                event.id
+            );
+            let (payload, message_id) = match crate::model::channel_kind(&key) {
+                "slack" | "slack_webhook" if told => {
+                    (chat::slack(inc, check, &text, &target), message_id)
+                }
+                "teams" if told => (chat::teams(inc, check, &text), message_id),
+                "pagerduty" => match chat::pagerduty(inc, event, check, &text) {
+                    Some(p) => (p, chat::dedup_key(inc)),
+                    None => continue,
+                },
+                "webhook" => (
+                    chat::webhook(
+                        &context::incident(inc),
+                        &context::check(check, inc),
+                        event,
+                        &context::summary(event),
+                        &text,
+                    ),
+                    message_id,
+                ),
+                _ => continue,
+            };
+            out.push(Notice {
+                channel: key,
+                target,
+                summary,
+                message_id,
+                payload,
+            });
+        }
+        Ok(out)
+    }
+
+    /// A digest route's messages to its Slack channels (other kinds take no digest).
+    pub fn digest_notices(
+        &self,
+        route: &Route,
+        period: &str,
+        incidents: &[Incident],
+        tags: &dyn Fn(&str) -> Vec<String>,
+    ) -> Vec<Notice> {
+        let list: Vec<&Incident> = incidents
+            .iter()
+            .filter(|i| route_matches(route, i, &tags(&i.check_id.0)))
+            .collect();
+        if list.is_empty() {
+            return Vec::new();
+        }
+        let kind = if route.digest == Digest::Weekly {
+            "weekly"
+        } else {
+            "daily"
+        };
+        route
+            .channels
+            .iter()
+            .filter(|k| crate::model::channel_kind(k).starts_with("slack"))
+            .filter_map(|key| {
+                let target = self.channels.get(key)?.clone();
+                Some(Notice {
+                    channel: key.clone(),
+                    summary: format!("{kind} digest {period}: {} incidents", list.len()),
+                    message_id: format!("digest-{kind}-{period}"),
+                    payload: chat::slack_digest(kind, period, &list, &target),
+                    target,
+                })
+            })
+            .collect()
     }
 
     /// Who is told about an incident right away: matching immediate routes, the check's
@@ -165,6 +310,10 @@ impl Composer {
                     ),
                     &mut h,
                 );
+                // Routes told only in channels differ by them (mail-only ids stay as before).
+                if !r.channels.is_empty() {
+                    std::hash::Hash::hash(&r.channels, &mut h);
+                }
                 (format!("{:016x}", std::hash::Hasher::finish(&h)), r)
             })
             .collect()
@@ -182,7 +331,7 @@ impl Composer {
             .iter()
             .filter(|i| route_matches(route, i, &tags(&i.check_id.0)))
             .collect();
-        if list.is_empty() || !self.mail_enabled {
+        if list.is_empty() || !self.mail_enabled || route.email.is_empty() {
             return Ok(None);
         }
         let kind = if route.digest == Digest::Weekly {
@@ -238,6 +387,8 @@ impl Composer {
             );
             self.templates.render_text(name, &ctx)?;
             self.templates.render_html(name, &ctx)?;
+            self.templates.render_text("chat_root", &ctx)?;
+            self.templates.render_text("chat_event", &ctx)?;
         }
         self.templates.subject(&context::subject(&inc))?;
         self.templates
@@ -293,6 +444,79 @@ mod tests {
             mail.text,
             mail.html
         )
+    }
+
+    /// A composer whose routes tell Slack, PagerDuty and a webhook, and a daily Slack digest.
+    fn chat_composer() -> (tempfile::TempDir, Composer) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dqwatch.toml");
+        std::fs::write(
+            &path,
+            "[connections.warehouse]\nurl = \"sqlite://w.db\"\n\
+             [channels.inc]\ntype = \"slack\"\ntoken = \"xoxb-t\"\nchannel = \"#inc\"\n\
+             [channels.pd]\ntype = \"pagerduty\"\nrouting_key = \"0123456789abcdef0123456789abcdef\"\n\
+             [channels.hook]\ntype = \"webhook\"\nurl = \"https://h.example.com\"\nsecret = \"whsec_c2VjcmV0\"\n\
+             [[routes]]\nslack = [\"inc\"]\npagerduty = \"pd\"\nwebhook = \"hook\"\n\
+             [[routes]]\nslack = [\"inc\"]\ndigest = \"daily\"\n",
+        )
+        .unwrap();
+        let cfg = crate::config::load(&path, &|_| None).unwrap();
+        let templates = Templates::load(&dir.path().join("templates")).unwrap();
+        (dir, Composer::new(&cfg, templates))
+    }
+
+    #[test]
+    fn each_event_tells_the_channels_that_take_it() {
+        let (_dir, c) = chat_composer();
+        let (inc, events, check, sample) = context::example();
+        let kinds = |ev: &Event| -> Vec<String> {
+            c.notices(&inc, ev, Some(&check), Some(&sample), None)
+                .unwrap()
+                .into_iter()
+                .map(|n| n.channel)
+                .collect()
+        };
+        let by_kind =
+            |k: crate::incidents::EventKind| kinds(events.iter().find(|e| e.kind == k).unwrap());
+        use crate::incidents::EventKind as K;
+        assert_eq!(
+            by_kind(K::Opened),
+            ["slack:inc", "pagerduty:pd", "webhook:hook"]
+        );
+        assert_eq!(
+            by_kind(K::Acknowledged),
+            ["slack:inc", "pagerduty:pd", "webhook:hook"]
+        );
+        // Escalation is no PagerDuty event; a note tells only the webhook.
+        assert_eq!(by_kind(K::Escalated), ["slack:inc", "webhook:hook"]);
+        assert_eq!(by_kind(K::Note), ["webhook:hook"]);
+        // An incident never opened tells no channel.
+        let pending = Incident {
+            opened_at: None,
+            ..inc.clone()
+        };
+        assert!(
+            c.notices(&pending, &events[0], None, None, None)
+                .unwrap()
+                .is_empty()
+        );
+        // The digest route goes to Slack, as one message.
+        let routes = c.digest_routes();
+        assert_eq!(routes.len(), 1);
+        let d = c.digest_notices(
+            routes[0].1,
+            "2026-01-02",
+            std::slice::from_ref(&inc),
+            &|_| vec![],
+        );
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].channel, "slack:inc");
+        assert!(
+            d[0].payload["root"]["text"]
+                .as_str()
+                .unwrap()
+                .contains("daily digest")
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use serde_json::Value;
 use std::path::Path;
 
 /// Template files: name, built-in text.
-pub const TEMPLATE_FILES: [(&str, &str); 16] = [
+pub const TEMPLATE_FILES: [(&str, &str); 18] = [
     (
         "opened.subject.hbs",
         include_str!("../../config/templates/opened.subject.hbs"),
@@ -68,6 +68,14 @@ pub const TEMPLATE_FILES: [(&str, &str); 16] = [
     (
         "status.html.hbs",
         include_str!("../../config/templates/status.html.hbs"),
+    ),
+    (
+        "chat_root.txt.hbs",
+        include_str!("../../config/templates/chat_root.txt.hbs"),
+    ),
+    (
+        "chat_event.txt.hbs",
+        include_str!("../../config/templates/chat_event.txt.hbs"),
     ),
     (
         "postmortem.md.hbs",

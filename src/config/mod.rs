@@ -56,6 +56,91 @@ pub struct Config {
     pub incidents: Lifecycle,
     /// `[[maintenance]]` windows, in file order.
     pub maintenance: Vec<Maintenance>,
+    /// `[channels.NAME]`, by outbox channel key (`slack:NAME`, `pagerduty:NAME` …).
+    pub channels: BTreeMap<String, Channel>,
+}
+
+/// `[channels.NAME]`: a Slack, PagerDuty, Teams or webhook destination.
+#[derive(Debug, Clone)]
+pub struct Channel {
+    /// The section's name.
+    pub name: String,
+    /// What it is and how to reach it.
+    pub kind: ChannelKind,
+    /// The least time between two messages (Slack: 1 s); zero turns the limit off.
+    pub rate_limit: Duration,
+    /// The longest one HTTP request may take.
+    pub timeout: Duration,
+}
+
+impl Channel {
+    /// The outbox channel key: `slack:NAME`, `pagerduty:NAME` …
+    pub fn key(&self) -> String {
+        format!("{}:{}", self.kind.as_str(), self.name)
+    }
+}
+
+/// A channel's kind and connection details (secrets as [`Secret`]).
+#[derive(Debug, Clone)]
+pub enum ChannelKind {
+    /// Slack Web API with a bot token: one thread per incident, root kept up to date.
+    Slack {
+        /// `xoxb-…`.
+        token: Secret,
+        /// The Slack channel posted to (`#data-incidents` or an id).
+        channel: String,
+        /// `https://slack.com/api` unless overridden (tests).
+        api_base: String,
+        /// `https://WORKSPACE.slack.com`, for permalinks.
+        workspace_url: Option<String>,
+    },
+    /// A Slack incoming webhook: one message per event, no threads.
+    SlackWebhook {
+        /// The webhook URL (a secret).
+        url: Secret,
+    },
+    /// PagerDuty Events API v2.
+    PagerDuty {
+        /// The integration's 32-character routing key.
+        routing_key: Secret,
+        /// `https://events.pagerduty.com` unless overridden (tests).
+        api_base: String,
+    },
+    /// A Microsoft Teams Workflows webhook (Adaptive Card).
+    Teams {
+        /// The workflow URL (a secret: it carries a signature).
+        url: Secret,
+    },
+    /// A generic JSON webhook signed per Standard Webhooks.
+    Webhook {
+        /// The receiver (may hold a token, so a secret).
+        url: Secret,
+        /// `whsec_<base64>`.
+        secret: Secret,
+    },
+}
+
+impl ChannelKind {
+    /// The `type` as written in the config.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ChannelKind::Slack { .. } => "slack",
+            ChannelKind::SlackWebhook { .. } => "slack_webhook",
+            ChannelKind::PagerDuty { .. } => "pagerduty",
+            ChannelKind::Teams { .. } => "teams",
+            ChannelKind::Webhook { .. } => "webhook",
+        }
+    }
+
+    /// The route key that names channels of this kind (`slack` for both Slack kinds).
+    pub fn route_key(&self) -> &'static str {
+        match self {
+            ChannelKind::Slack { .. } | ChannelKind::SlackWebhook { .. } => "slack",
+            ChannelKind::PagerDuty { .. } => "pagerduty",
+            ChannelKind::Teams { .. } => "teams",
+            ChannelKind::Webhook { .. } => "webhook",
+        }
+    }
 }
 
 /// `[daemon]`.
@@ -253,6 +338,8 @@ pub struct Route {
     pub tags: Vec<String>,
     /// Recipients.
     pub email: Vec<String>,
+    /// Other channels told, as outbox channel keys (`slack:NAME`, `pagerduty:NAME` …).
+    pub channels: Vec<String>,
     /// Immediate or digest.
     pub digest: Digest,
 }

@@ -27,6 +27,7 @@ pub(super) struct RawConfig {
     pub incidents: Option<RawIncidents>,
     #[serde(default)]
     pub maintenance: Vec<Spanned<super::maintenance::RawMaintenance>>,
+    pub channels: BTreeMap<String, Spanned<RawChannel>>,
 }
 
 #[derive(Deserialize)]
@@ -83,6 +84,28 @@ pub(super) struct RawRoute {
     #[serde(default)]
     pub email: Vec<Str>,
     pub digest: Option<Str>,
+    /// A channel name or a list of them (`"primary"` or `["#data-incidents"]`).
+    pub slack: Option<Spanned<toml::Value>>,
+    pub pagerduty: Option<Spanned<toml::Value>>,
+    pub teams: Option<Spanned<toml::Value>>,
+    pub webhook: Option<Spanned<toml::Value>>,
+}
+
+/// `[channels.NAME]`: where Slack, PagerDuty, Teams and webhook messages go.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawChannel {
+    #[serde(rename = "type")]
+    pub kind: Str,
+    pub token: Option<Str>,
+    pub channel: Option<Str>,
+    pub url: Option<Str>,
+    pub routing_key: Option<Str>,
+    pub secret: Option<Str>,
+    pub api_base: Option<Str>,
+    pub workspace_url: Option<Str>,
+    pub rate_limit: Option<Str>,
+    pub timeout: Option<Str>,
 }
 
 #[derive(Deserialize)]

@@ -262,10 +262,16 @@ pub(super) fn validate(
         .mail
         .as_ref()
         .and_then(|m| validate_mail(&mut ctx, m, &base));
+    let mut channels = BTreeMap::new();
+    for (name, ch) in &raw.channels {
+        if let Some(c) = validate_channel(&mut ctx, name, ch) {
+            channels.insert(c.key(), c);
+        }
+    }
     let routes = raw
         .routes
         .iter()
-        .filter_map(|r| validate_route(&mut ctx, r))
+        .filter_map(|r| validate_route(&mut ctx, r, &raw.channels))
         .collect();
 
     let mut severities = BTreeMap::new();
@@ -350,6 +356,7 @@ pub(super) fn validate(
             impacts,
             incidents,
             maintenance,
+            channels,
         })
     } else {
         ctx.diags.sort_by_key(|d| (d.line, d.column));
@@ -675,7 +682,289 @@ fn validate_mail(ctx: &mut Ctx<'_>, m: &RawMail, base: &Path) -> Option<Mail> {
     })
 }
 
-fn validate_route(ctx: &mut Ctx<'_>, raw: &Spanned<super::raw::RawRoute>) -> Option<Route> {
+/// Slack's Web API, PagerDuty's Events API: the public endpoints, unless `api_base` says.
+const SLACK_API: &str = "https://slack.com/api";
+const PAGERDUTY_API: &str = "https://events.pagerduty.com";
+
+fn validate_channel(
+    ctx: &mut Ctx<'_>,
+    name: &str,
+    raw: &Spanned<super::raw::RawChannel>,
+) -> Option<Channel> {
+    let c = raw.get_ref();
+    let kind = c.kind.get_ref().as_str();
+    // A required key: reported at the section when missing.
+    let need = |ctx: &mut Ctx<'_>, v: &Option<Str>, key: &str, example: &str| -> Option<String> {
+        match v {
+            Some(s) => ctx.string(s),
+            None => {
+                ctx.error(
+                    raw.span(),
+                    format!("[channels.{name}] (type \"{kind}\") needs {key}"),
+                    Some(format!("add {key} = {example}")),
+                );
+                None
+            }
+        }
+    };
+    let http_url = |ctx: &mut Ctx<'_>, s: &Option<Str>, v: String, key: &str| -> Option<String> {
+        if v.starts_with("https://") || v.starts_with("http://") {
+            Some(v)
+        } else {
+            // Not shown: a webhook URL is a secret.
+            ctx.error(
+                s.as_ref().map_or(raw.span(), Spanned::span),
+                format!("[channels.{name}] {key} is not an http(s) URL"),
+                Some("e.g. \"https://…\" (the value is not shown: it may be a secret)".into()),
+            );
+            None
+        }
+    };
+    let api_base = |ctx: &mut Ctx<'_>, default: &str| -> Option<String> {
+        match &c.api_base {
+            None => Some(default.to_string()),
+            Some(s) => {
+                let v = ctx.string(s)?;
+                http_url(
+                    ctx,
+                    &c.api_base,
+                    v.trim_end_matches('/').to_string(),
+                    "api_base",
+                )
+            }
+        }
+    };
+    let kind = match kind {
+        "slack" => {
+            let token = need(ctx, &c.token, "token", "\"${SLACK_BOT_TOKEN}\"");
+            let channel = need(ctx, &c.channel, "channel", "\"#data-incidents\"");
+            if let Some(t) = &token
+                && !(t.starts_with("xoxb-") || t.starts_with("xoxp-"))
+            {
+                ctx.error(
+                    c.token.as_ref().map_or(raw.span(), Spanned::span),
+                    format!("[channels.{name}] token is not a Slack bot token"),
+                    Some("a bot token starts with xoxb- (the value is not shown)".into()),
+                );
+            }
+            let api_base = api_base(ctx, SLACK_API);
+            let workspace_url = c
+                .workspace_url
+                .as_ref()
+                .and_then(|s| ctx.string(s))
+                .and_then(|v| http_url(ctx, &c.workspace_url, v, "workspace_url"))
+                .map(|v| v.trim_end_matches('/').to_string());
+            ChannelKind::Slack {
+                token: Secret::new(token?),
+                channel: channel?,
+                api_base: api_base?,
+                workspace_url,
+            }
+        }
+        "slack_webhook" | "teams" => {
+            let url = need(ctx, &c.url, "url", "\"${WEBHOOK_URL}\"")
+                .and_then(|v| http_url(ctx, &c.url, v, "url"))?;
+            let url = Secret::new(url);
+            if kind == "teams" {
+                ChannelKind::Teams { url }
+            } else {
+                ChannelKind::SlackWebhook { url }
+            }
+        }
+        "pagerduty" => {
+            let key = need(
+                ctx,
+                &c.routing_key,
+                "routing_key",
+                "\"${PAGERDUTY_ROUTING_KEY}\"",
+            );
+            if let Some(k) = &key
+                && k.chars().count() != 32
+            {
+                ctx.error(
+                    c.routing_key.as_ref().map_or(raw.span(), Spanned::span),
+                    format!(
+                        "[channels.{name}] routing_key has {} characters; PagerDuty's have 32",
+                        k.chars().count()
+                    ),
+                    Some("copy the integration key of an Events API v2 integration (the value is not shown)".into()),
+                );
+            }
+            let api_base = api_base(ctx, PAGERDUTY_API);
+            ChannelKind::PagerDuty {
+                routing_key: Secret::new(key?),
+                api_base: api_base?,
+            }
+        }
+        "webhook" => {
+            let url = need(ctx, &c.url, "url", "\"https://hooks.example.com/dqwatch\"")
+                .and_then(|v| http_url(ctx, &c.url, v, "url"));
+            let secret = need(ctx, &c.secret, "secret", "\"${DQWATCH_WEBHOOK_SECRET}\"");
+            if let Some(sec) = &secret
+                && !is_whsec(sec)
+            {
+                ctx.error(
+                    c.secret.as_ref().map_or(raw.span(), Spanned::span),
+                    format!("[channels.{name}] secret is not a Standard Webhooks secret"),
+                    Some("it reads whsec_ followed by base64 (the value is not shown)".into()),
+                );
+            }
+            ChannelKind::Webhook {
+                url: Secret::new(url?),
+                secret: Secret::new(secret?),
+            }
+        }
+        other => {
+            ctx.error(
+                c.kind.span(),
+                format!("unknown channel type \"{other}\""),
+                Some(
+                    "use \"slack\", \"slack_webhook\", \"pagerduty\", \"teams\" or \"webhook\""
+                        .into(),
+                ),
+            );
+            return None;
+        }
+    };
+    let default_rate = if matches!(
+        kind,
+        ChannelKind::Slack { .. } | ChannelKind::SlackWebhook { .. }
+    ) {
+        Duration::from_secs(1)
+    } else {
+        Duration::ZERO
+    };
+    let rate_limit = match &c.rate_limit {
+        None => default_rate,
+        Some(s) => match ctx.string(s)?.as_str() {
+            "0" | "0s" | "off" => Duration::ZERO,
+            text => parse_duration(text)
+                .map_err(|m| ctx.error(s.span(), m, None))
+                .ok()?,
+        },
+    };
+    let timeout = match &c.timeout {
+        None => Duration::from_secs(10),
+        Some(s) => ctx.duration(s)?,
+    };
+    Some(Channel {
+        name: name.to_string(),
+        kind,
+        rate_limit,
+        timeout,
+    })
+}
+
+/// `whsec_` followed by base64 of at least one byte.
+fn is_whsec(s: &str) -> bool {
+    use base64::Engine as _;
+    s.strip_prefix("whsec_").is_some_and(|b| {
+        base64::engine::general_purpose::STANDARD
+            .decode(b)
+            .is_ok_and(|k| !k.is_empty())
+    })
+}
+
+/// The outbox channel keys a route names under `key` (`slack`, `pagerduty` …): each entry
+/// is a `[channels.NAME]` of that kind, or (Slack) the `channel` one Slack section posts to.
+fn route_channels(
+    ctx: &mut Ctx<'_>,
+    key: &str,
+    value: Option<&Spanned<toml::Value>>,
+    sections: &BTreeMap<String, Spanned<super::raw::RawChannel>>,
+) -> Vec<String> {
+    let Some(v) = value else {
+        return Vec::new();
+    };
+    let names: Vec<String> = match v.get_ref() {
+        toml::Value::String(s) => vec![s.clone()],
+        toml::Value::Array(a) if a.iter().all(toml::Value::is_str) => a
+            .iter()
+            .filter_map(|x| x.as_str().map(str::to_string))
+            .collect(),
+        _ => {
+            ctx.error(
+                v.span(),
+                format!("{key} must name a channel or a list of channels"),
+                Some(format!(
+                    "e.g. {key} = [\"NAME\"] for a [channels.NAME] section"
+                )),
+            );
+            return Vec::new();
+        }
+    };
+    let kinds: &[&str] = if key == "slack" {
+        &["slack", "slack_webhook"]
+    } else {
+        std::slice::from_ref(&key)
+    };
+    let mut out = Vec::new();
+    for name in names {
+        let of_kind = |n: &str| {
+            sections
+                .get(n)
+                .map(|c| c.get_ref().kind.get_ref().as_str())
+                .filter(|k| kinds.contains(k))
+        };
+        if let Some(k) = of_kind(&name) {
+            out.push(format!("{k}:{name}"));
+            continue;
+        }
+        // `slack = ["#data-incidents"]`: the Slack section posting there.
+        let by_target: Vec<&String> = sections
+            .iter()
+            .filter(|(n, c)| {
+                of_kind(n).is_some()
+                    && c.get_ref().channel.as_ref().map(|t| t.get_ref()) == Some(&name)
+            })
+            .map(|(n, _)| n)
+            .collect();
+        if let [n] = by_target.as_slice() {
+            if let Some(k) = of_kind(n) {
+                out.push(format!("{k}:{n}"));
+            }
+            continue;
+        }
+        let hint = match sections.get(&name) {
+            Some(c) => format!(
+                "[channels.{name}] is of type \"{}\"; name it under {} instead",
+                c.get_ref().kind.get_ref(),
+                c.get_ref().kind.get_ref().replace("slack_webhook", "slack")
+            ),
+            None => {
+                let known: Vec<&str> = sections
+                    .iter()
+                    .filter(|(n, _)| of_kind(n).is_some())
+                    .map(|(n, _)| n.as_str())
+                    .collect();
+                if name.starts_with('#') {
+                    format!(
+                        "no slack channel posts to {name}: add a [channels.NAME] with type = \"slack\" and channel = \"{name}\""
+                    )
+                } else if known.is_empty() {
+                    format!(
+                        "add a [channels.{name}] section with type = \"{}\"",
+                        kinds[0]
+                    )
+                } else {
+                    format!("known {key} channels: {}", known.join(", "))
+                }
+            }
+        };
+        ctx.error(
+            v.span(),
+            format!("unknown {key} channel \"{name}\""),
+            Some(hint),
+        );
+    }
+    out
+}
+
+fn validate_route(
+    ctx: &mut Ctx<'_>,
+    raw: &Spanned<super::raw::RawRoute>,
+    sections: &BTreeMap<String, Spanned<super::raw::RawChannel>>,
+) -> Option<Route> {
     let r = raw.get_ref();
     let severity = r.severity.iter().filter_map(|s| ctx.severity(s)).collect();
     let category = r
@@ -689,11 +978,28 @@ fn validate_route(ctx: &mut Ctx<'_>, raw: &Spanned<super::raw::RawRoute>) -> Opt
         })
         .collect();
     let email: Vec<String> = r.email.iter().filter_map(|e| ctx.email(e)).collect();
-    if r.email.is_empty() {
+    let mut channels = Vec::new();
+    for (key, value) in [
+        ("slack", &r.slack),
+        ("pagerduty", &r.pagerduty),
+        ("teams", &r.teams),
+        ("webhook", &r.webhook),
+    ] {
+        channels.extend(route_channels(ctx, key, value.as_ref(), sections));
+    }
+    if r.email.is_empty()
+        && r.slack.is_none()
+        && r.pagerduty.is_none()
+        && r.teams.is_none()
+        && r.webhook.is_none()
+    {
         ctx.error(
             raw.span(),
-            "route has no email recipients",
-            Some("add email = [\"team@example.com\"]".into()),
+            "route has no email recipients and no channel",
+            Some(
+                "add email = [\"team@example.com\"] or slack = [\"NAME\"] for a [channels.NAME]"
+                    .into(),
+            ),
         );
     }
     let digest = match r.digest.as_ref().map(|d| (d.span(), d.get_ref().as_str())) {
@@ -714,6 +1020,7 @@ fn validate_route(ctx: &mut Ctx<'_>, raw: &Spanned<super::raw::RawRoute>) -> Opt
         category,
         tags: r.tags.iter().map(|t| t.get_ref().clone()).collect(),
         email,
+        channels,
         digest,
     })
 }
@@ -977,6 +1284,52 @@ mod tests {
         assert_eq!(
             cfg.severities[&Severity::P0].escalation[0].until,
             Until::Resolved
+        );
+    }
+
+    #[test]
+    fn channels_and_route_keys() {
+        let env = |name: &str| match name {
+            "TOKEN" => Some("xoxb-SECRET-token".to_string()),
+            "KEY" => Some("k".repeat(32)),
+            _ => None,
+        };
+        let cfg = parse(
+            Path::new("dqwatch.toml"),
+            "[channels.inc]\ntype = \"slack\"\ntoken = \"${TOKEN}\"\nchannel = \"#data-incidents\"\n\
+             [channels.pd]\ntype = \"pagerduty\"\nrouting_key = \"${KEY}\"\n\
+             [[routes]]\nslack = [\"#data-incidents\"]\npagerduty = \"pd\"\n",
+            &env,
+        )
+        .unwrap();
+        assert_eq!(cfg.routes[0].channels, ["slack:inc", "pagerduty:pd"]);
+        assert_eq!(cfg.channels["slack:inc"].rate_limit, Duration::from_secs(1));
+        assert_eq!(cfg.channels["pagerduty:pd"].rate_limit, Duration::ZERO);
+        let shown = format!("{:?}", cfg.channels);
+        assert!(
+            !shown.contains("SECRET") && !shown.contains("kkkk"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn bad_channels() {
+        let e = errors(
+            "[channels.a]\ntype = \"slak\"\n[channels.b]\ntype = \"webhook\"\nurl = \"ftp://x\"\nsecret = \"plain\"\n",
+        );
+        assert_eq!(e.len(), 3, "{e:#?}");
+        assert!(
+            e[0].contains(":2:8: error: unknown channel type \"slak\""),
+            "{e:#?}"
+        );
+        assert!(e[1].contains("url is not an http(s) URL"), "{e:#?}");
+        assert!(
+            e[2].contains("secret is not a Standard Webhooks secret"),
+            "{e:#?}"
+        );
+        assert!(
+            e.iter()
+                .all(|d| !d.contains("plain") && !d.contains("ftp://x"))
         );
     }
 

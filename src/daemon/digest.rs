@@ -112,6 +112,17 @@ pub async fn tick(shared: &Shared) -> Result<usize, String> {
                 .map_err(|e| e.chain())?;
             queued += 1;
         }
+        for notice in loaded
+            .composer
+            .digest_notices(route, &key, &incidents, &tags)
+        {
+            shared
+                .store
+                .queue_digest_notice(&id, &key, &notice, now)
+                .await
+                .map_err(|e| e.chain())?;
+            queued += 1;
+        }
     }
     if queued > 0 {
         shared.mail_due.notify_one();

@@ -733,8 +733,33 @@ pub async fn render_incident(shared: &Shared, id: i64) -> Result<Option<String>,
         .await
         .unwrap_or_default()
         .into_iter()
-        .filter(|m| m.incident_id == Some(id))
+        .filter(|m| m.incident_id == Some(id) && m.channel == "mail")
         .collect();
+    // Where it was told: the mail thread, the Slack thread, the PagerDuty dedup key.
+    let told = crate::engine::told::lines(
+        &loaded.config,
+        &shared.store.told(id).await.unwrap_or_default(),
+    );
+    if !told.is_empty() {
+        html.push_str("<h2>Told</h2><table tabindex=\"0\"><thead><tr><th>channel</th><th>where</th><th>messages</th><th>thread</th></tr></thead><tbody>");
+        for t in &told {
+            let thread = match (&t.link, &t.thread) {
+                (Some(link), Some(th)) => {
+                    format!("<a href=\"{}\">{}</a>", esc(link), esc(th))
+                }
+                (None, Some(th)) => esc(th),
+                _ => String::new(),
+            };
+            let _ = write!(
+                html,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{thread}</td></tr>",
+                esc(&t.channel),
+                esc(&t.target),
+                esc(&t.counts)
+            );
+        }
+        html.push_str("</tbody></table>");
+    }
     if !mails.is_empty() {
         html.push_str("<h2>Mail</h2><table tabindex=\"0\"><thead><tr><th>queued</th><th>to</th><th>subject</th><th>state</th></tr></thead><tbody>");
         for m in mails.iter().rev() {

@@ -445,18 +445,28 @@ pub async fn deliver(shared: Arc<Shared>, shutdown: CancellationToken) {
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
-            () = shared.mail_due.notified(), if pause == DELIVER_EVERY => {}
+            // Always heard: a new message may be for a channel that works while another
+            // is down (each channel backs off on its own).
+            () = shared.mail_due.notified() => {}
             () = tokio::time::sleep(pause) => {}
         }
         let loaded = shared.loaded();
-        let Some(mailer) = &loaded.mailer else {
+        if loaded.mailer.is_none() && loaded.channels.is_empty() {
             continue;
-        };
-        match crate::engine::deliver::deliver(&shared.store, mailer, shared.clock.as_ref()).await {
+        }
+        match crate::engine::deliver::deliver(
+            &shared.store,
+            loaded.mailer.as_ref(),
+            &loaded.channels,
+            shared.clock.as_ref(),
+        )
+        .await
+        {
             Ok(d) => {
                 shared.set_ready(true);
-                metrics::counter!("dqwatch_mail_sent_total").increment(d.sent as u64);
-                pause = if d.transport_down {
+                let mails = d.sent_by_channel.get("mail").copied().unwrap_or_default();
+                metrics::counter!("dqwatch_mail_sent_total").increment(mails as u64);
+                pause = if d.transport_down && d.sent == 0 {
                     (pause * 2).min(TRANSPORT_PAUSE_MAX)
                 } else {
                     DELIVER_EVERY

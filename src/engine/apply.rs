@@ -111,6 +111,30 @@ impl Facts {
     }
 }
 
+impl Facts {
+    /// The channel messages (Slack, PagerDuty, Teams, webhooks) for an event.
+    pub fn notices(
+        &self,
+        composer: &Composer,
+        inc: &Incident,
+        event: &Event,
+    ) -> Result<Vec<crate::model::Notice>, ApplyError> {
+        let check = &inc.check_id.0;
+        composer
+            .notices(
+                inc,
+                event,
+                self.infos.get(check),
+                self.samples.get(&inc.fingerprint),
+                self.last_pass.get(check).map(String::as_str),
+            )
+            .map_err(|source| ApplyError::Compose {
+                incident: inc.id,
+                source,
+            })
+    }
+}
+
 /// What a check tells a ticket about itself.
 pub fn check_info(check: &Check) -> CheckInfo {
     CheckInfo {
@@ -156,14 +180,21 @@ pub async fn record(
                 ..ev.clone()
             };
             done.count(&event);
+            let held = facts.hold(&inc).is_some();
             if let Some(mail) = facts.compose(composer, &inc, &event, None)? {
-                if facts.hold(&inc).is_some() {
+                if held {
                     // Held: on the timeline, not mailed; the hold's end is told once.
                     tx.mark_held(inc.id, now).await?;
                     done.held += 1;
                 } else {
                     tx.write_mail(inc.id, event.id, &mail, now).await?;
                     done.mails += 1;
+                }
+            }
+            // Channels are held with the mail, and told the hold's end with it.
+            if !held {
+                for notice in facts.notices(composer, &inc, &event)? {
+                    tx.write_notice(inc.id, event.id, &notice, now).await?;
                 }
             }
         }
@@ -632,17 +663,23 @@ async fn end_hold(
         ..end.event.clone()
     };
     let mut mails = 0;
-    if end.tell
-        && let Some(mail) = facts.compose(composer, &inc, &event, None)?
-    {
-        tx.write_mail(id, event.id, &mail, now).await?;
-        mails += 1;
+    if end.tell {
+        if let Some(mail) = facts.compose(composer, &inc, &event, None)? {
+            tx.write_mail(id, event.id, &mail, now).await?;
+            mails += 1;
+        }
+        for notice in facts.notices(composer, &inc, &event)? {
+            tx.write_notice(id, event.id, &notice, now).await?;
+        }
     }
-    if let Some(held) = end.send.and_then(|e| events.iter().find(|ev| ev.id == e))
-        && let Some(mail) = facts.compose(composer, &inc, held, None)?
-    {
-        tx.write_mail(id, held.id, &mail, now).await?;
-        mails += 1;
+    if let Some(held) = end.send.and_then(|e| events.iter().find(|ev| ev.id == e)) {
+        if let Some(mail) = facts.compose(composer, &inc, held, None)? {
+            tx.write_mail(id, held.id, &mail, now).await?;
+            mails += 1;
+        }
+        for notice in facts.notices(composer, &inc, held)? {
+            tx.write_notice(id, held.id, &notice, now).await?;
+        }
     }
     tx.commit().await?;
     Ok(Some(mails))
@@ -688,6 +725,11 @@ pub async fn take_step(
                 tx.mark_held(inc.id, now).await?;
             } else {
                 tx.write_mail(inc.id, event.id, &mail, now).await?;
+            }
+        }
+        if held.is_none() {
+            for notice in facts.notices(composer, inc, &event)? {
+                tx.write_notice(inc.id, event.id, &notice, now).await?;
             }
         }
     }

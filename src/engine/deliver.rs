@@ -1,37 +1,49 @@
-//! Outbox delivery: claim one due mail at a time (leased to this process for as long as one
-//! send may take), send it, and settle it — sent, retried with backoff and jitter, or dead —
-//! only while still holding its lease. A transport that is down is nobody's attempt.
+//! Outbox delivery: claim one due message at a time (leased to this process for as long as
+//! one send may take), send it through its channel — mail, Slack, PagerDuty, Teams, a
+//! webhook — and settle it — sent, retried with backoff and jitter, or dead — only while
+//! still holding its lease. A channel that is down is nobody's attempt, and delays only
+//! its own messages: the pass goes on with the other channels.
 
 use crate::clock::Clock;
-use crate::notify::{Failure, Mailer};
+use crate::notify::{Channels, Failure, Mailer};
 use crate::store::{Store, StoreError};
 use chrono::Duration;
+use std::collections::BTreeMap;
 use std::hash::{BuildHasher, DefaultHasher, Hash, Hasher, RandomState};
 use std::sync::OnceLock;
 
-/// Attempts before a mail is dead-lettered.
+/// Attempts before a message is dead-lettered.
 pub const MAX_ATTEMPTS: u32 = 10;
 /// The least a lease outlasts one send: room for the store writes around it and for clock
 /// skew between replicas (a lease is 1.5 × the send limit, at least this much more).
 const LEASE_SLACK: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// The outbox channel key of mail.
+pub const MAIL: &str = "mail";
+
 /// What one delivery pass did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Delivery {
-    /// Mails delivered.
+    /// Messages delivered.
     pub sent: usize,
-    /// Mails that failed and will be retried.
+    /// Messages that failed and will be retried.
     pub retrying: usize,
-    /// Mails moved to the dead-letter state.
+    /// Messages moved to the dead-letter state.
     pub dead: usize,
-    /// Mails sent after another process had taken over their lease (possibly sent twice;
-    /// receivers deduplicate by Message-ID).
+    /// Messages sent after another process had taken over their lease (possibly sent twice;
+    /// receivers deduplicate by Message-ID, webhook-id or dedup key).
     pub lease_lost: usize,
-    /// True when the pass stopped because the transport failed (the relay is down, refuses
-    /// our credentials…): no mail's attempts were used, all of them wait.
+    /// True when a channel's transport failed (the relay is down, Slack rate-limits us…):
+    /// no message's attempts were used, that channel's messages wait.
     pub transport_down: bool,
-    /// The last failure, if any.
+    /// The channels that were down, with why.
+    pub down: BTreeMap<String, String>,
+    /// Messages delivered per channel.
+    pub sent_by_channel: BTreeMap<String, usize>,
+    /// The last failure, if any (a channel's is prefixed with the channel).
     pub last_error: Option<String>,
+    /// The channel of the last failure.
+    pub last_channel: Option<String>,
 }
 
 /// The delay before attempt `attempts + 1`: 30 s doubling to at most 1 h, plus up to 20 %
@@ -44,10 +56,13 @@ pub fn backoff(id: i64, attempts: u32) -> Duration {
     Duration::seconds(base + jitter)
 }
 
-/// How long a claimed mail is this process's: one send at most, plus slack (90 s with the
-/// default SMTP timeout of 30 s).
-pub fn lease_for(mailer: &Mailer) -> Duration {
-    let limit = mailer.send_limit();
+/// How long a claimed message is this process's: one send at most (the slowest channel's),
+/// plus slack (90 s with the default SMTP timeout of 30 s).
+pub fn lease_for(mailer: Option<&Mailer>, channels: &Channels) -> Duration {
+    let limit = mailer
+        .map(Mailer::send_limit)
+        .unwrap_or_default()
+        .max(channels.send_limit());
     let lease = (limit + limit / 2).max(limit + LEASE_SLACK);
     Duration::from_std(lease).unwrap_or(Duration::hours(1))
 }
@@ -62,34 +77,108 @@ pub fn lease_owner() -> &'static str {
     })
 }
 
-/// Sends every mail that is due, oldest first, each incident's mails in order. A mail
-/// waiting for its retry time stays waiting (`dqwatch outbox retry ID` makes it due now).
-/// Stops at the first transport failure: the rest would only meet the same one.
+/// A send's failure, whatever the channel.
+struct Failed {
+    failure: Failure,
+    message: String,
+}
+
+/// Sends every message that is due, oldest first, each incident's messages in order per
+/// channel. A message waiting for its retry time stays waiting (`dqwatch outbox retry ID`
+/// makes it due now). A channel whose transport fails is skipped for the rest of the pass
+/// (its messages would only meet the same failure); the others go on.
 pub async fn deliver(
     store: &Store,
-    mailer: &Mailer,
+    mailer: Option<&Mailer>,
+    channels: &Channels,
     clock: &dyn Clock,
 ) -> Result<Delivery, StoreError> {
     let owner = lease_owner();
     let mut done = Delivery::default();
     let mut after = 0;
+    let lease = lease_for(mailer, channels);
     loop {
         let now = clock.now();
+        let skip: Vec<String> = done.down.keys().cloned().collect();
         let Some(item) = store
-            .claim_mail(now, now + lease_for(mailer), owner, after)
+            .claim_mail(now, now + lease, owner, after, &skip)
             .await?
         else {
             return Ok(done);
         };
         after = item.id;
-        let failure = match mailer.send(item.id, item.incident_id, &item.mail).await {
+        let channel = item.channel.clone();
+        let outcome: Result<(), Failed> = if channel == MAIL {
+            match mailer {
+                None => Err(Failed {
+                    failure: Failure::Transport,
+                    message: "no [mail] in the config".into(),
+                }),
+                Some(m) => m
+                    .send(item.id, item.incident_id, &item.mail)
+                    .await
+                    .map_err(|e| Failed {
+                        failure: e.failure,
+                        message: e.message,
+                    }),
+            }
+        } else {
+            match channels.get(&channel) {
+                None => Err(Failed {
+                    failure: Failure::Transport,
+                    message: format!("channel {channel} is not in the config"),
+                }),
+                Some(outlet) => match outlet.blocked(now) {
+                    Some(why) => Err(Failed {
+                        failure: Failure::Transport,
+                        message: why,
+                    }),
+                    None => {
+                        let thread = match item.incident_id {
+                            Some(i) if channel.starts_with("slack:") => {
+                                store.chat_thread(i, &channel).await?
+                            }
+                            _ => None,
+                        };
+                        let payload = item.payload.clone().unwrap_or_default();
+                        let sent = outlet
+                            .send(
+                                &item.mail.message_id,
+                                item.incident_id,
+                                &payload,
+                                thread.as_ref(),
+                                clock.now(),
+                            )
+                            .await;
+                        outlet.settle(sent.as_ref().map(drop), clock.now());
+                        match sent {
+                            Ok(root) => {
+                                if let (Some(root), Some(i)) = (root, item.incident_id) {
+                                    store
+                                        .save_chat_thread(i, &channel, &root, clock.now())
+                                        .await?;
+                                }
+                                Ok(())
+                            }
+                            Err(e) => Err(Failed {
+                                failure: e.failure,
+                                message: e.message,
+                            }),
+                        }
+                    }
+                },
+            }
+        };
+        let failure = match outcome {
             Ok(()) => {
                 if store.mark_sent(item.id, owner, clock.now()).await? {
                     done.sent += 1;
+                    *done.sent_by_channel.entry(channel).or_default() += 1;
                 } else {
                     tracing::warn!(
                         outbox = item.id,
-                        "Mail sent after its lease passed to another process; it may arrive twice (same Message-ID)."
+                        channel = %channel,
+                        "Message sent after its lease passed to another process; it may arrive twice (same id)."
                     );
                     done.lease_lost += 1;
                 }
@@ -97,17 +186,23 @@ pub async fn deliver(
             }
             Err(e) => e,
         };
-        done.last_error = Some(failure.message.clone());
+        done.last_error = Some(if channel == MAIL {
+            failure.message.clone()
+        } else {
+            format!("{channel}: {}", failure.message)
+        });
+        done.last_channel = Some(channel.clone());
         if failure.failure == Failure::Transport {
-            tracing::warn!(outbox = item.id, error = %failure, "Mail transport failed; every mail waits for it.");
+            tracing::warn!(outbox = item.id, channel = %channel, error = %failure.message, "Channel transport failed; its messages wait for it.");
             store.release_mail(item.id, owner, &failure.message).await?;
             done.transport_down = true;
-            return Ok(done);
+            done.down.insert(channel, failure.message);
+            continue;
         }
         let attempts = item.attempts + 1;
         let dead = failure.failure == Failure::Permanent || attempts >= MAX_ATTEMPTS;
         let next = clock.now() + backoff(item.id, item.attempts);
-        tracing::warn!(outbox = item.id, attempts, dead, error = %failure, "Mail delivery failed.");
+        tracing::warn!(outbox = item.id, channel = %channel, attempts, dead, error = %failure.message, "Delivery failed.");
         if !store
             .mark_failed(item.id, owner, &failure.message, next, dead)
             .await?
@@ -185,14 +280,14 @@ mod tests {
         let (_dir, store) = store_with(&[1]).await;
         let lease = Duration::seconds(90);
         let a = store
-            .claim_mail(t0(), t0() + lease, "a", 0)
+            .claim_mail(t0(), t0() + lease, "a", 0, &[])
             .await
             .unwrap()
             .unwrap();
         // While A holds it, nobody else can take it.
         assert!(
             store
-                .claim_mail(t0() + Duration::seconds(89), t0() + lease * 2, "b", 0)
+                .claim_mail(t0() + Duration::seconds(89), t0() + lease * 2, "b", 0, &[])
                 .await
                 .unwrap()
                 .is_none()
@@ -200,7 +295,7 @@ mod tests {
         // A's lease runs out; B takes the mail over and sends it.
         let later = t0() + Duration::seconds(91);
         let b = store
-            .claim_mail(later, later + lease, "b", 0)
+            .claim_mail(later, later + lease, "b", 0, &[])
             .await
             .unwrap()
             .unwrap();
@@ -224,13 +319,13 @@ mod tests {
         let (_dir, store) = store_with(&[1, 2, 3]).await;
         let lease = t0() + Duration::seconds(90);
         let first = store
-            .claim_mail(t0(), lease, "dead-process", 0)
+            .claim_mail(t0(), lease, "dead-process", 0, &[])
             .await
             .unwrap()
             .unwrap();
         // The process holding the first mail dies; every other mail is free at once.
         let mut others = Vec::new();
-        while let Some(m) = store.claim_mail(t0(), lease, "next", 0).await.unwrap() {
+        while let Some(m) = store.claim_mail(t0(), lease, "next", 0, &[]).await.unwrap() {
             assert!(store.mark_sent(m.id, "next", t0()).await.unwrap());
             others.push(m.id);
         }
@@ -247,7 +342,7 @@ mod tests {
         let (_dir, store) = store_with(&[7, 7, 8]).await;
         let lease = t0() + Duration::seconds(90);
         let opened = store
-            .claim_mail(t0(), lease, "p", 0)
+            .claim_mail(t0(), lease, "p", 0, &[])
             .await
             .unwrap()
             .unwrap();
@@ -262,7 +357,7 @@ mod tests {
                 .unwrap()
         );
         let next = store
-            .claim_mail(t0(), lease, "p", 0)
+            .claim_mail(t0(), lease, "p", 0, &[])
             .await
             .unwrap()
             .unwrap();
@@ -270,7 +365,7 @@ mod tests {
         assert!(store.mark_sent(next.id, "p", t0()).await.unwrap());
         assert!(
             store
-                .claim_mail(t0(), lease, "p", 0)
+                .claim_mail(t0(), lease, "p", 0, &[])
                 .await
                 .unwrap()
                 .is_none()
@@ -280,7 +375,7 @@ mod tests {
             let mut v = Vec::new();
             let at = retry_at + Duration::seconds(1);
             while let Some(m) = store
-                .claim_mail(at, at + Duration::seconds(90), "p", 0)
+                .claim_mail(at, at + Duration::seconds(90), "p", 0, &[])
                 .await
                 .unwrap()
             {
@@ -305,7 +400,9 @@ mod tests {
         };
         let clock = ManualClock::new(t0());
         for _ in 0..(MAX_ATTEMPTS + 5) {
-            let d = deliver(&store, &mailer, &clock).await.unwrap();
+            let d = deliver(&store, Some(&mailer), &Channels::default(), &clock)
+                .await
+                .unwrap();
             assert!(d.transport_down);
             assert_eq!((d.sent, d.retrying, d.dead), (0, 0, 0));
             clock.advance(Duration::minutes(1));
@@ -318,8 +415,95 @@ mod tests {
             dir: dir.path().join("outbox"),
             from: "dq <dq@example.com>".into(),
         };
-        let d = deliver(&store, &mailer, &clock).await.unwrap();
+        let d = deliver(&store, Some(&mailer), &Channels::default(), &clock)
+            .await
+            .unwrap();
         assert_eq!((d.sent, d.transport_down), (2, false));
-        assert_eq!(deliver(&store, &mailer, &clock).await.unwrap().sent, 0);
+        assert_eq!(
+            deliver(&store, Some(&mailer), &Channels::default(), &clock)
+                .await
+                .unwrap()
+                .sent,
+            0
+        );
+    }
+
+    fn notice(channel: &str, n: usize) -> crate::model::Notice {
+        crate::model::Notice {
+            channel: channel.into(),
+            target: "t".into(),
+            summary: format!("{channel} {n}"),
+            message_id: format!("m{n}"),
+            payload: serde_json::json!({}),
+        }
+    }
+
+    // See: issue 11 — thread order is per incident AND channel; a channel that is down
+    // (skipped for the pass) holds back nothing of the others.
+    #[tokio::test]
+    async fn order_is_per_incident_and_channel_and_a_down_channel_holds_only_itself() {
+        let (_dir, store) = store_with(&[7]).await;
+        store
+            .test_insert_notice(Some(7), &notice("slack:a", 1), t0())
+            .await
+            .unwrap();
+        store
+            .test_insert_notice(Some(7), &notice("slack:a", 2), t0())
+            .await
+            .unwrap();
+        store
+            .test_insert_notice(Some(7), &notice("webhook:b", 3), t0())
+            .await
+            .unwrap();
+        let lease = t0() + Duration::seconds(90);
+        // The mail (row 1) is pending: Slack's first message goes out all the same.
+        let skip = vec![MAIL.to_string()];
+        let first = store
+            .claim_mail(t0(), lease, "p", 0, &skip)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(first.channel, "slack:a");
+        assert_eq!(first.mail.subject, "slack:a 1");
+        // Slack's second waits for its first; the webhook does not.
+        let next = store
+            .claim_mail(t0(), lease, "p", first.id, &skip)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(next.channel, "webhook:b");
+        // Slack down too: nothing else is due.
+        let skip = vec![MAIL.to_string(), "slack:a".to_string()];
+        assert!(
+            store
+                .claim_mail(t0(), lease, "p", 0, &skip)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    // A channel message for a channel the config no longer has waits (nobody's attempt);
+    // mail goes out.
+    #[tokio::test]
+    async fn an_unconfigured_channel_waits_and_mail_goes_out() {
+        let (dir, store) = store_with(&[1]).await;
+        store
+            .test_insert_notice(Some(2), &notice("slack:gone", 1), t0())
+            .await
+            .unwrap();
+        let mailer = Mailer::File {
+            dir: dir.path().join("outbox"),
+            from: "dq <dq@example.com>".into(),
+        };
+        let clock = ManualClock::new(t0());
+        let d = deliver(&store, Some(&mailer), &Channels::default(), &clock)
+            .await
+            .unwrap();
+        assert_eq!(d.sent, 1);
+        assert!(d.down.contains_key("slack:gone"), "{d:?}");
+        let all = store.outbox(None, 10).await.unwrap();
+        let slack = all.iter().find(|m| m.channel == "slack:gone").unwrap();
+        assert_eq!((slack.state, slack.attempts), (OutboxState::Pending, 0));
     }
 }

@@ -9,7 +9,7 @@ use crate::checks::{self, Catalog, Check};
 use crate::compose::{CheckInfo, Composer, Templates};
 use crate::config::{self, Config};
 use crate::diag::Diagnostic;
-use crate::notify::Mailer;
+use crate::notify::{Channels, Mailer};
 use crate::warehouse::Warehouses;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -29,6 +29,8 @@ pub struct Engine {
     pub warehouses: Warehouses,
     /// The mail transport, when `[mail]` is configured.
     pub mailer: Option<Mailer>,
+    /// The `[channels.*]` transports (Slack, PagerDuty, Teams, webhooks).
+    pub channels: Channels,
 }
 
 /// What made loading fail: every problem found, each with its file and line.
@@ -59,7 +61,11 @@ impl Engine {
         let catalog = checks::load(&config)?;
         let composer = templates(&config)?;
         let mailer = transport(&config)?;
-        Ok(Engine::new(config, catalog, composer, mailer))
+        let channels = Channels::new(&config)
+            .map_err(|e| LoadError(vec![Diagnostic::file(&config.path, e)]))?;
+        let mut engine = Engine::new(config, catalog, composer, mailer);
+        engine.channels = channels;
+        Ok(engine)
     }
 
     /// Assembles an engine from loaded parts.
@@ -82,6 +88,7 @@ impl Engine {
             composer,
             warehouses,
             mailer,
+            channels: Channels::default(),
         }
     }
 }

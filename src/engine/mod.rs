@@ -8,5 +8,6 @@ pub mod deliver;
 pub mod history;
 pub mod load;
 pub mod run;
+pub mod told;
 
 pub use load::{Engine, LoadError};

@@ -336,6 +336,18 @@ impl Store {
         with_pool!(self, p => super::outbox::insert_mail!(p, None::<i64>, None::<i64>, format!("digest-{route}-{period}"), mail, now))
     }
 
+    /// Writes a digest's channel message to the outbox (deduplicated by route, period and
+    /// channel).
+    pub async fn queue_digest_notice(
+        &self,
+        route: &str,
+        period: &str,
+        notice: &crate::model::Notice,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        with_pool!(self, p => super::outbox::insert_notice!(p, None::<i64>, None::<i64>, format!("digest-{route}-{period}-{}", notice.channel), notice, now))
+    }
+
     /// Recent runs of every check, oldest first per check.
     pub async fn recent_runs(&self, per_check: i64) -> Result<Vec<RecentRun>, StoreError> {
         let rows: Vec<RecentRun> = with_pool!(self, p => sqlx::query_as(

@@ -12,7 +12,7 @@ mod tx;
 
 pub use daemon::{ExpiredSlot, RecentRun, SlotClaim};
 pub use error::StoreError;
-pub use outbox::{OutboxMail, OutboxState, Waiting};
+pub use outbox::{ChatThread, OutboxMail, OutboxState, Told, Waiting};
 pub use queries::{Recorded, RunRow, Stats};
 pub use rows::{format_time, parse_time};
 pub use tx::Tx;

@@ -249,6 +249,18 @@ impl Tx {
         with_tx!(self, c => super::outbox::insert_mail!(&mut **c, Some(incident_id), Some(event_id), format!("incident-{incident_id}-event-{event_id}"), mail, now))
     }
 
+    /// Writes a channel message that tells an incident event to the outbox (once per event
+    /// and channel).
+    pub async fn write_notice(
+        &mut self,
+        incident_id: i64,
+        event_id: i64,
+        notice: &crate::model::Notice,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        with_tx!(self, c => super::outbox::insert_notice!(&mut **c, Some(incident_id), Some(event_id), format!("incident-{incident_id}-event-{event_id}-{}", notice.channel), notice, now))
+    }
+
     /// Takes an escalation step (`step_to` = (step, next due)) or a reminder (`reminder_next`)
     /// if nobody else did and the incident has not changed since `inc` was read (an
     /// acknowledgement in between stops it): a conditional update decides. False otherwise;

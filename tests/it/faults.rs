@@ -259,7 +259,7 @@ fn a_mail_the_relay_refuses_is_a_dead_letter_and_the_rest_go_out() {
         .stdout_has("1 sent");
     env.run(["outbox", "retry", "1"])
         .code(2)
-        .stderr_has("no pending or dead mail 1");
+        .stderr_has("no pending or dead message 1");
     sink.delivered_once(1);
 }
 

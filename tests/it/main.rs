@@ -10,6 +10,7 @@ mod db;
 mod util;
 
 mod bigquery;
+mod channels;
 mod cli;
 mod config_errors;
 mod daemon;

@@ -207,7 +207,7 @@ fn a_tls_only_relay_refusing_plaintext_is_the_transport_s_problem() {
     assert_eq!(plain.messages().len(), 2);
     env.run(["outbox", "retry", "1"])
         .code(2)
-        .stderr_has("no pending or dead mail 1");
+        .stderr_has("no pending or dead message 1");
 }
 
 /// Makes a CA and a leaf certificate for 127.0.0.1 / localhost (rustls refuses a bare
