@@ -27,6 +27,7 @@ pub(super) struct RawConfig {
     pub incidents: Option<RawIncidents>,
     #[serde(default)]
     pub maintenance: Vec<Spanned<super::maintenance::RawMaintenance>>,
+    #[serde(default)]
     pub channels: BTreeMap<String, Spanned<RawChannel>>,
 }
 
