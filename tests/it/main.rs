@@ -25,6 +25,7 @@ mod redaction;
 mod replay;
 mod replicas;
 mod report;
+mod roundtrips;
 mod rules;
 mod rules_history;
 mod smtp;
