@@ -30,5 +30,6 @@ mod rules;
 mod rules_history;
 mod smtp;
 mod sqlite;
+mod state_load;
 mod surfaces;
 mod warehouses;
