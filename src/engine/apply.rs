@@ -247,7 +247,16 @@ async fn reconcile_and_record(
         .unwrap_or_default();
     let since =
         now - chrono::Duration::from_std(window).unwrap_or_else(|_| chrono::Duration::days(3650));
-    let known = store.known_incidents(since).await?;
+    // Only the state of what this pass ran: its checks and their connections' checks.
+    let connections: Vec<crate::model::CheckId> = runs
+        .iter()
+        .map(|r| inhibit::connection_check(&r.check.connection))
+        .collect();
+    let mut ids: Vec<&str> = runs.iter().map(|r| r.check.id.0.as_str()).collect();
+    ids.extend(connections.iter().map(|c| c.0.as_str()));
+    ids.sort_unstable();
+    ids.dedup();
+    let known = store.known_incidents_of(since, &ids).await?;
     // Read after the incidents: a snooze set in between bumped the revision, so the write
     // below is refused and this pass reconciles again.
     let holds: HashMap<i64, Hold> = store
@@ -256,7 +265,7 @@ async fn reconcile_and_record(
         .into_iter()
         .filter_map(|(id, c)| c.hold(now).map(|h| (id, h)))
         .collect();
-    let states = store.check_states().await?;
+    let states = store.check_states_of(&ids).await?;
     let windows = maintenance::windows(config).unwrap_or_default();
     let tz = config.daemon.timezone;
     let mut by_check: HashMap<&str, Vec<Incident>> = HashMap::new();

@@ -137,6 +137,60 @@ impl Store {
         Ok(latest.into_values().collect())
     }
 
+    /// [`Store::known_incidents`] of the checks `ids` only (asked [`BATCH`] ids at a time), so
+    /// that a pass reads the state of what it ran, not of every check in the store.
+    pub async fn known_incidents_of(
+        &self,
+        since: DateTime<Utc>,
+        ids: &[&str],
+    ) -> Result<Vec<Incident>, StoreError> {
+        let sql = format!(
+            "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE check_id IN ({}) \
+             AND (state <> 'resolved' OR resolved_at >= $1) ORDER BY id",
+            self.id_list("$2")
+        );
+        let mut latest: HashMap<String, Incident> = HashMap::new();
+        for chunk in ids.chunks(BATCH) {
+            let list = serde_json::to_string(chunk).unwrap_or_default();
+            let rows: Vec<IncidentRow> = with_pool!(self, p => sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(format_time(since)).bind(list).fetch_all(p).await)
+                .map_err(StoreError::query("load incidents"))?;
+            // A fingerprint belongs to one check, so to one chunk.
+            for row in rows {
+                let inc = row.into_incident()?;
+                latest.insert(inc.fingerprint.clone(), inc);
+            }
+        }
+        Ok(latest.into_values().collect())
+    }
+
+    /// [`Store::check_states`] of the checks `ids` only.
+    pub async fn check_states_of(
+        &self,
+        ids: &[&str],
+    ) -> Result<HashMap<String, (u32, Option<String>)>, StoreError> {
+        let sql = format!(
+            "SELECT check_id, error_streak, last_pass_at FROM check_state WHERE check_id IN ({})",
+            self.id_list("$1")
+        );
+        let mut states = HashMap::new();
+        for chunk in ids.chunks(BATCH) {
+            let list = serde_json::to_string(chunk).unwrap_or_default();
+            let rows: Vec<(String, i64, Option<String>)> =
+                with_pool!(self, p => sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(list).fetch_all(p).await)
+                    .map_err(StoreError::query("load check state"))?;
+            states.extend(rows.into_iter().map(|(id, n, pass)| (id, (n as u32, pass))));
+        }
+        Ok(states)
+    }
+
+    /// A subquery listing the strings of the JSON array bound at `param`.
+    fn id_list(&self, param: &str) -> String {
+        match self {
+            Store::Sqlite(_) => format!("SELECT value FROM json_each({param})"),
+            Store::Postgres(_) => format!("SELECT json_array_elements_text({param}::json)"),
+        }
+    }
+
     /// Consecutive-error counts and last passing run of every check.
     pub async fn check_states(&self) -> Result<HashMap<String, (u32, Option<String>)>, StoreError> {
         let rows: Vec<(String, i64, Option<String>)> =

@@ -104,31 +104,36 @@ impl Tx {
                 }
             }
 
-            let observed: Vec<serde_json::Value> = runs
+            // Their JSON is built BATCH rows at a time: that of every observation of a large run
+            // at once would be the run's largest allocation.
+            let observed: Vec<_> = runs
                 .iter()
                 .filter_map(|r| match r.outcome {
                     Outcome::Evaluated { observations, .. } => Some(observations.iter().map(move |o| (r, o))),
                     Outcome::Error { .. } => None,
                 })
                 .flatten()
-                .filter_map(|(r, o)| {
-                    let (status, severity) = match o.status {
-                        Status::Pass => ("pass", None),
-                        Status::NoData => ("no_data", None),
-                        Status::Error { .. } => ("error", None),
-                        Status::Breach { severity } => ("breach", Some(severity.as_str())),
-                    };
-                    Some(serde_json::json!({
-                        "run_id": run_ids.get(&r.check_id.0)?, "check_id": r.check_id.0,
-                        "fingerprint": fingerprint(r.check_id, &o.key), "key_json": key_json(&o.key),
-                        "status": status, "severity": severity, "metric": o.metric.filter(|m| m.is_finite()),
-                        "observed_at": format_time(r.started_at), "value": o.value.filter(|v| v.is_finite()),
-                    }))
-                })
                 .collect();
             for chunk in observed.chunks(BATCH) {
+                let rows: Vec<serde_json::Value> = chunk
+                    .iter()
+                    .filter_map(|(r, o)| {
+                        let (status, severity) = match o.status {
+                            Status::Pass => ("pass", None),
+                            Status::NoData => ("no_data", None),
+                            Status::Error { .. } => ("error", None),
+                            Status::Breach { severity } => ("breach", Some(severity.as_str())),
+                        };
+                        Some(serde_json::json!({
+                            "run_id": run_ids.get(&r.check_id.0)?, "check_id": r.check_id.0,
+                            "fingerprint": fingerprint(r.check_id, &o.key), "key_json": key_json(&o.key),
+                            "status": status, "severity": severity, "metric": o.metric.filter(|m| m.is_finite()),
+                            "observed_at": format_time(r.started_at), "value": o.value.filter(|v| v.is_finite()),
+                        }))
+                    })
+                    .collect();
                 sqlx::query(sqlx::AssertSqlSafe(json_insert(pg, "observations", OBSERVATION_COLUMNS, "")))
-                    .bind(serde_json::Value::Array(chunk.to_vec()).to_string())
+                    .bind(serde_json::Value::Array(rows).to_string())
                     .execute(&mut **c)
                     .await
                     .map_err(StoreError::query("record observations"))?;

@@ -4,7 +4,7 @@
 
 use super::decode;
 use super::error::{WarehouseError, describe, is_timeout};
-use super::screen::{NOT_A_QUERY, screen};
+use super::screen::{NOT_A_QUERY, batchable, screen};
 use crate::config::{Connection, Dialect};
 use crate::model::ResultSet;
 use futures_util::TryStreamExt;
@@ -511,6 +511,29 @@ macro_rules! stream_rows {
     }};
 }
 
+/// Streams the rows of a simple-query batch (text protocol; several statements, of which
+/// only the check returns rows) into a `ResultSet`, stopping at `max_rows`.
+macro_rules! batch_rows {
+    ($c:expr, $batch:expr, $max:expr, $decode:path) => {{
+        let mut rs = ResultSet::default();
+        let mut stream = $c.fetch_many(AssertSqlSafe($batch).into_sql_str());
+        while let Some(item) = stream.try_next().await? {
+            let sqlx::Either::Right(row) = item else {
+                continue;
+            };
+            if rs.columns.is_empty() {
+                rs.columns = names(row.columns());
+            }
+            if rs.rows.len() as u64 >= $max {
+                rs.capped = true;
+                break;
+            }
+            rs.rows.push($decode(&row));
+        }
+        rs
+    }};
+}
+
 /// When no row told the columns, the prepared statement does.
 macro_rules! columns_if_empty {
     ($c:expr, $sql:expr, $rs:expr) => {{
@@ -528,7 +551,20 @@ async fn run(conn: &mut Conn, sql: &str, cfg: &Connection) -> Result<ResultSet, 
     let max = cfg.max_rows;
     match conn {
         Conn::Pg(c, _) => {
-            // A SET in the check is undone by the ROLLBACK with everything else.
+            // One round trip: the check between a BEGIN READ ONLY and a ROLLBACK of ours, in
+            // one simple-query message, when its text cannot hold a second statement (no
+            // `;`: see `batchable`). The server parses the whole message before running any
+            // of it, so a text that swallows our ROLLBACK (an unterminated string, comment
+            // or dollar quote: our suffix has no quote, `$` or `*/` to end it) is a syntax
+            // error and nothing runs. A SET in the check is undone by the ROLLBACK.
+            if let Some(body) = batchable(sql, Dialect::Postgres) {
+                let batch = format!("BEGIN READ ONLY;\n{body}\n;\nROLLBACK");
+                let mut rs = batch_rows!(c, batch, max, decode::pg);
+                columns_if_empty!(c, sql, rs);
+                return Ok(rs);
+            }
+            // Otherwise the query is prepared (PostgreSQL refuses a second statement there),
+            // in its own transaction. A SET in the check is undone by the ROLLBACK.
             c.execute("BEGIN READ ONLY").await?;
             let mut rs = stream_rows!(c, sql, max, decode::pg, false);
             columns_if_empty!(c, sql, rs);
@@ -542,6 +578,14 @@ async fn run(conn: &mut Conn, sql: &str, cfg: &Connection) -> Result<ResultSet, 
             // SELECT … INTO OUTFILE) is refused before it runs; the execution reuses the
             // prepared statement from sqlx's cache. On MariaDB that is the whole check: one
             // round trip once the statement is cached.
+            // MariaDB, one round trip: a check that cannot hold a second statement nor an
+            // INTO (see `batchable`) is sent as it is, in its SET STATEMENT … FOR, unprepared;
+            // the columns of an empty result come from preparing it after.
+            if let Some(body) = batchable(sql, Dialect::Mysql).filter(|_| server.mariadb) {
+                let mut rs = batch_rows!(c, mysql_sql(body, *server, cfg), max, decode::mysql);
+                columns_if_empty!(c, mysql_sql(sql, *server, cfg), rs);
+                return Ok(rs);
+            }
             let sql = mysql_sql(sql, *server, cfg);
             let columns = names(
                 c.prepare(AssertSqlSafe(sql.clone()).into_sql_str())

@@ -36,6 +36,26 @@ pub(super) fn screen(sql: &str, dialect: Dialect) -> Result<(), String> {
 pub(super) const NOT_A_QUERY: &str = "refused: the statement returns no rows to check; a check is \
      one query (SELECT, WITH, VALUES or TABLE), not SET, DDL, DML, CALL or SELECT … INTO";
 
+/// The text of a screened check that is one statement whatever the server's lexer makes of
+/// it, so that it may be sent in one message between fixed statements of ours: a statement
+/// ends only at a `;`, so a text with none (one trailing `;` is dropped) cannot hold a
+/// second one. `None` for anything else (a `;` in a string or a comment included): such a
+/// check takes the path where the server itself refuses a second statement (a prepared
+/// statement). On MariaDB/MySQL, a text containing `into` in any case is `None` too, so that
+/// `SELECT … INTO OUTFILE` / `INTO @v` is still prepared, and refused, before it could run.
+pub(super) fn batchable(sql: &str, dialect: Dialect) -> Option<&str> {
+    let body = sql.trim_end();
+    let body = body.strip_suffix(';').unwrap_or(body);
+    if body.contains(';') || body.contains('\0') {
+        return None;
+    }
+    match dialect {
+        Dialect::Postgres => Some(body),
+        Dialect::Mysql if !body.to_ascii_lowercase().contains("into") => Some(body),
+        Dialect::Mysql | Dialect::Sqlite | Dialect::Snowflake | Dialect::Bigquery => None,
+    }
+}
+
 fn query_start(rest: &str) -> Result<(), String> {
     if rest.starts_with('(') {
         return Ok(());
@@ -347,5 +367,38 @@ mod tests {
             screen("SELECT 1;\nSELECT 2", Dialect::Sqlite),
             Err("refused: a check is one statement, and more follows the \";\" on line 1".into())
         );
+    }
+
+    #[test]
+    fn batchable_is_only_what_cannot_hold_a_second_statement() {
+        use Dialect::{Mysql, Postgres, Sqlite};
+        assert_eq!(batchable("SELECT 1", Postgres), Some("SELECT 1"));
+        assert_eq!(batchable("SELECT 1 ;\n  ", Postgres), Some("SELECT 1 "));
+        assert_eq!(
+            batchable("-- x\nSELECT 1 -- y\n", Mysql),
+            Some("-- x\nSELECT 1 -- y")
+        );
+        // A `;` anywhere but at the end: in a string, a comment or between statements.
+        for sql in [
+            "SELECT 1; SELECT 2",
+            "SELECT 1;;",
+            "SELECT ';'",
+            "SELECT 1 -- ;\nFROM t",
+            "SELECT $$;$$",
+            "SELECT 1; COMMIT; SET default_transaction_read_only = off",
+        ] {
+            assert_eq!(batchable(sql, Postgres), None, "{sql}");
+            assert_eq!(batchable(sql, Mysql), None, "{sql}");
+        }
+        // INTO in any case, even where it is harmless, is prepared first on MariaDB/MySQL.
+        for sql in [
+            "SELECT 1 INTO OUTFILE '/tmp/x'",
+            "SELECT 1 into @v",
+            "SELECT 1 AS points_into",
+        ] {
+            assert_eq!(batchable(sql, Mysql), None, "{sql}");
+            assert!(batchable(sql, Postgres).is_some(), "{sql}");
+        }
+        assert_eq!(batchable("SELECT 1", Sqlite), None);
     }
 }
