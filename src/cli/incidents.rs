@@ -163,10 +163,15 @@ fn with_on_call(inc: &Incident, c: &Controls, hold: Option<&Hold>) -> serde_json
 
 /// The state column: the state, and the hold when there is one (`open, snoozed`).
 fn state_text(inc: &Incident, hold: Option<&Hold>) -> String {
+    let state = if inc.flapping {
+        format!("{}, flapping", inc.state)
+    } else {
+        inc.state.as_str().to_string()
+    };
     match hold {
-        Some(Hold::Maintenance { .. }) => format!("{}, in maintenance", inc.state),
-        Some(h) => format!("{}, {}", inc.state, h.label()),
-        None => inc.state.as_str().to_string(),
+        Some(Hold::Maintenance { .. }) => format!("{state}, in maintenance"),
+        Some(h) => format!("{state}, {}", h.label()),
+        None => state,
     }
 }
 

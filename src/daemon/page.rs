@@ -265,6 +265,9 @@ pub fn message_page(status: u16, message: &str) -> String {
 /// The state as stored, with how often it reopened (the store keeps no flapping state).
 fn state_text(inc: &Incident) -> String {
     let mut s = inc.state.as_str().to_string();
+    if inc.flapping {
+        s.push_str(" · flapping");
+    }
     if inc.repeat_count > 0 {
         let _ = write!(s, " · reopened {}×", inc.repeat_count);
     }

@@ -376,3 +376,48 @@ fn incidents_note_does_what_readme_says() {
         .code(0)
         .stdout_has("bob: backfill running");
 }
+
+/// An incident that keeps changing state says so once and shows it: `incidents list` and
+/// the JSON carry `flapping`, and no mail follows until it is stable.
+// See: issues/10 (flap damping over time)
+#[test]
+fn a_flapping_incident_is_shown_as_flapping_and_goes_quiet() {
+    let env = env(
+        "CREATE TABLE m (v REAL); INSERT INTO m VALUES (5);",
+        "",
+        "[incidents]\nflap = \"3 of 10\"\n",
+    );
+    env.check_with(
+        "flappy",
+        &["metric = \"v\"", "[thresholds]", "P2 = \"> 1\""],
+        "SELECT v FROM m",
+    );
+    let set = |v: i32| warehouse(&env, &format!("UPDATE m SET v = {v};"));
+    env.run(["run"]).code(0); // breach: opened
+    set(0);
+    env.run(["run"]).code(0); // pass: resolved
+    set(5);
+    env.run(["run"]).code(0); // breach: reopened, flapping (3 changes)
+    let before = mails(&env).len();
+    assert_eq!(before, 3, "opened, resolved, reopened (flapping)");
+    assert!(mails(&env)[2].contains("flapping"), "{}", mails(&env)[2]);
+    for v in [0, 5, 0, 5] {
+        set(v);
+        env.run(["run"]).code(0);
+    }
+    assert_eq!(mails(&env).len(), before, "quiet while flapping");
+    let list = incidents(&env);
+    assert_eq!(list[0]["flapping"], true, "{list}");
+    env.run(["incidents", "list"])
+        .code(0)
+        .stdout_has("open, flapping");
+    // Stable again: five passing runs in a row resolve it, told once.
+    set(0);
+    for _ in 0..5 {
+        env.run(["run"]).code(0);
+    }
+    assert_eq!(mails(&env).len(), before + 1);
+    let last = mails(&env).last().cloned().unwrap();
+    assert!(last.contains("Resolved: [P2] flappy"), "{last}");
+    assert_eq!(incidents(&env)[0]["flapping"], false);
+}
