@@ -209,6 +209,30 @@ pub struct Connection {
     /// What an HTTP warehouse (Snowflake, BigQuery) needs besides the URL; `None` for the
     /// sqlx drivers.
     pub remote: Option<Remote>,
+    /// The connection's own incident when no check reaches it.
+    pub down: Down,
+}
+
+/// How a connection that cannot be reached is classified: its incident's severity, category
+/// and tags (routes match them as they match a check's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Down {
+    /// `down_severity` (default P1).
+    pub severity: Severity,
+    /// `down_category` (default `check_failure`).
+    pub category: crate::model::Category,
+    /// `down_tags` (default none).
+    pub tags: Vec<String>,
+}
+
+impl Default for Down {
+    fn default() -> Self {
+        Down {
+            severity: Severity::P1,
+            category: crate::model::Category::CheckFailure,
+            tags: Vec::new(),
+        }
+    }
 }
 
 /// The settings of a warehouse reached over HTTP.

@@ -49,6 +49,11 @@ pub(super) struct RawConnection {
     pub max_concurrency: Option<Spanned<i64>>,
     pub statement_timeout: Option<Str>,
     pub max_rows: Option<Spanned<i64>>,
+    // The incident of the connection itself, when no check reaches it.
+    pub down_severity: Option<Str>,
+    pub down_category: Option<Str>,
+    #[serde(default)]
+    pub down_tags: Vec<Str>,
     // Snowflake and BigQuery (see config/remote.rs).
     pub password: Option<Str>,
     pub private_key_file: Option<Str>,

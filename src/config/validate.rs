@@ -576,6 +576,18 @@ fn validate_connection(
     } else {
         url
     };
+    let mut down = Down::default();
+    if let Some(s) = &c.down_severity {
+        down.severity = ctx.severity(s)?;
+    }
+    if let Some(cat) = &c.down_category {
+        down.category = cat
+            .get_ref()
+            .parse()
+            .map_err(|m| ctx.error(cat.span(), m, None))
+            .ok()?;
+    }
+    down.tags = c.down_tags.iter().map(|t| t.get_ref().clone()).collect();
     Some(Connection {
         name: name.to_string(),
         dialect,
@@ -585,6 +597,7 @@ fn validate_connection(
         statement_timeout: statement_timeout?,
         max_rows: max_rows? as u64,
         remote,
+        down,
     })
 }
 

@@ -15,7 +15,7 @@ use crate::incidents::{
     Change, Controls, Event, EventKind, Hold, Incident, Policy, fingerprint, hold, inhibit, quiet,
     reconcile,
 };
-use crate::model::{Category, Mail, Outcome, Status};
+use crate::model::{Mail, Outcome, Status};
 use crate::store::{Recorded, RunRow, SlotClaim, Store, StoreError};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -291,9 +291,14 @@ async fn reconcile_and_record(
     );
     for (connection, unreachable) in &reach {
         let id = inhibit::connection_check(connection);
-        let policy = Policy::new(config.incidents, Category::CheckFailure, &config.severities);
+        let down = config
+            .connections
+            .get(*connection)
+            .map(|c| c.down.clone())
+            .unwrap_or_default();
+        let policy = Policy::new(config.incidents, down.category, &config.severities);
         let known = by_check.get(id.0.as_str()).unwrap_or(&empty);
-        let outcome = inhibit::connection_outcome(*unreachable);
+        let outcome = inhibit::connection_outcome(*unreachable, down.severity);
         let (mut c, _) = reconcile(&id, &policy, &outcome, known, 0, now);
         for change in &mut c {
             // The ticket says why, as a check failure's does.
@@ -301,10 +306,25 @@ async fn reconcile_and_record(
                 change.incident.detail = Some(format!("connection: {error}"));
             }
         }
+        // Routes match its tags as they match a check's.
+        if !c.is_empty() {
+            facts.infos.insert(
+                id.0.clone(),
+                CheckInfo {
+                    id: id.0.clone(),
+                    description: Some(format!(
+                        "The connection \"{connection}\" cannot be reached by any check"
+                    )),
+                    connection: (*connection).to_string(),
+                    tags: down.tags.clone(),
+                    ..CheckInfo::default()
+                },
+            );
+        }
         let subject = Subject {
             id: &id.0,
             connection,
-            tags: &[],
+            tags: &down.tags,
         };
         if let Some((w, _)) = maintenance::holding(&windows, tz, now, subject) {
             facts.windows.insert(id.0.clone(), w.name().to_string());

@@ -8,9 +8,6 @@
 use crate::model::{CheckId, ErrorKind, Key, Observation, Outcome, Severity, Status};
 use std::collections::BTreeMap;
 
-/// Severity of a connection's incident.
-pub const CONNECTION_SEVERITY: Severity = Severity::P1;
-
 /// The pseudo-check that carries a connection's incident.
 pub fn connection_check(name: &str) -> CheckId {
     CheckId(format!("connection/{name}"))
@@ -56,13 +53,11 @@ pub fn is_held(outcome: &Outcome, reach: Option<&Option<&str>>) -> bool {
     ) && matches!(reach, Some(Some(_)))
 }
 
-/// The connection's pseudo-check outcome: a breach when unreachable, a pass when reached.
-/// Either way the result names the connection error (as a label), or nothing.
-pub fn connection_outcome(unreachable: Option<&str>) -> Outcome {
+/// The connection's pseudo-check outcome: a breach at `severity` when unreachable, a pass
+/// when reached. Either way the result names the connection error (as a label), or nothing.
+pub fn connection_outcome(unreachable: Option<&str>, severity: Severity) -> Outcome {
     let status = match unreachable {
-        Some(_) => Status::Breach {
-            severity: CONNECTION_SEVERITY,
-        },
+        Some(_) => Status::Breach { severity },
         None => Status::Pass,
     };
     Outcome::Evaluated {
@@ -128,9 +123,9 @@ mod tests {
     #[test]
     fn the_connection_outcome_breaches_while_down_and_passes_when_back() {
         assert_eq!(
-            connection_outcome(Some("refused")).worst(),
-            Some(CONNECTION_SEVERITY)
+            connection_outcome(Some("refused"), Severity::P0).worst(),
+            Some(Severity::P0)
         );
-        assert_eq!(connection_outcome(None).worst(), None);
+        assert_eq!(connection_outcome(None, Severity::P0).worst(), None);
     }
 }

@@ -634,6 +634,7 @@ mod tests {
             statement_timeout: Duration::from_secs(1),
             max_rows: 10,
             remote: None,
+            down: crate::config::Down::default(),
         }
     }
 

@@ -64,3 +64,49 @@ fn an_unreachable_connection_is_one_incident_and_holds_its_checks() {
     assert_eq!(all.as_array().unwrap().len(), 1, "{all:#}");
     assert_eq!(all[0]["state"], "resolved");
 }
+
+/// The connection's incident is classified as its `[connections.NAME]` says: severity,
+/// category and tags, and routes match those tags as they match a check's.
+#[test]
+fn a_connection_s_incident_has_the_severity_category_and_route_it_is_given() {
+    let env = TestEnv::new();
+    env.config(
+        "state = \"sqlite://state.db\"\n\
+         [incidents]\nerror_after = 1\n\
+         [connections.warehouse]\nurl = \"postgres://dq@127.0.0.1:1/warehouse\"\n\
+         down_severity = \"P0\"\ndown_category = \"pipeline_failure\"\ndown_tags = [\"platform\"]\n\
+         [mail]\nfrom = \"dq <dq@example.com>\"\ndir = \"outbox\"\n\
+         [[routes]]\ntags = [\"platform\"]\nemail = [\"platform@example.com\"]\n",
+    );
+    env.check_with("c0", &[], "SELECT 1 AS n WHERE 1 = 0");
+    env.run(["run", "--fail-on", "P0"])
+        .code(3)
+        .stdout_has("1 opened");
+    let list = env
+        .run(["incidents", "list", "--format", "json"])
+        .code(0)
+        .json();
+    assert_eq!(list[0]["check_id"], "connection/warehouse", "{list}");
+    assert_eq!(list[0]["severity"], "P0", "{list}");
+    assert_eq!(list[0]["category"], "pipeline_failure", "{list}");
+    let mails: Vec<String> = std::fs::read_dir(env.path().join("outbox"))
+        .unwrap()
+        .flatten()
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect();
+    assert_eq!(mails.len(), 1);
+    assert!(
+        mails[0].contains("To: platform@example.com"),
+        "{}",
+        mails[0]
+    );
+}
+
+#[test]
+fn a_bad_down_severity_is_a_diagnostic_with_its_line() {
+    let env = TestEnv::new();
+    env.config("[connections.warehouse]\nurl = \"sqlite://w.db\"\ndown_severity = \"P7\"\n");
+    env.run(["validate"])
+        .code(2)
+        .stderr_has("dqwatch.toml:3:17: error: unknown severity \"P7\"");
+}
