@@ -663,7 +663,8 @@ fn incidents_stats_columns_are_aligned() {
 fn a_skipped_slot_is_a_metric_not_a_warning() {
     let env = TestEnv::sqlite(WAREHOUSE, "");
     env.config(&config("sqlite://state.db", "", ""));
-    crate::daemon::slow_check(&env, 4_000_000);
+    // About 3 s a run on a 2-core machine: every run outlasts the next two slots.
+    crate::daemon::slow_check(&env, 12_000_000);
     let d = Daemon::start(&env, &[]);
     d.wait_for("two skipped slots", crate::daemon::SOON, || {
         (d.metric("dqwatch_slots_skipped_total", &[]) >= 2.0).then_some(())
