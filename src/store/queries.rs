@@ -137,7 +137,7 @@ impl Store {
         Ok(latest.into_values().collect())
     }
 
-    /// [`Store::known_incidents`] of the checks `ids` only (asked [`BATCH`] ids at a time), so
+    /// [`Store::known_incidents`] of the checks `ids` only (asked a batch of ids at a time), so
     /// that a pass reads the state of what it ran, not of every check in the store.
     pub async fn known_incidents_of(
         &self,
