@@ -7,7 +7,7 @@
 //! running at the deadline is cancelled (`jobs.cancel`).
 
 use super::WarehouseError;
-use super::driver::{Fetched, Job};
+use super::driver::{Fetched, Job, admit};
 use super::http::{self, Failure, RsaKey};
 use super::screen::{NOT_A_QUERY, screen};
 use super::snowflake::timestamp_text;
@@ -84,25 +84,11 @@ impl BigQuery {
 
     /// Dry-runs, then runs one screened query.
     pub async fn fetch_timed(&self, sql: &str, job: Job<'_>) -> Fetched {
-        let start = Instant::now();
-        let mut stats = QueryStats::default();
-        if let Err(m) = screen(sql, self.conn.dialect) {
-            return Fetched {
-                rows: Err(WarehouseError::Query { message: m }),
-                queued: Duration::ZERO,
-                stats,
-            };
-        }
-        let Ok(_permit) = self.permits.acquire().await else {
-            return Fetched {
-                rows: Err(WarehouseError::Query {
-                    message: "pool closed".into(),
-                }),
-                queued: start.elapsed(),
-                stats,
-            };
+        let (_permit, queued) = match admit(sql, self.conn.dialect, &self.permits).await {
+            Ok(admitted) => admitted,
+            Err(refused) => return refused,
         };
-        let queued = start.elapsed();
+        let mut stats = QueryStats::default();
         let deadline = Instant::now() + self.conn.statement_timeout + CLIENT_GRACE;
         let rows = async {
             self.dry_run(sql, job, deadline).await?;

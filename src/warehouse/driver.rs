@@ -39,6 +39,28 @@ pub struct Fetched {
     pub stats: QueryStats,
 }
 
+/// What an HTTP driver does before it sends a check: screen it (one read-only statement),
+/// then wait for one of `permits` (`max_concurrency`). `Ok((permit, queued))`, or the
+/// [`Fetched`] that reports why it is not sent.
+pub(super) async fn admit<'p>(
+    sql: &str,
+    dialect: crate::config::Dialect,
+    permits: &'p tokio::sync::Semaphore,
+) -> Result<(tokio::sync::SemaphorePermit<'p>, Duration), Fetched> {
+    let start = std::time::Instant::now();
+    let refused = |message: String, queued: Duration| Fetched {
+        rows: Err(WarehouseError::Query { message }),
+        queued,
+        stats: QueryStats::default(),
+    };
+    super::screen::screen(sql, dialect).map_err(|m| refused(m, Duration::ZERO))?;
+    let permit = permits
+        .acquire()
+        .await
+        .map_err(|_| refused("pool closed".into(), start.elapsed()))?;
+    Ok((permit, start.elapsed()))
+}
+
 /// A warehouse connection: one driver.
 pub struct Warehouse {
     driver: Driver,

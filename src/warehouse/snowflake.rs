@@ -7,7 +7,7 @@
 //! rowsets are read too with the `snowflake-arrow` feature.
 
 use super::WarehouseError;
-use super::driver::{Fetched, Job};
+use super::driver::{Fetched, Job, admit};
 use super::http::{self, Failure, RsaKey};
 use super::screen::{NOT_A_QUERY, screen};
 use crate::config::{self, Connection, SnowflakeAuth};
@@ -113,25 +113,11 @@ impl Snowflake {
 
     /// Runs one screened, describe-checked query.
     pub async fn fetch_timed(&self, sql: &str, job: Job<'_>) -> Fetched {
-        let start = Instant::now();
-        let mut stats = QueryStats::default();
-        if let Err(m) = screen(sql, self.conn.dialect) {
-            return Fetched {
-                rows: Err(WarehouseError::Query { message: m }),
-                queued: Duration::ZERO,
-                stats,
-            };
-        }
-        let Ok(_permit) = self.permits.acquire().await else {
-            return Fetched {
-                rows: Err(WarehouseError::Query {
-                    message: "pool closed".into(),
-                }),
-                queued: start.elapsed(),
-                stats,
-            };
+        let (_permit, queued) = match admit(sql, self.conn.dialect, &self.permits).await {
+            Ok(admitted) => admitted,
+            Err(refused) => return refused,
         };
-        let queued = start.elapsed();
+        let mut stats = QueryStats::default();
         let deadline = Instant::now() + self.conn.statement_timeout + CLIENT_GRACE;
         let rows = self.run(sql, job, deadline, &mut stats).await;
         Fetched {
