@@ -44,6 +44,7 @@ fn check(i: usize) -> Arc<Check> {
         rule: None,
         reconcile: None,
         history: None,
+        fuse: None,
     })
 }
 

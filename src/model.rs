@@ -470,6 +470,10 @@ pub struct QueryStats {
     /// Bytes the queries processed (BigQuery).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes_processed: Option<u64>,
+    /// How many checks the query served: set when the check ran in a scan shared with
+    /// other rule checks on its table (whose bytes are counted on its first check only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fused: Option<usize>,
 }
 
 impl QueryStats {
@@ -480,6 +484,7 @@ impl QueryStats {
             (Some(a), Some(b)) => Some(a.saturating_add(b)),
             (a, b) => a.or(b),
         };
+        self.fused = self.fused.or(other.fused);
     }
 }
 

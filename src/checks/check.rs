@@ -92,6 +92,9 @@ pub struct Check {
     pub reconcile: Option<Reconcile>,
     /// For rules judged against dqwatch's own stored history.
     pub history: Option<HistoryEngine>,
+    /// Its part in a scan shared with other rule checks on the same table (`None`: it runs
+    /// alone, because its rule has no fused form or the check says `fuse = false`).
+    pub fuse: Option<super::fuse::Fusable>,
 }
 
 /// Rules that compare a run with dqwatch's stored history.
@@ -190,6 +193,7 @@ pub mod tests_support {
             rule: None,
             reconcile: None,
             history: None,
+            fuse: None,
         }
     }
 }

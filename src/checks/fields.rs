@@ -46,6 +46,7 @@ pub(super) struct RawHeader {
     pub(super) group_keys: Option<Spanned<i64>>,
     pub(super) max_bytes_billed: Option<Str>,
     pub(super) rule: Option<Str>,
+    pub(super) fuse: Option<Spanned<bool>>,
     pub(super) params: Option<Spanned<toml::Table>>,
 }
 
@@ -55,6 +56,7 @@ pub(super) struct FromRule {
     pub(super) sql: String,
     pub(super) reconcile: Option<Reconcile>,
     pub(super) history: Option<HistoryEngine>,
+    pub(super) fuse: Option<super::fuse::Fusable>,
 }
 
 /// Parses the check's TOML; a syntax, type or unknown-key error is reported through `ctx`.
@@ -207,9 +209,20 @@ pub(super) fn build(
             group_keys: raw.group_keys.as_ref(),
         },
     );
+    if let (Some(f), None) = (&raw.fuse, &from_rule) {
+        ctx.error(
+            f.span(),
+            "`fuse` applies to rule checks only: a .sql check always runs its own query",
+            Some("remove the line".into()),
+        );
+    }
     if !ctx.diags.is_empty() {
         return Err(ctx.diags);
     }
+    let fuse = from_rule
+        .as_ref()
+        .and_then(|r| r.fuse.clone())
+        .filter(|_| raw.fuse.as_ref().is_none_or(|f| *f.get_ref()));
     let strings = |v: &[Str]| v.iter().map(|s| s.get_ref().clone()).collect::<Vec<_>>();
     Ok(Check {
         id,
@@ -239,6 +252,7 @@ pub(super) fn build(
         rule: from_rule.as_ref().map(|r| r.name.clone()),
         history: from_rule.as_ref().and_then(|r| r.history.clone()),
         reconcile: from_rule.and_then(|r| r.reconcile),
+        fuse,
     })
 }
 

@@ -6,12 +6,14 @@
 //! - `sql_check.rs` turns a `.sql` file into a check, `rule_check.rs` a `.toml` rule check
 //!   (binding a `rule.rs` template);
 //! - `fields.rs` validates the keys both kinds share, `threshold.rs` parses `"> 24h"`;
+//! - `fuse.rs` groups rule checks on one table into one shared scan and splits its rows;
 //! - `catalog.rs` walks `checks_dir`, `schedule.rs` reads cron expressions, `check.rs` holds
 //!   the validated types.
 
 pub mod catalog;
 mod check;
 mod fields;
+pub mod fuse;
 pub mod header;
 pub mod maintenance;
 pub mod rule;

@@ -11,8 +11,14 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// A built-in rule: name, `rule.toml`, then the templates in [`DIALECTS`] order.
-type Builtin = (&'static str, &'static str, [&'static str; 5]);
+/// A built-in rule: name, `rule.toml`, then the templates in [`DIALECTS`] order, then the
+/// fused-scan templates in the same order (empty: the rule is not fused).
+type Builtin = (
+    &'static str,
+    &'static str,
+    [&'static str; 5],
+    [&'static str; 5],
+);
 
 /// Every dialect, in the order of [`Rule`]'s templates.
 pub const DIALECTS: [Dialect; 5] = [
@@ -35,6 +41,21 @@ macro_rules! builtin {
                 include_str!(concat!("../../sql/rules/", $name, "/snowflake.sql")),
                 include_str!(concat!("../../sql/rules/", $name, "/bigquery.sql")),
             ],
+            [""; 5],
+        )
+    };
+    ($name:literal, fused) => {
+        (
+            $name,
+            include_str!(concat!("../../sql/rules/", $name, "/rule.toml")),
+            builtin!($name).2,
+            [
+                include_str!(concat!("../../sql/rules/", $name, "/postgres.fused.sql")),
+                include_str!(concat!("../../sql/rules/", $name, "/mysql.fused.sql")),
+                include_str!(concat!("../../sql/rules/", $name, "/sqlite.fused.sql")),
+                include_str!(concat!("../../sql/rules/", $name, "/snowflake.fused.sql")),
+                include_str!(concat!("../../sql/rules/", $name, "/bigquery.fused.sql")),
+            ],
         )
     };
 }
@@ -43,11 +64,11 @@ macro_rules! builtin {
 pub const BUILTIN: &[Builtin] = &[
     builtin!("missing_partition"),
     builtin!("reconciliation_gap"),
-    builtin!("freshness_lag"),
-    builtin!("failure_rate_spike"),
+    builtin!("freshness_lag", fused),
+    builtin!("failure_rate_spike", fused),
     builtin!("trend_risk"),
     builtin!("duplicate_rows"),
-    builtin!("volume_anomaly"),
+    builtin!("volume_anomaly", fused),
     builtin!("schema_change"),
 ];
 
@@ -164,6 +185,8 @@ pub struct Rule {
     pub def: RuleDef,
     /// In [`DIALECTS`] order; empty when a `rules_dir` rule has no template for a dialect.
     templates: [String; 5],
+    /// The fused-scan templates (`<dialect>.fused.sql`), in the same order; empty: none.
+    fused: [String; 5],
 }
 
 impl Rule {
@@ -171,6 +194,12 @@ impl Rule {
     pub fn template(&self, dialect: Dialect) -> &str {
         let i = DIALECTS.iter().position(|d| *d == dialect).unwrap_or(0);
         &self.templates[i]
+    }
+
+    /// The fused-scan template for a dialect (empty: checks of the rule run alone there).
+    pub fn fused_template(&self, dialect: Dialect) -> &str {
+        let i = DIALECTS.iter().position(|d| *d == dialect).unwrap_or(0);
+        &self.fused[i]
     }
 }
 
@@ -180,7 +209,7 @@ pub fn load_rules(
 ) -> Result<BTreeMap<String, Rule>, Vec<crate::diag::Diagnostic>> {
     let mut rules = BTreeMap::new();
     let mut diags = Vec::new();
-    for (name, toml_text, templates) in BUILTIN {
+    for (name, toml_text, templates, fused) in BUILTIN {
         match toml::from_str::<RuleDef>(toml_text) {
             Ok(def) => {
                 rules.insert(
@@ -189,6 +218,7 @@ pub fn load_rules(
                         name: name.to_string(),
                         def,
                         templates: templates.map(str::to_string),
+                        fused: fused.map(str::to_string),
                     },
                 );
             }
@@ -236,7 +266,12 @@ pub fn load_rules(
                 }
             };
             let mut templates: [String; 5] = Default::default();
+            let mut fused: [String; 5] = Default::default();
             for (i, dialect) in DIALECTS.iter().enumerate() {
+                // Optional: without it, checks of the rule run alone on that dialect.
+                if let Ok(t) = read(&format!("{}.fused.sql", dialect.as_str())) {
+                    fused[i] = t;
+                }
                 let file = format!("{}.sql", dialect.as_str());
                 match read(&file) {
                     Ok(t) => templates[i] = t,
@@ -255,6 +290,7 @@ pub fn load_rules(
                     name,
                     def,
                     templates,
+                    fused,
                 },
             );
         }
@@ -563,9 +599,38 @@ pub fn side_query(side: &Value, dialect: Dialect) -> String {
 
 /// Renders a rule's template for `dialect` with bound parameters.
 pub fn render(rule: &Rule, dialect: Dialect, params: &Value) -> Result<String, String> {
-    if rule.template(dialect).trim().is_empty() {
+    render_text(rule, rule.template(dialect), dialect, "sql", params)
+}
+
+/// A check's part in a shared scan, from the rule's `<dialect>.fused.sql`; `None` when the
+/// rule has no such template for the dialect.
+pub fn render_fused(
+    rule: &Rule,
+    dialect: Dialect,
+    params: &Value,
+) -> Option<Result<super::fuse::Fusable, String>> {
+    let template = rule.fused_template(dialect);
+    if template.trim().is_empty() {
+        return None;
+    }
+    Some(
+        render_text(rule, template, dialect, "fused.sql", params).and_then(|text| {
+            super::fuse::Fusable::parse(&text)
+                .map_err(|m| format!("rule {} ({}.fused.sql): {m}", rule.name, dialect.as_str()))
+        }),
+    )
+}
+
+fn render_text(
+    rule: &Rule,
+    template: &str,
+    dialect: Dialect,
+    ext: &str,
+    params: &Value,
+) -> Result<String, String> {
+    if template.trim().is_empty() {
         return Err(format!(
-            "rule {} has no {}.sql template",
+            "rule {} has no {}.{ext} template",
             rule.name,
             dialect.as_str()
         ));
@@ -573,8 +638,8 @@ pub fn render(rule: &Rule, dialect: Dialect, params: &Value) -> Result<String, S
     let mut hb = handlebars::Handlebars::new();
     hb.set_strict_mode(true);
     hb.register_escape_fn(handlebars::no_escape);
-    hb.render_template(rule.template(dialect), &json!({ "params": params }))
-        .map_err(|e| format!("rule {} ({}.sql): {e}", rule.name, dialect.as_str()))
+    hb.render_template(template, &json!({ "params": params }))
+        .map_err(|e| format!("rule {} ({}.{ext}): {e}", rule.name, dialect.as_str()))
 }
 
 #[cfg(test)]

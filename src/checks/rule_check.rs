@@ -84,6 +84,14 @@ pub fn parse_rule_check(
                 sql,
                 reconcile: reconcile.flatten(),
                 history: history_engine(rule, &bound),
+                fuse: match rule::render_fused(rule, dl, &bound) {
+                    Some(Ok(f)) => Some(f),
+                    Some(Err(m)) => {
+                        ctx.error(rule_name.span(), m, None);
+                        None
+                    }
+                    None => None,
+                },
             })
         }
         Some(Err(errs)) => {

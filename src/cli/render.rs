@@ -45,6 +45,24 @@ pub fn cmd(config: Option<&Path>, args: &RenderArgs) -> Exit {
     if !sql.ends_with('\n') {
         sql.push('\n');
     }
+    // A rule check that shares a scan in a pass of every check: that query too.
+    let scans = crate::checks::fuse::scans(&engine.checks);
+    let shared = scans
+        .iter()
+        .find(|unit| unit.len() > 1 && unit.iter().any(|&i| engine.checks[i].id == check.id));
+    if let Some(unit) = shared {
+        let parts: Vec<_> = unit
+            .iter()
+            .filter_map(|&i| engine.checks[i].fuse.as_ref())
+            .collect();
+        sql = format!(
+            "{sql}\n-- In a run of every check it shares this scan with {} other checks on {} \
+             (`fuse = false` runs it alone):\n{}\n",
+            unit.len() - 1,
+            parts.first().map_or("", |p| p.table.as_str()),
+            crate::checks::fuse::sql(&parts)
+        );
+    }
     if out.write_all(sql.as_bytes()).is_err() {
         return Exit::Invalid;
     }

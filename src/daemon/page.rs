@@ -951,6 +951,7 @@ mod tests {
             rule: None,
             reconcile: None,
             history: None,
+            fuse: None,
         });
         let rows = ResultSet {
             columns: vec!["lag_seconds".into()],

@@ -45,16 +45,28 @@ pub async fn outcome(
     now: DateTime<Utc>,
 ) -> (Outcome, QueryStats) {
     let stats = std::sync::Mutex::new(QueryStats::default());
-    let outcome = judge(check, warehouse, store, now, &stats).await;
+    let outcome = judge(check, warehouse, None, store, now, &stats).await;
     let stats = stats
         .into_inner()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     (outcome, stats)
 }
 
+/// Judges a history rule check on rows already read (its part of a shared scan).
+pub async fn outcome_of(
+    check: &Check,
+    rows: ResultSet,
+    store: Option<Store>,
+    now: DateTime<Utc>,
+) -> Outcome {
+    let stats = std::sync::Mutex::new(QueryStats::default());
+    judge(check, None, Some(rows), store, now, &stats).await
+}
+
 async fn judge(
     check: &Check,
     warehouse: Option<Arc<Warehouse>>,
+    read: Option<ResultSet>,
     store: Option<Store>,
     now: DateTime<Utc>,
     stats: &std::sync::Mutex<QueryStats>,
@@ -68,7 +80,15 @@ async fn judge(
             ),
         );
     };
+    let read = std::sync::Mutex::new(read);
     let fetch = || async {
+        let read = read
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(rs) = read {
+            return Ok(rs);
+        }
         match &warehouse {
             Some(w) => {
                 let f = w

@@ -120,28 +120,37 @@ pub async fn run_watched(
     let begin = Instant::now();
     let mut tasks = JoinSet::new();
     let mut runs: Vec<Option<CheckRun>> = vec![None; checks.len()];
-    let collect = |joined: Result<(usize, CheckRun), tokio::task::JoinError>,
+    let collect = |joined: Result<Vec<(usize, CheckRun)>, tokio::task::JoinError>,
                    runs: &mut Vec<Option<CheckRun>>| match joined {
-        Ok((i, run)) => {
-            on_done(&run);
-            runs[i] = Some(run);
+        Ok(done) => {
+            for (i, run) in done {
+                on_done(&run);
+                runs[i] = Some(run);
+            }
         }
         Err(e) => tracing::error!(error = %e, "Check task failed."),
     };
     // Enough checks in flight to keep every connection busy, and no more: each waiting task
-    // holds ~10 kB, which at thousands of checks is most of the memory.
+    // holds ~10 kB, which at thousands of checks is most of the memory. Rule checks on one
+    // table share a scan: one task runs them all.
     let in_flight = (warehouses.total_concurrency() * 4).max(64);
-    for (i, check) in checks.iter().enumerate() {
+    for unit in crate::checks::fuse::scans(&checks) {
         while tasks.len() >= in_flight {
             match tasks.join_next().await {
                 Some(joined) => collect(joined, &mut runs),
                 None => break,
             }
         }
-        let (check, warehouses, store) = (Arc::clone(check), warehouses.clone(), store.cloned());
+        let members: Vec<Arc<Check>> = unit.iter().map(|&i| Arc::clone(&checks[i])).collect();
+        for check in &members {
+            on_start(check);
+        }
+        let (warehouses, store) = (warehouses.clone(), store.cloned());
         let now = clock.now();
-        on_start(&check);
-        tasks.spawn(async move { (i, run_one(check, &warehouses, store.as_ref(), now).await) });
+        tasks.spawn(async move {
+            let done = run_scan(members, &warehouses, store.as_ref(), now).await;
+            unit.into_iter().zip(done).collect::<Vec<_>>()
+        });
     }
     while let Some(joined) = tasks.join_next().await {
         collect(joined, &mut runs);
@@ -220,6 +229,95 @@ pub async fn run_one(
         queued,
         stats,
     }
+}
+
+/// Runs checks that share a scan of one table (see [`crate::checks::fuse`]): one query, its
+/// rows cut into each check's own, each judged as if it had run alone. One check, or checks
+/// whose connection is not configured, run alone. If the shared query fails other than by
+/// timing out, each check runs alone, so that every error is its own check's; a timeout is
+/// every member's error. Results in the order of `checks`.
+pub async fn run_scan(
+    checks: Vec<Arc<Check>>,
+    warehouses: &Warehouses,
+    store: Option<&Store>,
+    now: DateTime<Utc>,
+) -> Vec<CheckRun> {
+    let parts: Option<Vec<&crate::checks::fuse::Fusable>> =
+        checks.iter().map(|c| c.fuse.as_ref()).collect();
+    let (Some(parts), Some(w), [first, _, ..]) = (
+        parts,
+        checks.first().and_then(|c| warehouses.get(&c.connection)),
+        checks.as_slice(),
+    ) else {
+        let mut out = Vec::with_capacity(checks.len());
+        for check in checks {
+            out.push(run_one(check, warehouses, store, now).await);
+        }
+        return out;
+    };
+    let t = Instant::now();
+    let sql = crate::checks::fuse::sql(&parts);
+    let fetched = w.fetch_timed(&sql, job(first)).await;
+    let split = match &fetched.rows {
+        Ok(rs) => crate::checks::fuse::split(rs, &parts),
+        Err(_) => None,
+    };
+    let Some(split) = split else {
+        if let Err(e) = &fetched.rows
+            && e.kind() == ErrorKind::Timeout
+        {
+            let message = format!(
+                "{e} (in one scan of {} shared by {} checks; `fuse = false` runs a check alone)",
+                parts[0].table,
+                checks.len()
+            );
+            return checks
+                .into_iter()
+                .map(|check| CheckRun {
+                    outcome: Outcome::Error {
+                        kind: ErrorKind::Timeout,
+                        message: message.clone(),
+                    },
+                    check,
+                    started_at: now,
+                    duration: t.elapsed().saturating_sub(fetched.queued),
+                    queued: fetched.queued,
+                    stats: QueryStats::default(),
+                })
+                .collect();
+        }
+        if let Err(e) = &fetched.rows {
+            tracing::warn!(table = %parts[0].table, error = %e, "A shared scan failed; its checks run alone.");
+        }
+        let mut out = Vec::with_capacity(checks.len());
+        for check in checks {
+            out.push(run_one(check, warehouses, store, now).await);
+        }
+        return out;
+    };
+    let n = checks.len();
+    let mut out = Vec::with_capacity(n);
+    for (i, (check, rows)) in checks.into_iter().zip(split).enumerate() {
+        let outcome = if check.history.is_some() {
+            crate::engine::history::outcome_of(&check, rows, store.cloned(), now).await
+        } else {
+            evaluate(&check, &rows)
+        };
+        let stats = QueryStats {
+            query_ids: fetched.stats.query_ids.clone(),
+            bytes_processed: fetched.stats.bytes_processed.filter(|_| i == 0),
+            fused: Some(n),
+        };
+        out.push(CheckRun {
+            outcome: crate::evaluate::apply_policy(&check, outcome),
+            check,
+            started_at: now,
+            duration: t.elapsed().saturating_sub(fetched.queued),
+            queued: fetched.queued,
+            stats,
+        });
+    }
+    out
 }
 
 /// What the warehouse is told about the check a query runs for.

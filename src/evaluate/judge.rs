@@ -333,6 +333,7 @@ mod tests {
             rule: None,
             reconcile: None,
             history: None,
+            fuse: None,
         }
     }
 

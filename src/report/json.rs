@@ -46,6 +46,9 @@ struct CheckDoc<'a> {
     /// Bytes the check's queries processed (BigQuery); only where the warehouse says.
     #[serde(skip_serializing_if = "Option::is_none")]
     bytes_processed: Option<u64>,
+    /// How many checks shared the check's one scan of its table; only on fused checks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fused: Option<usize>,
     observations: Vec<ObservationDoc<'a>>,
 }
 
@@ -90,6 +93,7 @@ pub fn render(report: &RunReport, fail_on: Severity) -> String {
                 reason: None,
                 query_ids: &run.stats.query_ids,
                 bytes_processed: run.stats.bytes_processed,
+                fused: run.stats.fused,
                 observations: Vec::new(),
             };
             match &run.outcome {
@@ -157,6 +161,7 @@ pub fn render(report: &RunReport, fail_on: Severity) -> String {
             reason: Some(&skipped.reason),
             query_ids: &[],
             bytes_processed: None,
+            fused: None,
             observations: Vec::new(),
         }))
         .collect();

@@ -870,6 +870,19 @@ fn every_rendered_template_parses_in_sqlglot() {
             "volume_anomaly",
             "table = \"orders\"\nkey_column = \"region\"\n",
         ),
+        // Fused scans (issue 13): each of these shares a scan with a check above.
+        (
+            "failure_rate_spike",
+            "table = \"loads\"\nstatus_column = \"status\"\nfailure_values = [\"failed\"]\ntimestamp_column = \"loaded_at\"\n",
+        ),
+        (
+            "volume_anomaly",
+            "table = \"loads\"\nkey_column = \"dataset\"\nwhere = \"dataset <> 'x'\"\n",
+        ),
+        (
+            "volume_anomaly",
+            "table = \"runs\"\nkey_column = \"pipeline\"\n",
+        ),
     ];
     let mut ids = Vec::new();
     for (i, (rule, params)) in shapes.iter().enumerate() {
@@ -892,6 +905,11 @@ fn every_rendered_template_parses_in_sqlglot() {
             cases.push(json!([id, dialect, part]));
         }
     }
+    let fused = cases
+        .iter()
+        .filter(|c| c[2].as_str().is_some_and(|s| s.contains("one scan for")))
+        .count();
+    assert!(fused >= 12, "shared scans rendered: {fused}");
     let script = r#"
 import json, sys, sqlglot
 failed = []

@@ -15,6 +15,7 @@ mod cli;
 mod config_errors;
 mod daemon;
 mod faults;
+mod fuse;
 mod fuzz;
 mod hostile;
 mod incidents;

@@ -17,7 +17,7 @@ use std::time::Duration;
 type Exchanges = Arc<Mutex<(bool, u64)>>;
 
 /// A relay on 127.0.0.1 in front of `target` ("host:port"); returns its port and its count.
-fn relay(target: String) -> (u16, Exchanges) {
+pub(crate) fn relay(target: String) -> (u16, Exchanges) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let count: Exchanges = Arc::new(Mutex::new((false, 0)));
@@ -66,7 +66,7 @@ fn pump(mut from: TcpStream, mut to: TcpStream, is_client: bool, count: &Exchang
 }
 
 /// `url` with its host:port replaced by 127.0.0.1:`port`, and `(host:port, new url)`.
-fn through(url: &str, port: u16) -> (String, String) {
+pub(crate) fn through(url: &str, port: u16) -> (String, String) {
     let auth_start = url.find("://").map_or(0, |i| i + 3);
     let end = url[auth_start..]
         .find(['/', '?'])

@@ -11,7 +11,7 @@ use crate::util::{Output, TestEnv, block_on, check_doc, output, skip};
 use serde_json::{Value, json};
 
 /// The stand-in's base URL, or `None` after printing why the test is skipped.
-fn fakesnow(test: &str) -> Option<String> {
+pub(crate) fn fakesnow(test: &str) -> Option<String> {
     if !cfg!(feature = "snowflake-arrow") {
         skip(
             test,
@@ -29,7 +29,7 @@ fn fakesnow(test: &str) -> Option<String> {
 }
 
 /// Runs `statements` in `database` on the stand-in (a session of its own).
-fn plant(base: &str, database: &str, statements: &[String]) {
+pub(crate) fn plant(base: &str, database: &str, statements: &[String]) {
     block_on(async {
         let http = reqwest::Client::new();
         let login: Value = http
@@ -62,7 +62,7 @@ fn plant(base: &str, database: &str, statements: &[String]) {
 
 /// A temp dir whose connection `sf` is the stand-in's `database`, logging in with a
 /// password from the environment.
-fn env(base: &str, database: &str, extra: &str) -> TestEnv {
+pub(crate) fn env(base: &str, database: &str, extra: &str) -> TestEnv {
     let env = TestEnv::new();
     env.config(&format!(
         "state = \"sqlite://state.db\"\n\
@@ -76,7 +76,7 @@ fn env(base: &str, database: &str, extra: &str) -> TestEnv {
 }
 
 /// `dqwatch --config dqwatch.toml ARGS` with the Snowflake password in the environment.
-fn run_with(env: &TestEnv, args: &[&str], password: &str) -> Output {
+pub(crate) fn run_with(env: &TestEnv, args: &[&str], password: &str) -> Output {
     let mut cmd = env.command();
     cmd.arg("--config")
         .arg("dqwatch.toml")
@@ -86,7 +86,7 @@ fn run_with(env: &TestEnv, args: &[&str], password: &str) -> Output {
 }
 
 /// The database name for a test: its own, upper case.
-fn db_name(test: &str) -> String {
+pub(crate) fn db_name(test: &str) -> String {
     format!("DQ_{}", test.to_ascii_uppercase())
 }
 
