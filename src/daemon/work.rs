@@ -4,10 +4,11 @@
 
 use super::Shared;
 use super::scheduler::{Plan, Slot};
+use crate::checks::Check;
 use crate::engine::run::{self as runner, CheckRun};
 use crate::store::SlotClaim;
 use chrono::{DateTime, Utc};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -241,45 +242,83 @@ fn start(
     );
     tracker.spawn(async move {
         let permits = Arc::new(tokio::sync::Semaphore::new(in_flight));
-        let mut jobs = jobs.into_iter();
-        for (check, fire_at) in jobs.by_ref() {
+        let mut units = units(jobs).into_iter();
+        for (unit, fire_at) in units.by_ref() {
             let permit = tokio::select! {
                 p = Arc::clone(&permits).acquire_owned() => p,
-                () = shutdown.cancelled() => break,
+                () = shutdown.cancelled() => {
+                    forget(&running, &shared, &unit, fire_at);
+                    break;
+                }
             };
-            let Ok(permit) = permit else { break };
+            let Ok(permit) = permit else {
+                forget(&running, &shared, &unit, fire_at);
+                break;
+            };
             // The lag to the moment the check is handed to its connection.
             let lag = (shared.clock.now() - fire_at).num_milliseconds().max(0) as f64 / 1000.0;
-            metrics::histogram!("dqwatch_scheduler_lag_seconds").record(lag);
+            for _ in &unit {
+                metrics::histogram!("dqwatch_scheduler_lag_seconds").record(lag);
+            }
             let (tx, running, shared, warehouses, shutdown) =
                 (tx.clone(), Arc::clone(&running), Arc::clone(&shared), warehouses.clone(), shutdown.clone());
             runs.spawn(async move {
                 let _permit = permit;
-                let id = check.id.0.clone();
-                let run = tokio::select! {
-                    run = runner::run_one(check, &warehouses, Some(&shared.store), shared.clock.now()) => Some(run),
+                let ids: Vec<String> = unit.iter().map(|c| c.id.0.clone()).collect();
+                let done = tokio::select! {
+                    done = runner::run_scan(unit, &warehouses, Some(&shared.store), shared.clock.now()) => done,
                     // Stopping: a check still running is dropped; its slot's lease runs out
                     // and another replica (or this one, restarted) runs it.
-                    () = async { shutdown.cancelled().await; tokio::time::sleep(super::SHUTDOWN_GRACE / 2).await } => None,
+                    () = async { shutdown.cancelled().await; tokio::time::sleep(super::SHUTDOWN_GRACE / 2).await } => Vec::new(),
                 };
-                lock(&running).remove(&id);
-                let sent = match run {
-                    Some(run) => tx.send((run, fire_at)).await.is_ok(),
-                    None => false,
-                };
-                if !sent {
+                let mut sent = HashSet::new();
+                for run in done {
+                    let id = run.check.id.0.clone();
+                    lock(&running).remove(&id);
+                    if tx.send((run, fire_at)).await.is_ok() {
+                        sent.insert(id);
+                    }
+                }
+                for id in ids.into_iter().filter(|id| !sent.contains(id)) {
+                    lock(&running).remove(&id);
                     shared.held().remove(&(id, fire_at));
                 }
             });
         }
         // Stopped before starting these: they are not running.
-        let mut busy = lock(&running);
-        let mut held = shared.held();
-        for (check, fire_at) in jobs {
-            busy.remove(&check.id.0);
-            held.remove(&(check.id.0.clone(), fire_at));
+        for (unit, fire_at) in units {
+            forget(&running, &shared, &unit, fire_at);
         }
     });
+}
+
+/// Claimed slots as units of work: checks due at the same moment that share a scan of one
+/// table run as one query (see [`crate::checks::fuse`]), every other check alone.
+fn units(jobs: Vec<Slot>) -> Vec<(Vec<Arc<Check>>, DateTime<Utc>)> {
+    let mut by_time: BTreeMap<DateTime<Utc>, Vec<Arc<Check>>> = BTreeMap::new();
+    for (check, fire_at) in jobs {
+        by_time.entry(fire_at).or_default().push(check);
+    }
+    let mut out = Vec::new();
+    for (fire_at, checks) in by_time {
+        for scan in crate::checks::fuse::scans(&checks) {
+            out.push((
+                scan.iter().map(|&i| Arc::clone(&checks[i])).collect(),
+                fire_at,
+            ));
+        }
+    }
+    out
+}
+
+/// Checks of a unit that will not run here: no longer running, their slots no longer held.
+fn forget(running: &Running, shared: &Shared, unit: &[Arc<Check>], fire_at: DateTime<Utc>) {
+    let mut busy = lock(running);
+    let mut held = shared.held();
+    for check in unit {
+        busy.remove(&check.id.0);
+        held.remove(&(check.id.0.clone(), fire_at));
+    }
 }
 
 /// The heartbeat: every third of the lease, renews the leases of the slots this replica
@@ -477,5 +516,52 @@ pub async fn deliver(shared: Arc<Shared>, shutdown: CancellationToken) {
                 tracing::warn!(error = %e.chain(), "Cannot deliver the outbox; retrying.");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::fuse::Fusable;
+    use crate::checks::tests_support::check;
+    use chrono::TimeZone;
+
+    /// Checks due at the same moment on one table share a scan; a check due at another moment,
+    /// or one that cannot be fused, runs alone.
+    #[test]
+    fn checks_due_together_on_one_table_share_a_scan() {
+        let fused = |id: &str| {
+            let mut c = check(id);
+            c.fuse = Some(Fusable {
+                table: "\"orders\"".into(),
+                group: None,
+                rows: None,
+                columns: vec![("n".into(), "COUNT(*)".into())],
+            });
+            Arc::new(c)
+        };
+        let (t1, t2) = (
+            Utc.with_ymd_and_hms(2026, 11, 30, 3, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(2026, 11, 30, 4, 0, 0).unwrap(),
+        );
+        let jobs = vec![
+            (fused("a"), t1),
+            (Arc::new(check("plain")), t1),
+            (fused("b"), t2),
+            (fused("c"), t1),
+        ];
+        let got: Vec<(Vec<String>, DateTime<Utc>)> = units(jobs)
+            .into_iter()
+            .map(|(u, at)| (u.iter().map(|c| c.id.0.clone()).collect(), at))
+            .collect();
+        let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            got,
+            vec![
+                (ids(&["a", "c"]), t1),
+                (ids(&["plain"]), t1),
+                (ids(&["b"]), t2)
+            ]
+        );
     }
 }

@@ -270,3 +270,50 @@ fn postgres_fused_checks_are_one_round_trip() {
         "five checks alone, five queries"
     );
 }
+
+/// A shared scan that outlasts the statement timeout is every member's timeout, saying that
+/// the scan was shared and how to run a check alone; nothing is judged a pass.
+#[test]
+fn postgres_a_shared_scan_that_times_out_is_each_members_timeout() {
+    let admin = require_env!("DQWATCH_TEST_POSTGRES_URL");
+    let schema = PgSchema::new(&admin, "fused_timeout");
+    schema.exec(
+        "CREATE VIEW slow AS SELECT 'a'::text AS ds, now() AS ts FROM (SELECT pg_sleep(5)) s;",
+    );
+    let env = TestEnv::with_connection(&schema.url, "statement_timeout = \"1s\"");
+    for (id, col) in [("lag", "ts"), ("lag2", "ts")] {
+        env.write(
+            &format!("checks/{id}.toml"),
+            format!("rule = \"freshness_lag\"\n[params]\ntable = \"slow\"\ntimestamp_column = \"{col}\"\n"),
+        );
+    }
+    let report = env
+        .run(["run", "--no-incidents", "--format", "json"])
+        .code(3)
+        .json();
+    for id in ["lag", "lag2"] {
+        let doc = check_doc(&report, id);
+        assert_eq!(doc["status"], "error", "{doc:#}");
+        assert_eq!(doc["error"]["kind"], "timeout", "{doc:#}");
+        let message = doc["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("shared by 2 checks") && message.contains("fuse = false"),
+            "{message}"
+        );
+    }
+}
+
+/// `fuse` belongs to rule checks: on a `.sql` check it is an error naming the line.
+#[test]
+fn fuse_on_a_sql_check_is_refused_with_its_line() {
+    let env = TestEnv::sqlite("CREATE TABLE t (n INTEGER);", "");
+    env.check_with(
+        "plain",
+        &["fuse = false", "metric = \"n\""],
+        "SELECT 1 AS n",
+    );
+    env.run(["validate"])
+        .code(2)
+        .stderr_has("plain.sql:3")
+        .stderr_has("`fuse` applies to rule checks only");
+}
