@@ -1,7 +1,9 @@
 //! BigQuery over its REST API (v2), standard SQL. A service-account key signs a JWT that the
-//! key's `token_uri` exchanges for an OAuth access token. Every check is first a dry run
+//! key's `token_uri` exchanges for an OAuth access token. A query text is first a dry run
 //! (`jobs.insert` with `dryRun`): only a `SELECT` statement runs, and one whose dry run
-//! would process more than `max_bytes_billed` is an error before it costs anything. The
+//! would process more than `max_bytes_billed` is an error before it costs anything; a text
+//! that passed is not dry-run again by the same process (every job still carries the byte
+//! limit, which BigQuery enforces). The
 //! query then runs with `jobs.query` (`maximumBytesBilled`, `jobTimeoutMs`, labels naming the
 //! check), its pages are read with `getQueryResults` up to `max_rows`, and a job still
 //! running at the deadline is cancelled (`jobs.cancel`).
@@ -37,6 +39,10 @@ pub struct BigQuery {
     /// The access token and when to fetch a new one.
     token: Mutex<Option<(String, Instant)>>,
     permits: Semaphore,
+    /// Query texts (with the byte limit they ran under) whose dry run passed: a statement's
+    /// type is fixed by its text, and every job carries `maximumBytesBilled`, which BigQuery
+    /// enforces without billing, so a text that passed is not dry-run again by this process.
+    passed: std::sync::Mutex<std::collections::HashSet<(String, u64)>>,
 }
 
 /// Why a request failed, before it becomes a [`WarehouseError`].
@@ -57,6 +63,7 @@ impl BigQuery {
             http: http::client(),
             token: Mutex::new(None),
             permits,
+            passed: std::sync::Mutex::new(std::collections::HashSet::new()),
         }
     }
 
@@ -82,7 +89,8 @@ impl BigQuery {
         }
     }
 
-    /// Dry-runs, then runs one screened query.
+    /// Dry-runs (the first time this process runs the text under this byte limit), then runs
+    /// one screened query.
     pub async fn fetch_timed(&self, sql: &str, job: Job<'_>) -> Fetched {
         let (_permit, queued) = match admit(sql, self.conn.dialect, &self.permits).await {
             Ok(admitted) => admitted,
@@ -90,8 +98,12 @@ impl BigQuery {
         };
         let mut stats = QueryStats::default();
         let deadline = Instant::now() + self.conn.statement_timeout + CLIENT_GRACE;
+        let seen = (sql.to_string(), self.limit(job));
         let rows = async {
-            self.dry_run(sql, job, deadline).await?;
+            if !self.passed().contains(&seen) {
+                self.dry_run(sql, job, deadline).await?;
+                self.passed().insert(seen);
+            }
             self.run(sql, job, deadline, &mut stats).await
         }
         .await;
@@ -149,6 +161,12 @@ impl BigQuery {
     }
 
     /// The limit of a job: the check's own, else the connection's.
+    fn passed(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<(String, u64)>> {
+        self.passed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn limit(&self, job: Job<'_>) -> u64 {
         job.max_bytes_billed.unwrap_or(self.cfg.max_bytes_billed)
     }

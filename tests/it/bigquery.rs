@@ -599,6 +599,38 @@ fn types_pages_labels_and_bytes() {
     );
 }
 
+/// A text that passed its dry run is not dry-run again by the same process (issue 13: no
+/// request per check that can be avoided): two checks with one text cost one dry run and two
+/// jobs; under another byte limit the text is dry-run again, and every job carries its limit.
+#[test]
+fn a_text_is_dry_run_once_per_byte_limit() {
+    let Some(lb) = Loopback::start("bigquery::a_text_is_dry_run_once_per_byte_limit", "") else {
+        return;
+    };
+    lb.check("a", &METRIC, "SELECT * FROM types");
+    lb.check("b", &METRIC, "SELECT * FROM types");
+    let mut limited = METRIC.to_vec();
+    limited.insert(0, "max_bytes_billed = \"5GB\"");
+    lb.check("c", &limited, "SELECT * FROM types");
+    let report = lb.run().json();
+    for id in ["a", "b", "c"] {
+        assert_eq!(check_doc(&report, id)["status"], json!("breach"), "{id}");
+    }
+    assert_eq!(
+        lb.seen("insert").len(),
+        2,
+        "one dry run per text and byte limit"
+    );
+    let jobs = lb.seen("query");
+    assert_eq!(jobs.len(), 3, "{jobs:?}");
+    let mut limits: Vec<&str> = jobs
+        .iter()
+        .filter_map(|j| j["maximumBytesBilled"].as_str())
+        .collect();
+    limits.sort_unstable();
+    assert_eq!(limits, ["10000000000", "10000000000", "5000000000"]);
+}
+
 /// A dry run over `max_bytes_billed` is an error before any job runs; a connection (or
 /// limit) that allows it runs it; a job the server stops at its byte limit is an error
 /// carrying `bytesBilledLimitExceeded`.
