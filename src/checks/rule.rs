@@ -603,7 +603,9 @@ pub fn render(rule: &Rule, dialect: Dialect, params: &Value) -> Result<String, S
 }
 
 /// A check's part in a shared scan, from the rule's `<dialect>.fused.sql`; `None` when the
-/// rule has no such template for the dialect.
+/// rule has no such template for the dialect, or when this check's parameters do not fit its
+/// one-line-per-column form (a `where` written over several lines): the check runs alone.
+/// A template that does not render is an error.
 pub fn render_fused(
     rule: &Rule,
     dialect: Dialect,
@@ -613,12 +615,10 @@ pub fn render_fused(
     if template.trim().is_empty() {
         return None;
     }
-    Some(
-        render_text(rule, template, dialect, "fused.sql", params).and_then(|text| {
-            super::fuse::Fusable::parse(&text)
-                .map_err(|m| format!("rule {} ({}.fused.sql): {m}", rule.name, dialect.as_str()))
-        }),
-    )
+    match render_text(rule, template, dialect, "fused.sql", params) {
+        Ok(text) => super::fuse::Fusable::parse(&text).ok().map(Ok),
+        Err(m) => Some(Err(m)),
+    }
 }
 
 fn render_text(
@@ -701,12 +701,43 @@ mod tests {
                     given.insert(name.clone(), v);
                 }
             }
-            for dialect in [Dialect::Postgres, Dialect::Mysql, Dialect::Sqlite] {
+            for dialect in DIALECTS {
                 let params =
                     bind(rule, &given, dialect).unwrap_or_else(|e| panic!("{}: {e:?}", rule.name));
                 render(rule, dialect, &params).unwrap_or_else(|e| panic!("{e}"));
+                // Every fused form renders and reads (a malformed one would never fuse).
+                let fusable = ["freshness_lag", "volume_anomaly", "failure_rate_spike"];
+                match render_fused(rule, dialect, &params) {
+                    Some(Ok(f)) => assert!(f.columns.len() >= 2, "{}: {f:?}", rule.name),
+                    Some(Err(e)) => panic!("{e}"),
+                    None => assert!(!fusable.contains(&rule.name.as_str()), "{}", rule.name),
+                }
             }
         }
+    }
+
+    /// A check's `where` over several lines does not fit the fused form: it runs alone
+    /// instead of failing to load; on one line it is the rows its scan part reads.
+    #[test]
+    fn a_multi_line_condition_runs_alone() {
+        let rules = load_rules(None).unwrap();
+        let rule = &rules["freshness_lag"];
+        let given = |cond: &str| -> toml::Table {
+            toml::from_str(&format!(
+                "table = \"t\"\ntimestamp_column = \"ts\"\nkey_column = \"k\"\nwhere = \"{cond}\""
+            ))
+            .unwrap()
+        };
+        let one = bind(rule, &given("a > 1 AND b < 2"), Dialect::Postgres).unwrap();
+        let f = render_fused(rule, Dialect::Postgres, &one)
+            .unwrap()
+            .unwrap();
+        assert_eq!(f.rows.as_deref(), Some("(a > 1 AND b < 2)"));
+        assert_eq!(f.group.as_deref(), Some("\"k\""));
+        assert_eq!(f.columns[0], ("dataset".to_string(), "\"k\"".to_string()));
+        let two = bind(rule, &given("a > 1\\nAND b < 2"), Dialect::Postgres).unwrap();
+        assert!(render_fused(rule, Dialect::Postgres, &two).is_none());
+        assert!(render(rule, Dialect::Postgres, &two).is_ok());
     }
 
     #[test]

@@ -404,7 +404,7 @@ mod tests {
     #[test_case("rule = freshness_lag\n", &["checks/r.toml:1:8: invalid boolean, expected `false`"] ; "an unquoted name")]
     #[test_case("rule = 1\n", &["checks/r.toml:1:8: invalid type: integer `1`, expected a string"] ; "rule not a string")]
     #[test_case("rule = \"freshness_lag\"\nparams = 1\n", &["checks/r.toml:2:10: invalid type: integer `1`, expected a map"] ; "params not a table")]
-    #[test_case("rules = \"freshness_lag\"\n", &["checks/r.toml:1:1: unknown field `rules`, expected one of `description`, `connection`, `schedule`, `category`, `owners`, `tags`, `impact`, `runbook`, `keys`, `metric`, `thresholds`, `severity`, `severity_column`, `severity_map`, `on_no_data`, `open_after`, `resolve_after`, `error_after`, `reopen_within`, `open_window`, `flap`, `due`, `group_keys`, `max_bytes_billed`, `rule`, `params` (hint: remove the key or fix its spelling)"] ; "unknown key")]
+    #[test_case("rules = \"freshness_lag\"\n", &["checks/r.toml:1:1: unknown field `rules`, expected one of `description`, `connection`, `schedule`, `category`, `owners`, `tags`, `impact`, `runbook`, `keys`, `metric`, `thresholds`, `severity`, `severity_column`, `severity_map`, `on_no_data`, `open_after`, `resolve_after`, `error_after`, `reopen_within`, `open_window`, `flap`, `due`, `group_keys`, `max_bytes_billed`, `rule`, `fuse`, `params` (hint: remove the key or fix its spelling)"] ; "unknown key")]
     fn a_rule_check_names_a_known_rule(text: &str, want: &[&str]) {
         assert_eq!(errors(text), want);
     }

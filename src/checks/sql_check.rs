@@ -89,7 +89,7 @@ mod tests {
     const MISSING_MARKER: &str = "checks/t.sql:1:1: a check must start with the line `-- dqwatch` (hint: put `-- dqwatch` on the first line, then the header as `-- key = value` lines, then the query)";
 
     /// serde's list of the header's keys, in declaration order.
-    const KEYS: &str = "`description`, `connection`, `schedule`, `category`, `owners`, `tags`, `impact`, `runbook`, `keys`, `metric`, `thresholds`, `severity`, `severity_column`, `severity_map`, `on_no_data`, `open_after`, `resolve_after`, `error_after`, `reopen_within`, `open_window`, `flap`, `due`, `group_keys`, `max_bytes_billed`, `rule`, `params`";
+    const KEYS: &str = "`description`, `connection`, `schedule`, `category`, `owners`, `tags`, `impact`, `runbook`, `keys`, `metric`, `thresholds`, `severity`, `severity_column`, `severity_map`, `on_no_data`, `open_after`, `resolve_after`, `error_after`, `reopen_within`, `open_window`, `flap`, `due`, `group_keys`, `max_bytes_billed`, `rule`, `fuse`, `params`";
 
     #[test_case("-- dqwatch\nSELECT 1\n" ; "exactly")]
     #[test_case("-- dqwatch   \nSELECT 1\n" ; "trailing spaces")]

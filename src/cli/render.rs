@@ -57,7 +57,7 @@ pub fn cmd(config: Option<&Path>, args: &RenderArgs) -> Exit {
             .collect();
         sql = format!(
             "{sql}\n-- In a run of every check it shares this scan with {} other checks on {} \
-             (`fuse = false` runs it alone):\n{}\n",
+             (fuse = false runs it alone):\n{}\n",
             unit.len() - 1,
             parts.first().map_or("", |p| p.table.as_str()),
             crate::checks::fuse::sql(&parts)
