@@ -604,7 +604,11 @@ fn types_pages_labels_and_bytes() {
 /// jobs; under another byte limit the text is dry-run again, and every job carries its limit.
 #[test]
 fn a_text_is_dry_run_once_per_byte_limit() {
-    let Some(lb) = Loopback::start("bigquery::a_text_is_dry_run_once_per_byte_limit", "") else {
+    // One at a time, so that the second check starts after the first one's dry run passed.
+    let Some(lb) = Loopback::start(
+        "bigquery::a_text_is_dry_run_once_per_byte_limit",
+        "max_concurrency = 1",
+    ) else {
         return;
     };
     lb.check("a", &METRIC, "SELECT * FROM types");
