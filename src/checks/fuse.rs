@@ -93,37 +93,64 @@ pub fn scans(checks: &[Arc<Check>]) -> Vec<Vec<usize>> {
     groups
 }
 
-/// The alias of column `j` of member `i` (`j = 0`: the member's count of its rows).
-fn alias(i: usize, j: usize) -> String {
-    format!("dq{i}_{j}")
-}
-
 /// Does member `m` of a scan get a count of its rows? Only where a key could come out of
 /// the scan with none of them: grouped, and limited to some rows.
 fn counted(scan: &[&Fusable], m: &Fusable) -> bool {
     scan.first().is_some_and(|f| f.group.is_some()) && m.rows.is_some()
 }
 
+/// Where each member's values are in a scan's select list.
+struct Layout {
+    /// The select list: expression and alias, each expression once (the key column, a count
+    /// that two checks share, a member's own count of its rows and its `COUNT` column).
+    items: Vec<(String, String)>,
+    /// Per member: the alias of each of its columns, and of its count of its rows (if any).
+    members: Vec<(Vec<String>, Option<String>)>,
+}
+
+fn layout(scan: &[&Fusable]) -> Layout {
+    let mut items: Vec<(String, String)> = Vec::new();
+    let alias_of = |expr: String, items: &mut Vec<(String, String)>| {
+        if let Some((_, a)) = items.iter().find(|(e, _)| *e == expr) {
+            return a.clone();
+        }
+        let a = format!("dq{}", items.len());
+        items.push((expr, a.clone()));
+        a
+    };
+    let mut members = Vec::with_capacity(scan.len());
+    for m in scan {
+        let cols = m
+            .columns
+            .iter()
+            .map(|(_, expr)| alias_of(expr.clone(), &mut items))
+            .collect();
+        let count = match (&m.rows, counted(scan, m)) {
+            (Some(rows), true) => Some(alias_of(
+                format!("COUNT(CASE WHEN {rows} THEN 1 END)"),
+                &mut items,
+            )),
+            _ => None,
+        };
+        members.push((cols, count));
+    }
+    Layout { items, members }
+}
+
 /// The one query of a scan whose members share table and key column: every member's columns
 /// (each aggregate limited to its rows), and per member limited to some rows the count of
-/// them, so that [`split`] can leave out keys it did not read. When every member reads only
-/// some rows, the scan reads only rows that some member reads.
+/// them, so that [`split`] can leave out keys it did not read; an expression two members
+/// share is computed once. When every member reads only some rows, the scan reads only rows
+/// that some member reads.
 pub fn sql(scan: &[&Fusable]) -> String {
     let Some(first) = scan.first() else {
         return String::new();
     };
-    let mut items = Vec::new();
-    for (i, m) in scan.iter().enumerate() {
-        for (j, (_, expr)) in m.columns.iter().enumerate() {
-            items.push(format!("{expr} AS {}", alias(i, j + 1)));
-        }
-        if let (true, Some(rows)) = (counted(scan, m), &m.rows) {
-            items.push(format!(
-                "COUNT(CASE WHEN {rows} THEN 1 END) AS {}",
-                alias(i, 0)
-            ));
-        }
-    }
+    let items: Vec<String> = layout(scan)
+        .items
+        .into_iter()
+        .map(|(expr, alias)| format!("{expr} AS {alias}"))
+        .collect();
     let mut q = format!(
         "-- dqwatch: one scan for {} checks\nSELECT {}\nFROM {}",
         scan.len(),
@@ -147,14 +174,11 @@ pub fn sql(scan: &[&Fusable]) -> String {
 pub fn split(rs: &ResultSet, scan: &[&Fusable]) -> Option<Vec<ResultSet>> {
     let at = |name: &str| rs.columns.iter().position(|c| c.eq_ignore_ascii_case(name));
     let mut out = Vec::with_capacity(scan.len());
-    for (i, m) in scan.iter().enumerate() {
-        let cols: Vec<usize> = (1..=m.columns.len())
-            .map(|j| at(&alias(i, j)))
-            .collect::<Option<_>>()?;
-        let count = if counted(scan, m) {
-            Some(at(&alias(i, 0))?)
-        } else {
-            None
+    for (m, (aliases, count)) in scan.iter().zip(layout(scan).members) {
+        let cols: Vec<usize> = aliases.iter().map(|a| at(a)).collect::<Option<_>>()?;
+        let count = match count {
+            Some(a) => Some(at(&a)?),
+            None => None,
         };
         let rows = rs
             .rows
@@ -228,15 +252,13 @@ mod tests {
         );
         let q = sql(&[&a, &b]);
         assert!(q.contains("WHERE ((a)) OR ((b))"), "{q}");
-        assert!(
-            q.contains("COUNT(CASE WHEN (a) THEN 1 END) AS dq0_0"),
-            "{q}"
-        );
+        assert!(q.contains("COUNT(CASE WHEN (a) THEN 1 END) AS dq2"), "{q}");
+        assert_eq!(q.matches("k AS").count(), 1, "the key column once: {q}");
         assert!(q.ends_with("GROUP BY k"), "{q}");
         let c = part(Some("k"), None, "z");
         let q = sql(&[&a, &c]);
         assert!(!q.contains("WHERE"), "a member reads every row: {q}");
-        assert!(!q.contains("dq1_0"), "{q}");
+        assert_eq!(q.matches("COUNT(").count(), 1, "{q}");
     }
 
     #[test]
@@ -245,23 +267,20 @@ mod tests {
             part(Some("k"), Some("(a)"), "x"),
             part(Some("k"), None, "y"),
         );
+        // k AS dq0, MAX(x) AS dq1, COUNT(… (a) …) AS dq2, MAX(y) AS dq3
         let rs = ResultSet {
-            columns: ["DQ0_1", "dq0_2", "dq0_0", "dq1_1", "dq1_2"]
-                .map(String::from)
-                .to_vec(),
+            columns: ["DQ0", "dq1", "dq2", "dq3"].map(String::from).to_vec(),
             rows: vec![
                 vec![
                     Value::Text("k1".into()),
                     Value::Int(5),
                     Value::Int(2),
-                    Value::Text("k1".into()),
                     Value::Int(7),
                 ],
                 vec![
                     Value::Text("k2".into()),
                     Value::Null,
                     Value::Int(0),
-                    Value::Text("k2".into()),
                     Value::Int(8),
                 ],
             ],
@@ -280,7 +299,7 @@ mod tests {
             "a member without a row limit keeps every key"
         );
         let short = ResultSet {
-            columns: vec!["dq0_1".into()],
+            columns: vec!["dq0".into()],
             rows: vec![],
             capped: false,
         };
