@@ -1,7 +1,4 @@
-{{!-- failure_rate_spike (bigquery) in one scan of its table shared with the other checks on it (README: Fused scans).
-     One line each: `table:`, `group:` (the key column, or nothing), `rows:` (the rows this check
-     reads, or nothing for all), then its columns as `name: expression`, each aggregate
-     limited to its rows. --}}
+{{!-- failure_rate_spike (bigquery), in one scan shared with the other checks on its table (README: Fused scans). --}}
 {{#*inline "rows"}}TIMESTAMP({{params.timestamp_column}}) >= TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL {{params.window}} SECOND){{/inline}}
 table: {{params.table}}
 group: {{params.key_column}}

@@ -1,7 +1,4 @@
-{{!-- freshness_lag (sqlite) in one scan of its table shared with the other checks on it (README: Fused scans).
-     One line each: `table:`, `group:` (the key column, or nothing), `rows:` (the rows this check
-     reads, or nothing for all), then its columns as `name: expression`, each aggregate
-     limited to its rows. --}}
+{{!-- freshness_lag (sqlite), in one scan shared with the other checks on its table (README: Fused scans). --}}
 {{#*inline "rows"}}{{#if params.where}}{{params.where}}{{else}}1 = 1{{/if}}{{/inline}}
 table: {{params.table}}
 group: {{params.key_column}}
