@@ -249,11 +249,7 @@ pub async fn run_scan(
         checks.first().and_then(|c| warehouses.get(&c.connection)),
         checks.as_slice(),
     ) else {
-        let mut out = Vec::with_capacity(checks.len());
-        for check in checks {
-            out.push(run_one(check, warehouses, store, now).await);
-        }
-        return out;
+        return alone(checks, warehouses, store, now).await;
     };
     let t = Instant::now();
     let sql = crate::checks::fuse::sql(&parts);
@@ -289,11 +285,7 @@ pub async fn run_scan(
         if let Err(e) = &fetched.rows {
             tracing::warn!(table = %parts[0].table, error = %e, "A shared scan failed; its checks run alone.");
         }
-        let mut out = Vec::with_capacity(checks.len());
-        for check in checks {
-            out.push(run_one(check, warehouses, store, now).await);
-        }
-        return out;
+        return alone(checks, warehouses, store, now).await;
     };
     let n = checks.len();
     let mut out = Vec::with_capacity(n);
@@ -318,6 +310,22 @@ pub async fn run_scan(
         });
     }
     out
+}
+
+/// Runs each of `checks` on its own, all at once (each connection still runs at most its
+/// `max_concurrency`); results in the order of `checks`.
+async fn alone(
+    checks: Vec<Arc<Check>>,
+    warehouses: &Warehouses,
+    store: Option<&Store>,
+    now: DateTime<Utc>,
+) -> Vec<CheckRun> {
+    futures_util::future::join_all(
+        checks
+            .into_iter()
+            .map(|check| run_one(check, warehouses, store, now)),
+    )
+    .await
 }
 
 /// What the warehouse is told about the check a query runs for.
