@@ -3,6 +3,7 @@
 //! hands each check the server's own refusal.
 
 use super::decode;
+use super::relay;
 use super::error::{WarehouseError, describe, is_timeout};
 use super::screen::{NOT_A_QUERY, batchable, screen};
 use crate::config::{Connection, Dialect};
@@ -252,21 +253,18 @@ impl SqlPool {
         let cancel = async {
             match running {
                 Running::Pg(pid) => {
-                    let mut k = PgConnectOptions::from_str(url)?
+                    let opts = PgConnectOptions::from_str(url)?
                         .application_name("dqwatch")
-                        .disable_statement_logging()
-                        .connect()
-                        .await?;
+                        .disable_statement_logging();
+                    let mut k = relay::connect_pg(opts).await?;
                     sqlx::raw_sql(AssertSqlSafe(format!("SELECT pg_cancel_backend({pid})")))
                         .execute(&mut k)
                         .await?;
                     k.close().await
                 }
                 Running::My(id) => {
-                    let mut k = MySqlConnectOptions::from_str(url)?
-                        .disable_statement_logging()
-                        .connect()
-                        .await?;
+                    let opts = MySqlConnectOptions::from_str(url)?.disable_statement_logging();
+                    let mut k = relay::connect_my(opts).await?;
                     k.execute(AssertSqlSafe(format!("KILL QUERY {id}"))).await?;
                     k.close().await
                 }
@@ -350,7 +348,7 @@ async fn connect(conn: &Connection) -> Result<Conn, sqlx::Error> {
                     ("default_transaction_read_only", "on".into()),
                 ])
                 .disable_statement_logging();
-            let mut c = opts.connect().await?;
+            let mut c = relay::connect_pg(opts).await?;
             let pid: i32 = sqlx::raw_sql("SELECT pg_backend_pid()")
                 .fetch_one(&mut c)
                 .await?
@@ -359,7 +357,7 @@ async fn connect(conn: &Connection) -> Result<Conn, sqlx::Error> {
         }
         Dialect::Mysql => {
             let opts = MySqlConnectOptions::from_str(url)?.disable_statement_logging();
-            let mut c = opts.connect().await?;
+            let mut c = relay::connect_my(opts).await?;
             // One round trip: a read-only session with the statement timeout, and the id that
             // KILL QUERY names. MariaDB counts seconds in max_statement_time; MySQL counts
             // milliseconds in max_execution_time (SELECT only).
