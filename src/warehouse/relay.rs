@@ -21,34 +21,58 @@ use sqlx::{ConnectOptions, Error};
 use std::future::Future;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixListener, UnixStream};
+use tokio::task::JoinHandle;
 
 /// PostgreSQL's SSLRequest: length 8, code 80877103. sqlx sends it first whenever it will
 /// try TLS; the relay insists on it, so that no sqlx release that skipped TLS on a socket
 /// path could send a start-up message in clear text over the network.
 const PG_SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
 
+/// The relay task of one connection (none when sqlx connected by itself). Dropped, the
+/// task goes on until the connection's socket closes.
+pub(super) struct Relay(Option<JoinHandle<()>>);
+
+impl Relay {
+    /// Once the connection is closed: waits (at most a second) until the relay has passed on
+    /// the last bytes and closed the TCP connection, so that a process that exits next does
+    /// not cut the goodbye off.
+    pub(super) async fn finish(self) {
+        if let Some(task) = self.0 {
+            let _ = tokio::time::timeout(Duration::from_secs(1), task).await;
+        }
+    }
+}
+
 /// Opens a PostgreSQL connection; over TCP with TLS possible, through the relay.
-pub(super) async fn connect_pg(opts: PgConnectOptions) -> Result<PgConnection, Error> {
+pub(super) async fn connect_pg(opts: PgConnectOptions) -> Result<(PgConnection, Relay), Error> {
     let tls = !matches!(opts.get_ssl_mode(), PgSslMode::Disable | PgSslMode::Allow);
     // A host starting with `/` is a socket directory (sqlx's rule).
     if !tls || opts.get_socket().is_some() || opts.get_host().starts_with('/') {
-        return opts.connect().await;
+        return Ok((opts.connect().await?, Relay(None)));
     }
     let (host, port) = (opts.get_host().to_string(), opts.get_port());
     let name = format!(".s.PGSQL.{port}");
-    relayed(&host, port, &name, Some(&PG_SSL_REQUEST), opts, |o, dir, _| {
-        o.socket(dir)
-    })
+    relayed(
+        &host,
+        port,
+        &name,
+        Some(&PG_SSL_REQUEST),
+        opts,
+        |o, dir, _| o.socket(dir),
+    )
     .await
 }
 
 /// Opens a MariaDB/MySQL connection; over TCP with TLS possible, through the relay.
-pub(super) async fn connect_my(opts: MySqlConnectOptions) -> Result<MySqlConnection, Error> {
+pub(super) async fn connect_my(
+    opts: MySqlConnectOptions,
+) -> Result<(MySqlConnection, Relay), Error> {
     let tls = !matches!(opts.get_ssl_mode(), MySqlSslMode::Disabled);
     if !tls || opts.get_socket().is_some() {
-        return opts.connect().await;
+        return Ok((opts.connect().await?, Relay(None)));
     }
     let (host, port) = (opts.get_host().to_string(), opts.get_port());
     relayed(&host, port, "mysql.sock", None, opts, |o, _, path| {
@@ -66,14 +90,14 @@ async fn relayed<O, C>(
     first: Option<&'static [u8]>,
     opts: O,
     aim: impl FnOnce(O, &Path, &Path) -> O,
-) -> Result<C, Error>
+) -> Result<(C, Relay), Error>
 where
     O: ConnectOptions<Connection = C>,
 {
     // The socket first: if it cannot be made (a temporary directory too long for a socket
     // path, say), sqlx connects by itself, as it would without the relay.
     let Ok((dir, listener)) = listen(name) else {
-        return opts.connect().await;
+        return Ok((opts.connect().await?, Relay(None)));
     };
     let path = dir.path().join(name);
     // URLs keep an IPv6 address in brackets.
@@ -102,7 +126,7 @@ async fn start<C, F>(
     tcp: TcpStream,
     first: Option<&'static [u8]>,
     mut connecting: std::pin::Pin<Box<F>>,
-) -> Result<C, Error>
+) -> Result<(C, Relay), Error>
 where
     F: Future<Output = Result<C, Error>>,
 {
@@ -124,14 +148,14 @@ where
             "another process connected to dqwatch's private socket".into(),
         ));
     }
-    tokio::spawn(relay(client, tcp, first));
+    let task = tokio::spawn(relay(client, tcp, first));
     // If sqlx fails from here (or this future is dropped), its socket closes and the relay
     // ends with it.
-    connecting.await
+    Ok((connecting.await?, Relay(Some(task))))
 }
 
-/// Copies bytes both ways until either side closes, then closes both: the task never
-/// outlives the connection.
+/// Copies bytes both ways until sqlx closes its socket, or until the server closes and then
+/// sqlx does: the task never outlives the connection.
 async fn relay(mut client: UnixStream, mut server: TcpStream, first: Option<&'static [u8]>) {
     if let Some(want) = first {
         let mut head = vec![0; want.len()];
@@ -150,10 +174,16 @@ async fn relay(mut client: UnixStream, mut server: TcpStream, first: Option<&'st
     let (mut server_rx, mut server_tx) = server.split();
     tokio::select! {
         _ = tokio::io::copy(&mut client_rx, &mut server_tx) => {
+            // sqlx closed the connection (or dropped it): so does the relay, as sqlx would
+            // close its own TCP socket.
             let _ = server_tx.shutdown().await;
         }
         _ = tokio::io::copy(&mut server_rx, &mut client_tx) => {
+            // The server closed (after a Terminate, say): sqlx reads the end; what it still
+            // sends (a TLS close_notify) is read and dropped until it closes too, so that its
+            // write does not fail on a closed socket.
             let _ = client_tx.shutdown().await;
+            let _ = tokio::io::copy(&mut client_rx, &mut tokio::io::sink()).await;
         }
     }
 }
@@ -224,7 +254,7 @@ mod tests {
         let mut conns = Vec::new();
         let mut pids = Vec::new();
         for _ in 0..3 {
-            let mut c = connect_pg(base.clone().ssl_mode(PgSslMode::Require))
+            let (mut c, relay) = connect_pg(base.clone().ssl_mode(PgSslMode::Require))
                 .await
                 .expect("connect through the relay");
             let (pid, ssl, tcp): (i32, bool, bool) = sqlx::query_as(
@@ -237,28 +267,33 @@ mod tests {
             assert!(ssl, "no TLS through the relay");
             assert!(tcp, "not a TCP connection on the server's side");
             pids.push(pid);
-            conns.push(c);
+            conns.push((c, relay));
         }
         assert_eq!(alive_tasks(), tasks + 3, "one relay task per connection");
         // Other tests of this process may be connecting meanwhile: their directories come
         // and go; one left behind stays.
         eventually("relay sockets removed", async || socket_dirs() == 0).await;
 
-        // One closed politely, two dropped.
+        // One closed politely: its relay is done once `finish` returns. Two dropped.
         let mut conns = conns.into_iter();
-        if let Some(c) = conns.next() {
+        if let Some((c, relay)) = conns.next() {
             c.close().await.expect("close");
+            relay.finish().await;
+            assert_eq!(
+                alive_tasks(),
+                tasks + 2,
+                "the closed connection's relay ran on"
+            );
         }
         drop(conns);
         eventually("relay tasks ended", async || alive_tasks() == tasks).await;
         eventually("server sessions ended", async || {
-            let n: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)",
-            )
-            .bind(&pids)
-            .fetch_one(&mut probe)
-            .await
-            .unwrap_or(-1);
+            let n: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)")
+                    .bind(&pids)
+                    .fetch_one(&mut probe)
+                    .await
+                    .unwrap_or(-1);
             n == 0
         })
         .await;
@@ -274,7 +309,8 @@ mod tests {
             .expect("url")
             .ssl_mode(PgSslMode::Disable);
         let tasks = alive_tasks();
-        let c = connect_pg(opts).await.expect("connect");
+        let (c, relay) = connect_pg(opts).await.expect("connect");
+        assert!(relay.0.is_none());
         assert_eq!(alive_tasks(), tasks);
         c.close().await.expect("close");
     }
