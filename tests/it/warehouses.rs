@@ -45,7 +45,7 @@ on_databases!(
 on_databases!(
     "w_",
     [mariadb],
-    tls_required_of_a_server_without_tls_is_a_connection_error,
+    tls_required_of_a_plain_server,
 );
 
 on_kinds!(
@@ -906,7 +906,7 @@ fn sslmode_require_runs_the_check_over_tls(db: &Db) {
 
 /// TLS required of a server without it is that check's connection error saying so; the
 /// default (TLS if the server has it) runs the check.
-fn tls_required_of_a_server_without_tls_is_a_connection_error(db: &Db) {
+fn tls_required_of_a_plain_server(db: &Db) {
     assert_tls_refused(&db.url, "ssl-mode=REQUIRED", "mariadb");
 }
 
@@ -926,7 +926,7 @@ fn assert_tls_refused(url: &str, require: &str, kind: &str) {
     let out = env.run(["run", "--no-incidents", "--format", "json"]);
     if out.code == 0 {
         skip(
-            &format!("warehouses::tls_required_of_a_server_without_tls::{kind}"),
+            &format!("warehouses::tls_required_of_a_plain_server::{kind}"),
             "the server has TLS",
         );
         return;
