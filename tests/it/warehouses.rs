@@ -42,11 +42,7 @@ on_databases!(
     sslmode_require_runs_the_check_over_tls,
 );
 
-on_databases!(
-    "w_",
-    [mariadb],
-    tls_required_of_a_plain_server,
-);
+on_databases!("w_", [mariadb], tls_required_of_a_plain_server,);
 
 on_kinds!(
     [postgres, mariadb],
