@@ -12,6 +12,7 @@ mod driver;
 mod error;
 mod http;
 mod pool;
+mod relay;
 mod screen;
 mod snowflake;
 #[cfg(feature = "snowflake-arrow")]

@@ -4,6 +4,7 @@
 
 use super::decode;
 use super::error::{WarehouseError, describe, is_timeout};
+use super::relay::{self, Relay};
 use super::screen::{NOT_A_QUERY, batchable, screen};
 use crate::config::{Connection, Dialect};
 use crate::model::ResultSet;
@@ -28,9 +29,10 @@ const CONNECT_MAX: Duration = Duration::from_secs(30);
 const CLIENT_GRACE: Duration = Duration::from_secs(5);
 
 enum Conn {
-    /// With the backend's process id, which `pg_cancel_backend` names.
-    Pg(PgConnection, i32),
-    My(MySqlConnection, MyServer),
+    /// With the backend's process id, which `pg_cancel_backend` names, and the relay that
+    /// carries it (see `relay.rs`).
+    Pg(PgConnection, i32, Relay),
+    My(MySqlConnection, MyServer, Relay),
     Lite(SqliteConnection, Arc<Deadline>),
 }
 
@@ -57,8 +59,8 @@ enum Running {
 impl Running {
     fn of(conn: &Conn) -> Self {
         match conn {
-            Conn::Pg(_, pid) => Running::Pg(*pid),
-            Conn::My(_, server) => Running::My(server.id),
+            Conn::Pg(_, pid, _) => Running::Pg(*pid),
+            Conn::My(_, server, _) => Running::My(server.id),
             Conn::Lite(..) => Running::InProcess,
         }
     }
@@ -121,8 +123,16 @@ impl SqlPool {
         );
         for conn in idle {
             let _ = match conn {
-                Conn::Pg(c, _) => c.close().await,
-                Conn::My(c, _) => c.close().await,
+                Conn::Pg(c, _, relay) => {
+                    let closed = c.close().await;
+                    relay.finish().await;
+                    closed
+                }
+                Conn::My(c, _, relay) => {
+                    let closed = c.close().await;
+                    relay.finish().await;
+                    closed
+                }
                 Conn::Lite(c, _) => c.close().await,
             };
         }
@@ -193,11 +203,11 @@ impl SqlPool {
             .map_err(|_| self.query_error("pool closed"))?;
         let mut conn = self.checkout().await?;
         let columns = match &mut conn {
-            Conn::Pg(c, _) => c
+            Conn::Pg(c, ..) => c
                 .prepare(AssertSqlSafe(sql.to_string()).into_sql_str())
                 .await
                 .map(|s| names(s.columns())),
-            Conn::My(c, server) => c
+            Conn::My(c, server, _) => c
                 .prepare(AssertSqlSafe(mysql_sql(sql, *server, &self.conn)).into_sql_str())
                 .await
                 .map(|s| names(s.columns())),
@@ -231,8 +241,8 @@ impl SqlPool {
             .map_err(|_| self.query_error("pool closed"))?;
         let mut conn = self.checkout().await?;
         let found = match &mut conn {
-            Conn::Pg(c, _) => pg_privileges(c).await,
-            Conn::My(c, _) => my_privileges(c).await,
+            Conn::Pg(c, ..) => pg_privileges(c).await,
+            Conn::My(c, ..) => my_privileges(c).await,
             Conn::Lite(..) => Ok(None),
         };
         match found {
@@ -252,23 +262,24 @@ impl SqlPool {
         let cancel = async {
             match running {
                 Running::Pg(pid) => {
-                    let mut k = PgConnectOptions::from_str(url)?
+                    let opts = PgConnectOptions::from_str(url)?
                         .application_name("dqwatch")
-                        .disable_statement_logging()
-                        .connect()
-                        .await?;
+                        .disable_statement_logging();
+                    let (mut k, relay) = relay::connect_pg(opts).await?;
                     sqlx::raw_sql(AssertSqlSafe(format!("SELECT pg_cancel_backend({pid})")))
                         .execute(&mut k)
                         .await?;
-                    k.close().await
+                    k.close().await?;
+                    relay.finish().await;
+                    Ok(())
                 }
                 Running::My(id) => {
-                    let mut k = MySqlConnectOptions::from_str(url)?
-                        .disable_statement_logging()
-                        .connect()
-                        .await?;
+                    let opts = MySqlConnectOptions::from_str(url)?.disable_statement_logging();
+                    let (mut k, relay) = relay::connect_my(opts).await?;
                     k.execute(AssertSqlSafe(format!("KILL QUERY {id}"))).await?;
-                    k.close().await
+                    k.close().await?;
+                    relay.finish().await;
+                    Ok(())
                 }
                 // The progress handler stops the statement; nothing runs elsewhere.
                 Running::InProcess => Ok(()),
@@ -350,16 +361,16 @@ async fn connect(conn: &Connection) -> Result<Conn, sqlx::Error> {
                     ("default_transaction_read_only", "on".into()),
                 ])
                 .disable_statement_logging();
-            let mut c = opts.connect().await?;
+            let (mut c, relay) = relay::connect_pg(opts).await?;
             let pid: i32 = sqlx::raw_sql("SELECT pg_backend_pid()")
                 .fetch_one(&mut c)
                 .await?
                 .try_get(0)?;
-            Ok(Conn::Pg(c, pid))
+            Ok(Conn::Pg(c, pid, relay))
         }
         Dialect::Mysql => {
             let opts = MySqlConnectOptions::from_str(url)?.disable_statement_logging();
-            let mut c = opts.connect().await?;
+            let (mut c, relay) = relay::connect_my(opts).await?;
             // One round trip: a read-only session with the statement timeout, and the id that
             // KILL QUERY names. MariaDB counts seconds in max_statement_time; MySQL counts
             // milliseconds in max_execution_time (SELECT only).
@@ -383,7 +394,7 @@ async fn connect(conn: &Connection) -> Result<Conn, sqlx::Error> {
                 ),
             };
             let id: u64 = row.try_get(0)?;
-            Ok(Conn::My(c, MyServer { id, mariadb }))
+            Ok(Conn::My(c, MyServer { id, mariadb }, relay))
         }
         Dialect::Sqlite => {
             let opts = SqliteConnectOptions::from_str(url)?
@@ -425,8 +436,8 @@ fn mysql_sql(sql: &str, server: MyServer, cfg: &Connection) -> String {
 
 async fn rollback(conn: &mut Conn) -> Result<(), sqlx::Error> {
     match conn {
-        Conn::Pg(c, _) => c.execute("ROLLBACK").await.map(drop),
-        Conn::My(c, server) if !server.mariadb => c.execute("ROLLBACK").await.map(drop),
+        Conn::Pg(c, ..) => c.execute("ROLLBACK").await.map(drop),
+        Conn::My(c, server, _) if !server.mariadb => c.execute("ROLLBACK").await.map(drop),
         // No transaction was opened: a MariaDB check is one read-only statement, and a
         // SQLite connection is read-only and query_only.
         Conn::My(..) | Conn::Lite(..) => Ok(()),
@@ -550,7 +561,7 @@ macro_rules! columns_if_empty {
 async fn run(conn: &mut Conn, sql: &str, cfg: &Connection) -> Result<ResultSet, sqlx::Error> {
     let max = cfg.max_rows;
     match conn {
-        Conn::Pg(c, _) => {
+        Conn::Pg(c, ..) => {
             // One round trip: the check between a BEGIN READ ONLY and a ROLLBACK of ours, in
             // one simple-query message, when its text cannot hold a second statement (no
             // `;`: see `batchable`). The server parses the whole message before running any
@@ -573,7 +584,7 @@ async fn run(conn: &mut Conn, sql: &str, cfg: &Connection) -> Result<ResultSet, 
             }
             Ok(rs)
         }
-        Conn::My(c, server) => {
+        Conn::My(c, server, _) => {
             // Prepared first, so that a statement with no result set (SET, DDL, CALL,
             // SELECT … INTO OUTFILE) is refused before it runs; the execution reuses the
             // prepared statement from sqlx's cache. On MariaDB that is the whole check: one
@@ -651,12 +662,12 @@ mod tests {
             ),
         };
         let n: Result<i64, sqlx::Error> = match probe {
-            Conn::Pg(c, _) => {
+            Conn::Pg(c, ..) => {
                 sqlx::query_scalar(AssertSqlSafe(sql))
                     .fetch_one(&mut *c)
                     .await
             }
-            Conn::My(c, _) => {
+            Conn::My(c, ..) => {
                 sqlx::query_scalar(AssertSqlSafe(sql))
                     .fetch_one(&mut *c)
                     .await
@@ -699,11 +710,11 @@ mod tests {
             let running = Running::of(&conn);
             let sleeper = async {
                 match &mut conn {
-                    Conn::Pg(c, _) => {
+                    Conn::Pg(c, ..) => {
                         c.execute("SET statement_timeout = 0").await?;
                         c.execute(AssertSqlSafe(sql)).await.map(drop)
                     }
-                    Conn::My(c, _) => c.execute(AssertSqlSafe(sql)).await.map(drop),
+                    Conn::My(c, ..) => c.execute(AssertSqlSafe(sql)).await.map(drop),
                     Conn::Lite(..) => Ok(()),
                 }
             };

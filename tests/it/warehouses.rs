@@ -10,7 +10,9 @@
 //! no server and always run.
 
 use crate::db::{Db, Kind, on_databases, on_every_database, on_kinds, on_servers};
-use crate::util::{TestEnv, check_doc, output, output_within, silent_server, skip, with_password};
+use crate::util::{
+    PgCluster, TestEnv, check_doc, output, output_within, silent_server, skip, with_password,
+};
 use std::time::Duration;
 
 on_every_database!(
@@ -37,7 +39,10 @@ on_databases!(
     [postgres],
     nan_and_infinity_are_never_a_pass,
     uuid_keys_stay_distinct,
+    sslmode_require_runs_the_check_over_tls,
 );
+
+on_databases!("w_", [mariadb], tls_required_of_a_plain_server,);
 
 on_kinds!(
     [postgres, mariadb],
@@ -869,4 +874,65 @@ fn a_server_that_never_answers_is_an_error_not_a_hang(kind: Kind) {
             out.elapsed
         ),
     }
+}
+
+/// `url` with one more query parameter.
+fn with_param(url: &str, param: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}{param}")
+}
+
+/// With `sslmode=require` the connection goes through dqwatch's `TCP_NODELAY` relay
+/// (src/warehouse/relay.rs); the check runs, on a TLS connection (the test server has
+/// `ssl = on`).
+fn sslmode_require_runs_the_check_over_tls(db: &Db) {
+    let env = TestEnv::with_connection(&with_param(&db.url, "sslmode=require"), "");
+    env.check_with(
+        "tls",
+        &["metric = \"gap\"", "[thresholds]", "P1 = \"< 1\""],
+        "SELECT CASE WHEN ssl THEN 1 ELSE 0 END AS gap FROM pg_stat_ssl \
+         WHERE pid = pg_backend_pid()",
+    );
+    let report = env
+        .run(["run", "--no-incidents", "--format", "json"])
+        .code(0)
+        .json();
+    assert_eq!(check_doc(&report, "tls")["status"], "pass", "{report:#}");
+}
+
+/// TLS required of a server without it is that check's connection error saying so; the
+/// default (TLS if the server has it) runs the check.
+fn tls_required_of_a_plain_server(db: &Db) {
+    assert_tls_refused(&db.url, "ssl-mode=REQUIRED", "mariadb");
+}
+
+/// The same against a PostgreSQL cluster of the test's own (initdb leaves `ssl` off).
+#[test]
+fn postgres_without_tls_refuses_sslmode_require() {
+    let Some(pg) = PgCluster::start("warehouses::postgres_without_tls_refuses_sslmode_require")
+    else {
+        return;
+    };
+    assert_tls_refused(&pg.url(), "sslmode=require", "postgres");
+}
+
+fn assert_tls_refused(url: &str, require: &str, kind: &str) {
+    let env = TestEnv::with_connection(&with_param(url, require), "");
+    env.check_with("c", &[], "SELECT 1 AS one");
+    let out = env.run(["run", "--no-incidents", "--format", "json"]);
+    if out.code == 0 {
+        skip(
+            &format!("warehouses::tls_required_of_a_plain_server::{kind}"),
+            "the server has TLS",
+        );
+        return;
+    }
+    let report = out.code(3).json();
+    let doc = check_doc(&report, "c");
+    assert_eq!(doc["error"]["kind"], "connection", "{doc:#}");
+    let msg = doc["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("server does not support TLS"), "{doc:#}");
+    let plain = TestEnv::with_connection(url, "");
+    plain.check_with("c", &[], "SELECT 1 AS one");
+    plain.run(["run", "--no-incidents"]).code(0);
 }
