@@ -429,7 +429,8 @@ pub struct Observation {
     /// The label read from `severity_column`, if the check maps one.
     pub label: Option<String>,
     /// Sample rows for this key (the worst row; for row-failure checks up to
-    /// [`SAMPLE_ROWS`] of them), in the order of `Outcome::Evaluated::columns`.
+    /// [`SAMPLE_ROWS`] of them), in the order of `Outcome::Evaluated::columns`. A finished
+    /// run keeps them only where they are read (`evaluate::drop_unread_samples`).
     #[serde(skip)]
     pub sample: Vec<Vec<Value>>,
 }

@@ -18,7 +18,7 @@ use crate::incidents::{
 use crate::model::{Mail, Outcome, Status};
 use crate::store::{Recorded, RunRow, SlotClaim, Store, StoreError};
 use chrono::{DateTime, Utc};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// A change that could not be applied; nothing of it was stored.
 #[derive(Debug, thiserror::Error)]
@@ -355,31 +355,43 @@ async fn reconcile_and_record(
             capped,
         } = &run.outcome
         {
+            // Rows only for the incidents this pass changes (a key storm's thousands of keys
+            // are one incident): they are written and mailed with a change, never otherwise.
+            let changed: HashSet<&str> = c
+                .iter()
+                .map(|ch| ch.incident.fingerprint.as_str())
+                .collect();
             let storm = format!("{}{}", check.id, crate::incidents::reconcile::STORM);
+            let storm_changed = changed.contains(storm.as_str());
             for o in observations
                 .iter()
                 .filter(|o| matches!(o.status, Status::Breach { .. }))
             {
                 // A storm's ticket shows rows of its keys (the first of each, 20 at most).
-                let all = facts
-                    .samples
-                    .entry(storm.clone())
-                    .or_insert_with(|| Sample {
-                        columns: columns.clone(),
-                        rows: Vec::new(),
-                        capped: capped.then_some(*read),
-                    });
-                if all.rows.len() < 20 {
-                    all.rows.extend(o.sample.first().cloned());
+                if storm_changed {
+                    let all = facts
+                        .samples
+                        .entry(storm.clone())
+                        .or_insert_with(|| Sample {
+                            columns: columns.clone(),
+                            rows: Vec::new(),
+                            capped: capped.then_some(*read),
+                        });
+                    if all.rows.len() < 20 {
+                        all.rows.extend(o.sample.first().cloned());
+                    }
                 }
-                facts.samples.insert(
-                    fingerprint(&check.id, &o.key),
-                    Sample {
-                        columns: columns.clone(),
-                        rows: o.sample.clone(),
-                        capped: capped.then_some(*read),
-                    },
-                );
+                let fp = fingerprint(&check.id, &o.key);
+                if changed.contains(fp.as_str()) {
+                    facts.samples.insert(
+                        fp,
+                        Sample {
+                            columns: columns.clone(),
+                            rows: o.sample.clone(),
+                            capped: capped.then_some(*read),
+                        },
+                    );
+                }
             }
         }
         if !c.is_empty() {

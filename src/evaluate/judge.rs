@@ -12,6 +12,8 @@ pub fn evaluate(check: &Check, rs: &ResultSet) -> Outcome {
         Ok(mut observations) => {
             // Breaches first, worst first; the sort is stable, so keys keep their row order.
             observations.sort_by_key(|o| rank(&o.status));
+            // A run holds every check's observations until it is recorded and reported.
+            observations.shrink_to_fit();
             Outcome::Evaluated {
                 columns: rs.columns.clone(),
                 observations,
@@ -40,6 +42,27 @@ pub fn apply_policy(check: &Check, mut outcome: Outcome) -> Outcome {
             }
         }
         observations.sort_by_key(|o| rank(&o.status));
+    }
+    outcome
+}
+
+/// Drops the sample rows nothing will read, once the outcome is final (history rules read
+/// their own rows first): a breaching key's rows go into its incident's mail and page, and a
+/// passing key of a severity map without a metric prints its row as its metric; every other
+/// key's row would only be held until the run is reported.
+pub fn drop_unread_samples(check: &Check, mut outcome: Outcome) -> Outcome {
+    if let Outcome::Evaluated { observations, .. } = &mut outcome {
+        let printed = check.metric().is_none();
+        for o in observations.iter_mut() {
+            let read = match o.status {
+                Status::Breach { .. } => true,
+                Status::Pass => printed && o.label.is_some(),
+                Status::NoData | Status::Error { .. } => false,
+            };
+            if !read {
+                o.sample = Vec::new();
+            }
+        }
     }
     outcome
 }
