@@ -205,7 +205,7 @@ pub async fn execute(engine: Engine, args: &RunArgs) -> Exit {
     };
     let recorded = recorded
         .as_ref()
-        .map(|r| r.as_ref().map(|()| ()).map_err(String::as_str));
+        .map(|r| r.as_ref().copied().map_err(String::as_str));
     let json = |out: &mut dyn Write| {
         report::json::write(
             &report,

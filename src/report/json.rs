@@ -237,3 +237,41 @@ fn observation_doc(o: &Observation) -> ObservationDoc<'_> {
         label: o.label.as_deref(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn written(report: &RunReport, recorded: Option<Result<(), &str>>) -> String {
+        let mut out = Vec::new();
+        write(report, Severity::P1, recorded, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    // `"recorded"` (and `"record_error"`) close the document, as they did when they were
+    // spliced into the rendered string; without them it is `render`'s document.
+    #[test]
+    fn recorded_fields_come_last() {
+        let report = RunReport {
+            started_at: chrono::DateTime::UNIX_EPOCH,
+            duration: Duration::from_millis(5),
+            runs: Vec::new(),
+            skipped: Vec::new(),
+        };
+        let plain = render(&report, Severity::P1);
+        assert_eq!(written(&report, None), plain);
+        assert!(plain.ends_with("  \"checks\": []\n}\n"), "{plain}");
+        let body = plain.trim_end().trim_end_matches('}').trim_end();
+        assert_eq!(
+            written(&report, Some(Ok(()))),
+            format!("{body},\n  \"recorded\": true\n}}\n")
+        );
+        assert_eq!(
+            written(&report, Some(Err("failed to \"connect\""))),
+            format!(
+                "{body},\n  \"recorded\": false,\n  \"record_error\": \"failed to \\\"connect\\\"\"\n}}\n"
+            )
+        );
+    }
+}
