@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Peak memory of `dqwatch run` against a state store with a long history: 2,000 checks x 100
-# keys (a SQLite warehouse; ~30 % of the keys breach, so ~60 k incidents stay open), run
-# RUNS times to fill the store (200 k observations a run), then measured with and without
-# the incident store. Peak RSS from GNU time (`%M`). Numbers, not pass/fail.
+# keys (a SQLite warehouse; ~30 % of the keys breach: one key-storm incident per check stays
+# open), run RUNS times to fill the store (200 k observations a run), then measured with and
+# without the incident store, with the text report and with `--format json`. Peak RSS from
+# GNU time (`%M`). Numbers, not pass/fail.
 #
 #   bash benches/memory.sh                      # target/release/dqwatch, else target/debug
 #   DQ=/path/to/dqwatch bash benches/memory.sh  # another binary (e.g. a baseline build)
@@ -53,7 +54,7 @@ fi
 obs=$(python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); print(c.execute('SELECT COUNT(*) FROM observations').fetchone()[0], c.execute(\"SELECT COUNT(*) FROM incidents WHERE state <> 'resolved'\").fetchone()[0])" "$WORK/state.db")
 peak() {   # label args...
     local label=$1; shift
-    /usr/bin/time -f %M -o "$WORK/peak.rss" "$DQ" run "$@" --config "$WORK/dqwatch.toml" --format json --output /dev/null >/dev/null 2>"$WORK/peak.err" || [[ $? == 1 ]] || { cat "$WORK/peak.err" >&2; exit 1; }
+    /usr/bin/time -f %M -o "$WORK/peak.rss" "$DQ" run "$@" --config "$WORK/dqwatch.toml" >/dev/null 2>"$WORK/peak.err" || [[ $? == 1 ]] || { cat "$WORK/peak.err" >&2; exit 1; }
     echo "| $label | $(( $(tail -1 "$WORK/peak.rss") / 1024 )) MiB |"
 }
 echo
@@ -63,3 +64,5 @@ echo "| run | peak RSS |"
 echo "|---|---|"
 peak "dqwatch run --no-incidents" --no-incidents
 peak "dqwatch run (incidents)"
+peak "dqwatch run --no-incidents --format json" --no-incidents --format json --output "$WORK/report.json"
+peak "dqwatch run --format json (incidents)" --format json --output "$WORK/report.json"

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 /// A check's id: its path under `checks_dir` without the extension (`finance/revenue`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -349,8 +350,14 @@ pub struct Threshold {
     pub limit: f64,
     /// The unit the text was written in (`"> 2h"`: seconds), which is the metric's.
     pub unit: Unit,
-    /// The text the user wrote (`"> 2h"`), for display.
-    pub text: String,
+    /// The text the user wrote (`"> 2h"`), for display. Shared: every observation judged
+    /// against this level carries it.
+    #[serde(serialize_with = "serialize_str")]
+    pub text: Arc<str>,
+}
+
+fn serialize_str<S: serde::Serializer>(s: &str, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(s)
 }
 
 impl fmt::Display for Threshold {
@@ -429,7 +436,8 @@ pub struct Observation {
     /// The label read from `severity_column`, if the check maps one.
     pub label: Option<String>,
     /// Sample rows for this key (the worst row; for row-failure checks up to
-    /// [`SAMPLE_ROWS`] of them), in the order of `Outcome::Evaluated::columns`.
+    /// [`SAMPLE_ROWS`] of them), in the order of `Outcome::Evaluated::columns`. A finished
+    /// run keeps them only where they are read (`evaluate::drop_unread_samples`).
     #[serde(skip)]
     pub sample: Vec<Vec<Value>>,
 }

@@ -326,7 +326,7 @@ mod tests {
         assert_eq!(
             levels
                 .iter()
-                .map(|l| (l.severity, l.op, l.limit, l.text.as_str()))
+                .map(|l| (l.severity, l.op, l.limit, &*l.text))
                 .collect::<Vec<_>>(),
             [(Severity::P2, Op::Gt, 86_400.0, "> 24h")]
         );

@@ -278,7 +278,7 @@ mod tests {
                 levels[0].severity,
                 levels[0].op,
                 levels[0].limit,
-                levels[0].text.as_str()
+                &*levels[0].text
             ),
             (Severity::P1, op, limit, text)
         );

@@ -53,7 +53,7 @@ pub fn parse_threshold(severity: Severity, text: &str) -> Result<Threshold, Stri
         op,
         limit,
         unit,
-        text: s.to_string(),
+        text: s.into(),
     })
 }
 
@@ -80,7 +80,7 @@ mod tests {
     fn parses(text: &str, op: Op, limit: f64) {
         let t = parse_threshold(Severity::P1, text).unwrap();
         assert_eq!((t.severity, t.op, t.limit), (Severity::P1, op, limit));
-        assert_eq!(t.text, text.trim());
+        assert_eq!(&*t.text, text.trim());
     }
 
     // See: issues/9 (a threshold lost its unit when parsed; reports guessed it back).

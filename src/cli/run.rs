@@ -110,7 +110,13 @@ pub async fn execute(engine: Engine, args: &RunArgs) -> Exit {
     warehouses.close().await;
 
     let verdict = report::verdict(&report, args.fail_on);
-    let mut rendered = report::render(&report, args.format, args.fail_on);
+    // The JSON report is written after recording (it ends with whether that worked), a check
+    // at a time: held whole, a large run's report would be its largest allocation.
+    let mut rendered = if args.format == Format::Json {
+        String::new()
+    } else {
+        report::render(&report, args.format, args.fail_on)
+    };
     // Whether the outcomes were recorded: `None` with --no-incidents (nothing to record).
     let mut recorded: Option<Result<(), String>> = None;
     match &store {
@@ -187,11 +193,6 @@ pub async fn execute(engine: Engine, args: &RunArgs) -> Exit {
             Format::Json | Format::Junit => {}
         }
     }
-    if args.format == Format::Json
-        && let Some(r) = &recorded
-    {
-        rendered = json_with_recorded(&rendered, r.as_ref().err().map(String::as_str));
-    }
     let mut stdout = super::exit::Stdout;
     // Colours only for people: a terminal, and no NO_COLOR; never in a file or a pipe.
     let color = report::text::use_color(std::io::stdout().is_terminal());
@@ -202,22 +203,38 @@ pub async fn execute(engine: Engine, args: &RunArgs) -> Exit {
             text
         }
     };
+    let recorded = recorded
+        .as_ref()
+        .map(|r| r.as_ref().copied().map_err(String::as_str));
+    let json = |out: &mut dyn Write| {
+        report::json::write(
+            &report,
+            args.fail_on,
+            recorded,
+            std::io::BufWriter::new(out),
+        )
+    };
     let written = match &args.output {
-        Some(path) => std::fs::write(path, &rendered)
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))
-            .and_then(|()| {
-                let text = if args.format == Format::Text {
-                    rendered.clone()
-                } else {
-                    report::render(&report, Format::Text, args.fail_on)
-                };
-                stdout
-                    .write_all(for_terminal(text).as_bytes())
-                    .map_err(|e| e.to_string())
-            }),
+        Some(path) => if args.format == Format::Json {
+            std::fs::File::create(path).and_then(|mut f| json(&mut f))
+        } else {
+            std::fs::write(path, &rendered)
+        }
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+        .and_then(|()| {
+            let text = if args.format == Format::Text {
+                rendered.clone()
+            } else {
+                report::render(&report, Format::Text, args.fail_on)
+            };
+            stdout
+                .write_all(for_terminal(text).as_bytes())
+                .map_err(|e| e.to_string())
+        }),
         None if args.format == Format::Text => stdout
             .write_all(for_terminal(rendered).as_bytes())
             .map_err(|e| e.to_string()),
+        None if args.format == Format::Json => json(&mut stdout).map_err(|e| e.to_string()),
         None => stdout
             .write_all(rendered.as_bytes())
             .map_err(|e| e.to_string()),
@@ -227,23 +244,6 @@ pub async fn execute(engine: Engine, args: &RunArgs) -> Exit {
         return Exit::Invalid;
     }
     verdict.into()
-}
-
-/// The JSON report with `"recorded"` (and, when false, `"record_error"`) appended as its last
-/// fields.
-fn json_with_recorded(rendered: &str, error: Option<&str>) -> String {
-    let Some(end) = rendered.rfind('}') else {
-        return rendered.to_string();
-    };
-    let fields = match error {
-        None => ",\n  \"recorded\": true\n".to_string(),
-        Some(e) => format!(
-            ",\n  \"recorded\": false,\n  \"record_error\": {}\n",
-            serde_json::Value::String(e.to_string())
-        ),
-    };
-    let body = rendered[..end].trim_end();
-    format!("{body}{fields}{}", &rendered[end..])
 }
 
 /// Text for a GitHub workflow command's message.

@@ -560,7 +560,7 @@ fn threshold_limit(check: Option<&Check>, text: Option<&str>) -> Option<f64> {
     match &check?.judge {
         crate::checks::Judge::Thresholds { levels, .. } => {
             let text = text?;
-            levels.iter().find(|t| t.text == text).map(|t| t.limit)
+            levels.iter().find(|t| &*t.text == text).map(|t| t.limit)
         }
         _ => None,
     }

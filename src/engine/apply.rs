@@ -18,7 +18,7 @@ use crate::incidents::{
 use crate::model::{Mail, Outcome, Status};
 use crate::store::{Recorded, RunRow, SlotClaim, Store, StoreError};
 use chrono::{DateTime, Utc};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// A change that could not be applied; nothing of it was stored.
 #[derive(Debug, thiserror::Error)]
@@ -348,40 +348,6 @@ async fn reconcile_and_record(
             } else {
                 reconcile(&check.id, &policy, &run.outcome, known, streak, now)
             };
-        if let Outcome::Evaluated {
-            columns,
-            observations,
-            rows: read,
-            capped,
-        } = &run.outcome
-        {
-            let storm = format!("{}{}", check.id, crate::incidents::reconcile::STORM);
-            for o in observations
-                .iter()
-                .filter(|o| matches!(o.status, Status::Breach { .. }))
-            {
-                // A storm's ticket shows rows of its keys (the first of each, 20 at most).
-                let all = facts
-                    .samples
-                    .entry(storm.clone())
-                    .or_insert_with(|| Sample {
-                        columns: columns.clone(),
-                        rows: Vec::new(),
-                        capped: capped.then_some(*read),
-                    });
-                if all.rows.len() < 20 {
-                    all.rows.extend(o.sample.first().cloned());
-                }
-                facts.samples.insert(
-                    fingerprint(&check.id, &o.key),
-                    Sample {
-                        columns: columns.clone(),
-                        rows: o.sample.clone(),
-                        capped: capped.then_some(*read),
-                    },
-                );
-            }
-        }
         if !c.is_empty() {
             facts.infos.insert(check.id.0.clone(), check_info(check));
         }
@@ -405,12 +371,66 @@ async fn reconcile_and_record(
             slot: slots.get(i).copied().flatten(),
         });
     }
+    // Breaching rows only for the incidents this pass changes (a key storm's thousands of
+    // keys are one incident): they are written and mailed with a change, never otherwise.
+    let changed: HashSet<&str> = changes
+        .iter()
+        .map(|ch| ch.incident.fingerprint.as_str())
+        .collect();
+    facts.samples = samples(runs, &changed);
     // In a maintenance window an incident that would open stays pending: the first run
     // after the window that still breaches opens it.
     quiet::hold_openings(&mut changes, |inc| {
         facts.windows.get(&inc.check_id.0).cloned()
     });
     record(store, composer, &rows, &changes, &facts, now).await
+}
+
+/// The breaching rows of `runs` by fingerprint, for the fingerprints in `changed`: a key's
+/// own rows, and a storm's the first row of each of its keys (20 at most).
+fn samples(runs: &[CheckRun], changed: &HashSet<&str>) -> HashMap<String, Sample> {
+    let mut samples = HashMap::new();
+    for run in runs {
+        let Outcome::Evaluated {
+            columns,
+            observations,
+            rows: read,
+            capped,
+        } = &run.outcome
+        else {
+            continue;
+        };
+        let check = &run.check.id;
+        let storm = format!("{check}{}", crate::incidents::reconcile::STORM);
+        let storm_changed = changed.contains(storm.as_str());
+        for o in observations
+            .iter()
+            .filter(|o| matches!(o.status, Status::Breach { .. }))
+        {
+            if storm_changed {
+                let all = samples.entry(storm.clone()).or_insert_with(|| Sample {
+                    columns: columns.clone(),
+                    rows: Vec::new(),
+                    capped: capped.then_some(*read),
+                });
+                if all.rows.len() < 20 {
+                    all.rows.extend(o.sample.first().cloned());
+                }
+            }
+            let fp = fingerprint(check, &o.key);
+            if changed.contains(fp.as_str()) {
+                samples.insert(
+                    fp,
+                    Sample {
+                        columns: columns.clone(),
+                        rows: o.sample.clone(),
+                        capped: capped.then_some(*read),
+                    },
+                );
+            }
+        }
+    }
+    samples
 }
 
 /// Applies a change made by hand (acknowledge, resolve, note …) to incident `id`: reads it,

@@ -222,7 +222,10 @@ pub async fn run_one(
         ),
     };
     CheckRun {
-        outcome: crate::evaluate::apply_policy(&check, outcome),
+        outcome: crate::evaluate::drop_unread_samples(
+            &check,
+            crate::evaluate::apply_policy(&check, outcome),
+        ),
         check,
         started_at: now,
         duration: t.elapsed().saturating_sub(queued),
@@ -301,7 +304,10 @@ pub async fn run_scan(
             fused: Some(n),
         };
         out.push(CheckRun {
-            outcome: crate::evaluate::apply_policy(&check, outcome),
+            outcome: crate::evaluate::drop_unread_samples(
+                &check,
+                crate::evaluate::apply_policy(&check, outcome),
+            ),
             check,
             started_at: now,
             duration: t.elapsed().saturating_sub(fetched.queued),

@@ -12,6 +12,8 @@ pub fn evaluate(check: &Check, rs: &ResultSet) -> Outcome {
         Ok(mut observations) => {
             // Breaches first, worst first; the sort is stable, so keys keep their row order.
             observations.sort_by_key(|o| rank(&o.status));
+            // A run holds every check's observations until it is recorded and reported.
+            observations.shrink_to_fit();
             Outcome::Evaluated {
                 columns: rs.columns.clone(),
                 observations,
@@ -40,6 +42,27 @@ pub fn apply_policy(check: &Check, mut outcome: Outcome) -> Outcome {
             }
         }
         observations.sort_by_key(|o| rank(&o.status));
+    }
+    outcome
+}
+
+/// Drops the sample rows nothing will read, once the outcome is final (history rules read
+/// their own rows first): a breaching key's rows go into its incident's mail and page, and a
+/// passing key of a severity map without a metric prints its row as its metric; every other
+/// key's row would only be held until the run is reported.
+pub fn drop_unread_samples(check: &Check, mut outcome: Outcome) -> Outcome {
+    if let Outcome::Evaluated { observations, .. } = &mut outcome {
+        let printed = check.metric().is_none();
+        for o in observations.iter_mut() {
+            let read = match o.status {
+                Status::Breach { .. } => true,
+                Status::Pass => printed && o.label.is_some(),
+                Status::NoData | Status::Error { .. } => false,
+            };
+            if !read {
+                o.sample = Vec::new();
+            }
+        }
     }
     outcome
 }
@@ -531,6 +554,79 @@ mod tests {
             ),
         );
         assert!(error(&out).1.contains("label \"HIHG\""));
+    }
+
+    fn sample_sizes(o: &Outcome) -> Vec<(String, usize)> {
+        let Outcome::Evaluated { observations, .. } = o else {
+            panic!("{o:?}")
+        };
+        observations
+            .iter()
+            .map(|o| (o.key.to_string(), o.sample.len()))
+            .collect()
+    }
+
+    // A finished run holds no row of a passing key that nothing prints (issue 13: 200 k
+    // observations), but keeps a breaching key's rows for its incident and the row a severity
+    // map without a metric prints for a passing key.
+    #[test]
+    fn samples_stay_only_where_read() {
+        let c = check(&["day"], thresholds(&[(P2, "> 100")]), OnNoData::Pass);
+        let out = evaluate(
+            &c,
+            &rs(
+                &["day", "gap"],
+                vec![
+                    vec![Value::Text("d1".into()), Value::Int(50)],
+                    vec![Value::Text("d2".into()), Value::Int(500)],
+                    vec![Value::Text("d3".into()), Value::Null],
+                ],
+            ),
+        );
+        assert_eq!(
+            sample_sizes(&out),
+            [
+                ("day=d2".into(), 1),
+                ("day=d3".into(), 1),
+                ("day=d1".into(), 1)
+            ]
+        );
+        assert_eq!(
+            sample_sizes(&drop_unread_samples(&c, out)),
+            [
+                ("day=d2".into(), 1),
+                ("day=d3".into(), 0),
+                ("day=d1".into(), 0)
+            ]
+        );
+
+        let mapped = |metric: Option<&str>| {
+            let judge = Judge::SeverityMap {
+                column: "risk".into(),
+                metric: metric.map(Into::into),
+                map: vec![("HIGH".into(), Some(P1)), ("LOW".into(), None)],
+            };
+            let c = check(&["ds"], judge, OnNoData::Error);
+            let rows = vec![
+                vec![
+                    Value::Text("a".into()),
+                    Value::Text("low".into()),
+                    Value::Int(1),
+                ],
+                vec![
+                    Value::Text("b".into()),
+                    Value::Text("HIGH".into()),
+                    Value::Int(2),
+                ],
+            ];
+            let out = evaluate(&c, &rs(&["ds", "risk", "gap"], rows));
+            sample_sizes(&drop_unread_samples(&c, out))
+        };
+        assert_eq!(mapped(None), [("ds=b".into(), 1), ("ds=a".into(), 1)]);
+        assert_eq!(
+            mapped(Some("gap")),
+            [("ds=b".into(), 1), ("ds=a".into(), 0)]
+        );
     }
 
     #[test]

@@ -7,5 +7,5 @@ mod judge;
 mod rules;
 
 pub use error::{EvalError, MetricProblem, NoDataWhy};
-pub use judge::{apply_policy, evaluate};
+pub use judge::{apply_policy, drop_unread_samples, evaluate};
 pub use rules::{join_sides, robust_z, schema_diff, schema_judge, trend};

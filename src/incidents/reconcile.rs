@@ -370,7 +370,7 @@ fn breach(
     obs: &Observation,
     now: DateTime<Utc>,
 ) -> Change {
-    let threshold = obs.threshold.as_ref().map(|t| t.text.clone());
+    let threshold = obs.threshold.as_ref().map(|t| t.text.to_string());
     let threshold_severity = obs.threshold.as_ref().map(|t| t.severity);
     match prev {
         Some(inc) if inc.state.is_active() => {

@@ -13,6 +13,20 @@ use crate::model::{Mail, Outcome, Status};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 
+/// One row of `observations`, as the JSON that inserts a batch of them carries it.
+#[derive(serde::Serialize)]
+struct ObservationRow<'a> {
+    run_id: i64,
+    check_id: &'a str,
+    fingerprint: String,
+    key_json: String,
+    status: &'static str,
+    severity: Option<&'static str>,
+    metric: Option<f64>,
+    observed_at: String,
+    value: Option<f64>,
+}
+
 /// An open state-store transaction; dropped without [`Tx::commit`], it rolls back.
 pub enum Tx {
     /// On SQLite.
@@ -115,7 +129,8 @@ impl Tx {
                 .flatten()
                 .collect();
             for chunk in observed.chunks(BATCH) {
-                let rows: Vec<serde_json::Value> = chunk
+                // Written straight to JSON text: no `serde_json::Value` tree of 5,000 rows.
+                let rows: Vec<ObservationRow> = chunk
                     .iter()
                     .filter_map(|(r, o)| {
                         let (status, severity) = match o.status {
@@ -124,16 +139,18 @@ impl Tx {
                             Status::Error { .. } => ("error", None),
                             Status::Breach { severity } => ("breach", Some(severity.as_str())),
                         };
-                        Some(serde_json::json!({
-                            "run_id": run_ids.get(&r.check_id.0)?, "check_id": r.check_id.0,
-                            "fingerprint": fingerprint(r.check_id, &o.key), "key_json": key_json(&o.key),
-                            "status": status, "severity": severity, "metric": o.metric.filter(|m| m.is_finite()),
-                            "observed_at": format_time(r.started_at), "value": o.value.filter(|v| v.is_finite()),
-                        }))
+                        Some(ObservationRow {
+                            run_id: *run_ids.get(&r.check_id.0)?, check_id: &r.check_id.0,
+                            fingerprint: fingerprint(r.check_id, &o.key), key_json: key_json(&o.key),
+                            status, severity, metric: o.metric.filter(|m| m.is_finite()),
+                            observed_at: format_time(r.started_at), value: o.value.filter(|v| v.is_finite()),
+                        })
                     })
                     .collect();
+                let rows = serde_json::to_string(&rows)
+                    .map_err(|e| StoreError::query("record observations")(sqlx::Error::Encode(e.into())))?;
                 sqlx::query(sqlx::AssertSqlSafe(json_insert(pg, "observations", OBSERVATION_COLUMNS, "")))
-                    .bind(serde_json::Value::Array(rows).to_string())
+                    .bind(rows)
                     .execute(&mut **c)
                     .await
                     .map_err(StoreError::query("record observations"))?;
