@@ -67,11 +67,12 @@ impl Fusable {
 }
 
 /// Groups the checks of one pass into shared scans: indices of checks with the same
-/// connection, table and key column, at most [`MAX_MEMBERS`] each, in the order given. A check
+/// connection, table, key column and byte limit, at most [`MAX_MEMBERS`] each, in the order given. A check
 /// that cannot be fused (or is the only one on its table) is a group of one.
 pub fn scans(checks: &[Arc<Check>]) -> Vec<Vec<usize>> {
     let mut groups: Vec<Vec<usize>> = Vec::new();
-    let mut open: BTreeMap<(&str, &str, Option<&str>), usize> = BTreeMap::new();
+    // A check's own byte limit (BigQuery) is part of the key: the shared query runs under one.
+    let mut open: BTreeMap<(&str, &str, Option<&str>, Option<u64>), usize> = BTreeMap::new();
     for (i, check) in checks.iter().enumerate() {
         let Some(f) = &check.fuse else {
             groups.push(vec![i]);
@@ -81,6 +82,7 @@ pub fn scans(checks: &[Arc<Check>]) -> Vec<Vec<usize>> {
             check.connection.as_str(),
             f.table.as_str(),
             f.group.as_deref(),
+            check.max_bytes_billed,
         );
         match open.get(&key) {
             Some(&g) if groups[g].len() < MAX_MEMBERS => groups[g].push(i),
@@ -321,8 +323,16 @@ mod tests {
             mk("w", Some(part(Some("k"), Some("(a)"), "y"))),
             mk("v", Some(part(Some("k"), None, "x"))),
             mk("w", Some(part(None, None, "x"))),
+            {
+                let mut c = (*mk("w", Some(part(Some("k"), None, "z")))).clone();
+                c.max_bytes_billed = Some(1);
+                Arc::new(c)
+            },
         ];
-        assert_eq!(scans(&checks), vec![vec![0, 2], vec![1], vec![3], vec![4]]);
+        assert_eq!(
+            scans(&checks),
+            vec![vec![0, 2], vec![1], vec![3], vec![4], vec![5]]
+        );
         let many: Vec<_> = (0..MAX_MEMBERS + 1)
             .map(|_| mk("w", Some(part(None, None, "x"))))
             .collect();
