@@ -66,13 +66,16 @@ impl Fusable {
     }
 }
 
+/// What checks sharing a scan have in common: connection, table, key column, and their own
+/// byte limit (BigQuery; the shared query runs under one).
+type ScanKey<'a> = (&'a str, &'a str, Option<&'a str>, Option<u64>);
+
 /// Groups the checks of one pass into shared scans: indices of checks with the same
 /// connection, table, key column and byte limit, at most [`MAX_MEMBERS`] each, in the order given. A check
 /// that cannot be fused (or is the only one on its table) is a group of one.
 pub fn scans(checks: &[Arc<Check>]) -> Vec<Vec<usize>> {
     let mut groups: Vec<Vec<usize>> = Vec::new();
-    // A check's own byte limit (BigQuery) is part of the key: the shared query runs under one.
-    let mut open: BTreeMap<(&str, &str, Option<&str>, Option<u64>), usize> = BTreeMap::new();
+    let mut open: BTreeMap<ScanKey<'_>, usize> = BTreeMap::new();
     for (i, check) in checks.iter().enumerate() {
         let Some(f) = &check.fuse else {
             groups.push(vec![i]);
