@@ -349,12 +349,31 @@ pub fn literal_in(dialect: Dialect, s: &str) -> Result<String, String> {
     }
 }
 
-/// Checks a condition: one expression, no statement separator or comment.
+/// Checks a condition: one expression, no statement separator or comment, its quotes closed
+/// and its parentheses balanced (so that, wrapped in its own, it cannot reach outside them).
 pub fn condition(s: &str) -> Result<String, String> {
     if s.contains(';') || s.contains("--") || s.contains("/*") {
         return Err("a condition may not contain `;`, `--` or `/*`".into());
     }
-    Ok(format!("({s})"))
+    let (mut depth, mut quote) = (0usize, None::<char>);
+    for c in s.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"' | '`') => quote = Some(c),
+            (None, '(') => depth += 1,
+            (None, ')') if depth == 0 => {
+                return Err("a condition's `)` closes a parenthesis it did not open".into());
+            }
+            (None, ')') => depth -= 1,
+            _ => {}
+        }
+    }
+    match (quote, depth) {
+        (Some(q), _) => Err(format!("a condition's {q} is not closed")),
+        (None, 0) => Ok(format!("({s})")),
+        (None, _) => Err("a condition's `(` is not closed".into()),
+    }
 }
 
 /// Validates a check's `[params]` against the rule and turns them into the template context.
@@ -669,6 +688,17 @@ mod tests {
         assert!(condition("1=1; DROP TABLE t").is_err());
         assert!(condition("x > 1 -- hi").is_err());
         assert_eq!(condition("status = 'ok'").unwrap(), "(status = 'ok')");
+        assert_eq!(
+            condition("note = 'it''s (x'").unwrap(),
+            "(note = 'it''s (x')"
+        );
+        assert_eq!(
+            condition("f(a, (b)) > \")\"").unwrap(),
+            "(f(a, (b)) > \")\")"
+        );
+        assert!(condition("a = 1) OR (1 = 1").is_err());
+        assert!(condition("(a = 1").is_err());
+        assert!(condition("a = 'open").is_err());
     }
 
     #[test]

@@ -317,3 +317,19 @@ fn fuse_on_a_sql_check_is_refused_with_its_line() {
         .stderr_has("plain.sql:3")
         .stderr_has("`fuse` applies to rule checks only");
 }
+
+/// A condition cannot close the parentheses it is put in (inside a shared query it would
+/// reach the other checks' columns): refused at load, naming the parameter.
+#[test]
+fn a_condition_that_closes_its_parenthesis_is_refused() {
+    let env = TestEnv::sqlite("CREATE TABLE ev (ds TEXT, ts TEXT);", "");
+    env.write(
+        "checks/sneaky.toml",
+        "rule = \"freshness_lag\"\n[params]\ntable = \"ev\"\ntimestamp_column = \"ts\"\n\
+         key_column = \"ds\"\nwhere = \"ds = 'a') THEN ts END) AS dq1, MAX((ts\"\n",
+    );
+    env.run(["validate"])
+        .code(2)
+        .stderr_has("sneaky.toml:6")
+        .stderr_has("closes a parenthesis it did not open");
+}
