@@ -268,12 +268,13 @@ async fn reconcile_and_record(
     let states = store.check_states_of(&ids).await?;
     let windows = maintenance::windows(config).unwrap_or_default();
     let tz = config.daemon.timezone;
-    let mut by_check: HashMap<&str, Vec<Incident>> = HashMap::new();
-    for inc in &known {
+    // Moved, not copied: a storm's members are thousands of small strings.
+    let mut by_check: HashMap<String, Vec<Incident>> = HashMap::new();
+    for inc in known {
         by_check
-            .entry(inc.check_id.0.as_str())
+            .entry(inc.check_id.0.clone())
             .or_default()
-            .push(inc.clone());
+            .push(inc);
     }
 
     let mut changes = Vec::new();
@@ -371,10 +372,12 @@ async fn reconcile_and_record(
             slot: slots.get(i).copied().flatten(),
         });
     }
-    // Breaching rows only for the incidents this pass changes (a key storm's thousands of
-    // keys are one incident): they are written and mailed with a change, never otherwise.
+    // Breaching rows only for the incidents this pass changes with an event (a key storm's
+    // thousands of keys are one incident): they are written and mailed with an event, never
+    // otherwise — a storm that only carries on tells nothing.
     let changed: HashSet<&str> = changes
         .iter()
+        .filter(|ch| !ch.events.is_empty())
         .map(|ch| ch.incident.fingerprint.as_str())
         .collect();
     facts.samples = samples(runs, &changed);
