@@ -367,10 +367,22 @@ impl fmt::Display for Threshold {
 }
 
 /// A check's subject: the values of its `keys` columns, `(column, value)` in header order.
-/// Empty for a check without keys.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(transparent)]
-pub struct Key(pub Vec<(String, String)>);
+/// Empty for a check without keys. A column's name is shared by every key of a run (a run
+/// holds 100 k keys and more). Serialized as `[[column, value], …]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key(pub Vec<(Arc<str>, String)>);
+
+impl Serialize for Key {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|(c, v)| (&**c, v.as_str())))
+    }
+}
+
+impl From<Vec<(String, String)>> for Key {
+    fn from(pairs: Vec<(String, String)>) -> Self {
+        Key(pairs.into_iter().map(|(c, v)| (Arc::from(c), v)).collect())
+    }
+}
 
 impl Key {
     /// True for a check without keys.

@@ -611,7 +611,7 @@ async fn history(shared: &Shared, check_id: &str, only_key: Option<&str>) -> Vec
         .into_iter()
         .map(|(key_json, seen)| Series {
             name: serde_json::from_str::<Vec<(String, String)>>(&key_json)
-                .map(|k| Key(k).to_string())
+                .map(|k| Key::from(k).to_string())
                 .unwrap_or(key_json),
             points: runs
                 .iter()

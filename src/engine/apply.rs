@@ -268,12 +268,13 @@ async fn reconcile_and_record(
     let states = store.check_states_of(&ids).await?;
     let windows = maintenance::windows(config).unwrap_or_default();
     let tz = config.daemon.timezone;
-    let mut by_check: HashMap<&str, Vec<Incident>> = HashMap::new();
-    for inc in &known {
+    // Moved, not copied: a storm's members are thousands of small strings.
+    let mut by_check: HashMap<String, Vec<Incident>> = HashMap::new();
+    for inc in known {
         by_check
-            .entry(inc.check_id.0.as_str())
+            .entry(inc.check_id.0.clone())
             .or_default()
-            .push(inc.clone());
+            .push(inc);
     }
 
     let mut changes = Vec::new();
@@ -331,6 +332,13 @@ async fn reconcile_and_record(
         }
         changes.append(&mut c);
     }
+    // A check's known incidents are dropped after its last run here (a batch may hold two
+    // runs of one check): a storm's copy is in its change by then.
+    let last: HashMap<&str, usize> = runs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.check.id.0.as_str(), i))
+        .collect();
     for (i, run) in runs.iter().enumerate() {
         let check = &run.check;
         let policy = Policy {
@@ -348,7 +356,11 @@ async fn reconcile_and_record(
             } else {
                 reconcile(&check.id, &policy, &run.outcome, known, streak, now)
             };
-        if !c.is_empty() {
+        if last.get(check.id.0.as_str()) == Some(&i) {
+            by_check.remove(check.id.0.as_str());
+        }
+        // What a mail or notice tells: only an event is told.
+        if c.iter().any(|ch| !ch.events.is_empty()) {
             facts.infos.insert(check.id.0.clone(), check_info(check));
         }
         let subject = Subject {
@@ -371,10 +383,12 @@ async fn reconcile_and_record(
             slot: slots.get(i).copied().flatten(),
         });
     }
-    // Breaching rows only for the incidents this pass changes (a key storm's thousands of
-    // keys are one incident): they are written and mailed with a change, never otherwise.
+    // Breaching rows only for the incidents this pass changes with an event (a key storm's
+    // thousands of keys are one incident): they are written and mailed with an event, never
+    // otherwise — a storm that only carries on tells nothing.
     let changed: HashSet<&str> = changes
         .iter()
+        .filter(|ch| !ch.events.is_empty())
         .map(|ch| ch.incident.fingerprint.as_str())
         .collect();
     facts.samples = samples(runs, &changed);

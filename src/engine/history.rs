@@ -276,7 +276,7 @@ async fn judge(
                 let name = if key.is_empty() {
                     "all".to_string()
                 } else {
-                    Key(key).to_string()
+                    Key::from(key).to_string()
                 };
                 by_key.entry(name).or_default().push((at, v));
             }

@@ -114,13 +114,15 @@ fn judge_rows(check: &Check, rs: &ResultSet) -> Judged {
 
     let mut by_key: HashMap<Key, (usize, usize)> = HashMap::new();
     let mut out: Vec<Observation> = Vec::new();
+    // One copy of each key column's name, shared by every key.
+    let names: Vec<std::sync::Arc<str>> = check.keys.iter().map(|k| k.as_str().into()).collect();
     for (n, row) in rs.rows.iter().enumerate() {
         let mut key = Vec::with_capacity(key_cols.len());
-        for (&i, name) in key_cols.iter().zip(&check.keys) {
+        for (&i, name) in key_cols.iter().zip(&names) {
             if let Value::Unsupported(ty) = &row[i] {
                 // Every such value would print alike and merge distinct subjects into one.
                 return Err(EvalError::UnreadableKey {
-                    name: name.clone(),
+                    name: name.to_string(),
                     ty: ty.clone(),
                 });
             }

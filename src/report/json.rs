@@ -219,12 +219,7 @@ fn skipped_doc(skipped: &Skipped) -> CheckDoc<'_> {
 
 fn observation_doc(o: &Observation) -> ObservationDoc<'_> {
     ObservationDoc {
-        key: o
-            .key
-            .0
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect(),
+        key: o.key.0.iter().map(|(k, v)| (&**k, v.as_str())).collect(),
         status: match o.status {
             Status::Pass => "pass",
             Status::Breach { .. } => "breach",

@@ -90,7 +90,7 @@ impl IncidentRow {
             id: self.id,
             fingerprint: self.fingerprint,
             check_id: CheckId(self.check_id),
-            key: Key(key),
+            key: Key::from(key),
             state: parse::<IncidentState>(&self.state, "an incident state")?,
             category: parse::<Category>(&self.category, "a category")?,
             severity: parse::<Severity>(&self.severity, "a severity")?,

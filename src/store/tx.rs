@@ -120,15 +120,23 @@ impl Tx {
 
             // Their JSON is built BATCH rows at a time: that of every observation of a large run
             // at once would be the run's largest allocation.
-            let observed: Vec<_> = runs
-                .iter()
-                .filter_map(|r| match r.outcome {
-                    Outcome::Evaluated { observations, .. } => Some(observations.iter().map(move |o| (r, o))),
-                    Outcome::Error { .. } => None,
-                })
-                .flatten()
-                .collect();
-            for chunk in observed.chunks(BATCH) {
+            // Gathered a batch at a time (a cursor: run, observation), not as one list of all.
+            let (mut run, mut next) = (0, 0);
+            loop {
+                let mut chunk = Vec::with_capacity(BATCH);
+                while chunk.len() < BATCH && run < runs.len() {
+                    let r = &runs[run];
+                    match r.outcome {
+                        Outcome::Evaluated { observations, .. } if next < observations.len() => {
+                            chunk.push((r, &observations[next]));
+                            next += 1;
+                        }
+                        _ => (run, next) = (run + 1, 0),
+                    }
+                }
+                if chunk.is_empty() {
+                    break;
+                }
                 // Written straight to JSON text: no `serde_json::Value` tree of 5,000 rows.
                 let rows: Vec<ObservationRow> = chunk
                     .iter()
