@@ -8,8 +8,8 @@
 
 use super::Check;
 use crate::model::{ResultSet, Value};
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 /// The most checks one scan serves: keeps the select list well inside every warehouse's
 /// column limit (PostgreSQL 1,664, MySQL 4,096).
@@ -78,10 +78,11 @@ type ScanKey<'a> = (&'a str, &'a str, Option<&'a str>, Option<u64>);
 /// Groups the checks of one pass into shared scans: indices of checks with the same
 /// connection, table, key column and byte limit, at most [`MAX_MEMBERS`] each, in the order given. A check
 /// that cannot be fused (or is the only one on its table) is a group of one.
-pub fn scans(checks: &[Arc<Check>]) -> Vec<Vec<usize>> {
+pub fn scans<C: Borrow<Check>>(checks: &[C]) -> Vec<Vec<usize>> {
     let mut groups: Vec<Vec<usize>> = Vec::new();
     let mut open: BTreeMap<ScanKey<'_>, usize> = BTreeMap::new();
     for (i, check) in checks.iter().enumerate() {
+        let check: &Check = check.borrow();
         let Some(f) = &check.fuse else {
             groups.push(vec![i]);
             continue;
@@ -214,6 +215,7 @@ pub fn split(rs: &ResultSet, scan: &[&Fusable]) -> Option<Vec<ResultSet>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     fn part(group: Option<&str>, rows: Option<&str>, col: &str) -> Fusable {
         Fusable {

@@ -147,6 +147,7 @@ pub async fn cmd(config: Option<&Path>, args: ValidateArgs) -> Exit {
             diags.extend(d);
         }
     }
+    warn_about_shared_scans(&catalog.checks, &warehouses, &unreachable).await;
     warn_about_privileges(&cfg, &warehouses, &unreachable).await;
     diags.sort_by(|a, b| a.path.cmp(&b.path));
     if diags.is_empty() {
@@ -169,6 +170,45 @@ pub async fn cmd(config: Option<&Path>, args: ValidateArgs) -> Exit {
             catalog.checks.len()
         );
         Exit::Invalid
+    }
+}
+
+/// Prepares the query of each scan that rule checks share in a run of every check, and warns
+/// (without changing the exit code) about one that does not prepare: its checks would each
+/// run alone, as they do when a shared query fails.
+async fn warn_about_shared_scans(
+    checks: &[checks::Check],
+    warehouses: &Warehouses,
+    unreachable: &BTreeSet<String>,
+) {
+    for unit in crate::checks::fuse::scans(checks) {
+        let members: Vec<&checks::Check> = unit.iter().map(|&i| &checks[i]).collect();
+        let parts: Option<Vec<_>> = members.iter().map(|c| c.fuse.as_ref()).collect();
+        let (Some(parts), [first, _, ..]) = (parts, members.as_slice()) else {
+            continue;
+        };
+        let Some(w) = warehouses.get(&first.connection) else {
+            continue;
+        };
+        if unreachable.contains(&first.connection) {
+            continue;
+        }
+        let job = crate::warehouse::Job {
+            check: &first.id.0,
+            max_bytes_billed: first.max_bytes_billed,
+        };
+        if let Err(e) = w.prepare(&crate::checks::fuse::sql(&parts), job).await {
+            eprintln!(
+                "warning: the scan of {} shared by {} checks ({}, …) does not prepare on \"{}\": \
+                 {e}; they will run alone\n  hint: `dqwatch render {}` prints it; \
+                 `fuse = false` keeps a check out of it",
+                parts[0].table,
+                members.len(),
+                first.id.0,
+                first.connection,
+                first.id.0
+            );
+        }
     }
 }
 

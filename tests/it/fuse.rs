@@ -333,3 +333,52 @@ fn a_condition_that_closes_its_parenthesis_is_refused() {
         .stderr_has("sneaky.toml:6")
         .stderr_has("closes a parenthesis it did not open");
 }
+
+/// A `rules_dir` rule may have a fused form; one that the warehouse refuses is a warning of
+/// `validate --connect` (exit code unchanged), and at run time its checks run alone with the
+/// results they have alone.
+#[test]
+fn a_broken_fused_template_is_a_warning_and_its_checks_run_alone() {
+    let env = TestEnv::sqlite(
+        "CREATE TABLE ev (ds TEXT); INSERT INTO ev VALUES ('a'), ('b');",
+        "",
+    );
+    let toml = std::fs::read_to_string(env.path().join("dqwatch.toml")).unwrap();
+    env.config(&format!("rules_dir = \"rules\"\n{toml}"));
+    env.write(
+        "rules/row_count/rule.toml",
+        "description = \"rows\"\ncategory = \"data_loss\"\nkeys = [\"subject\"]\nmetric = \"n\"\n\
+         [thresholds]\nP2 = \"< 1\"\n[params.table]\ntype = \"identifier\"\nrequired = true\n",
+    );
+    for dialect in ["postgres", "mysql", "sqlite"] {
+        env.write(
+            &format!("rules/row_count/{dialect}.sql"),
+            "SELECT 'all' AS subject, COUNT(*) AS n FROM {{params.table}}",
+        );
+    }
+    env.write(
+        "rules/row_count/sqlite.fused.sql",
+        "table: {{params.table}}\ngroup:\nrows:\nsubject: 'all'\nn: COUNT(no_such_column)\n",
+    );
+    for id in ["a", "b"] {
+        env.write(
+            &format!("checks/{id}.toml"),
+            "rule = \"row_count\"\n[params]\ntable = \"ev\"\n",
+        );
+    }
+    env.run(["validate", "--connect"])
+        .code(0)
+        .stderr_has("shared by 2 checks")
+        .stderr_has("does not prepare")
+        .stderr_has("no_such_column");
+    let report = env
+        .run(["run", "--no-incidents", "--format", "json"])
+        .code(0)
+        .json();
+    for id in ["a", "b"] {
+        let doc = check_doc(&report, id);
+        assert_eq!(doc["status"], "pass", "{doc:#}");
+        assert_eq!(doc["fused"], Value::Null, "{doc:#}");
+        assert_eq!(doc["observations"][0]["metric"], 2.0, "{doc:#}");
+    }
+}
