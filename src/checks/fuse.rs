@@ -104,6 +104,15 @@ pub fn scans<C: Borrow<Check>>(checks: &[C]) -> Vec<Vec<usize>> {
     groups
 }
 
+/// The parts of checks that share a scan: `None` unless there are two or more and every one
+/// can be fused.
+pub fn shared<C: Borrow<Check>>(members: &[C]) -> Option<Vec<&Fusable>> {
+    if members.len() < 2 {
+        return None;
+    }
+    members.iter().map(|c| c.borrow().fuse.as_ref()).collect()
+}
+
 /// Does member `m` of a scan get a count of its rows? Only where a key could come out of
 /// the scan with none of them: grouped, and limited to some rows.
 fn counted(scan: &[&Fusable], m: &Fusable) -> bool {

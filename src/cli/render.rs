@@ -46,20 +46,17 @@ pub fn cmd(config: Option<&Path>, args: &RenderArgs) -> Exit {
         sql.push('\n');
     }
     // A rule check that shares a scan in a pass of every check: that query too.
-    let scans = crate::checks::fuse::scans(&engine.checks);
-    let shared = scans
-        .iter()
-        .find(|unit| unit.len() > 1 && unit.iter().any(|&i| engine.checks[i].id == check.id));
-    if let Some(unit) = shared {
-        let parts: Vec<_> = unit
-            .iter()
-            .filter_map(|&i| engine.checks[i].fuse.as_ref())
-            .collect();
+    let unit = crate::checks::fuse::scans(&engine.checks)
+        .into_iter()
+        .find(|unit| unit.iter().any(|&i| engine.checks[i].id == check.id))
+        .unwrap_or_default();
+    let members: Vec<&crate::checks::Check> = unit.iter().map(|&i| &*engine.checks[i]).collect();
+    if let Some(parts) = crate::checks::fuse::shared(&members) {
         sql = format!(
             "{sql}\n-- In a run of every check it shares this scan with {} other checks on {} \
              (fuse = false runs it alone):\n{}\n",
-            unit.len() - 1,
-            parts.first().map_or("", |p| p.table.as_str()),
+            parts.len() - 1,
+            parts[0].table,
             crate::checks::fuse::sql(&parts)
         );
     }

@@ -183,8 +183,8 @@ async fn warn_about_shared_scans(
 ) {
     for unit in crate::checks::fuse::scans(checks) {
         let members: Vec<&checks::Check> = unit.iter().map(|&i| &checks[i]).collect();
-        let parts: Option<Vec<_>> = members.iter().map(|c| c.fuse.as_ref()).collect();
-        let (Some(parts), [first, _, ..]) = (parts, members.as_slice()) else {
+        let (Some(parts), Some(first)) = (crate::checks::fuse::shared(&members), members.first())
+        else {
             continue;
         };
         let Some(w) = warehouses.get(&first.connection) else {

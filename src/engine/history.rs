@@ -80,12 +80,8 @@ async fn judge(
             ),
         );
     };
-    let read = std::sync::Mutex::new(read);
-    let fetch = || async {
-        let read = read
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
+    // The rows already read (a shared scan), else the check's own query.
+    let fetch = |read: Option<ResultSet>| async {
         if let Some(rs) = read {
             return Ok(rs);
         }
@@ -113,7 +109,7 @@ async fn judge(
             day_of_week,
             severity,
         } => {
-            let rs = match fetch().await {
+            let rs = match fetch(read).await {
                 Ok(rs) => rs,
                 Err(o) => return o,
             };
@@ -181,7 +177,7 @@ async fn judge(
             outcome
         }
         HistoryEngine::Schema { severity, added } => {
-            let rs = match fetch().await {
+            let rs = match fetch(read).await {
                 Ok(rs) => rs,
                 Err(o) => return o,
             };

@@ -245,26 +245,20 @@ pub async fn run_scan(
     store: Option<&Store>,
     now: DateTime<Utc>,
 ) -> Vec<CheckRun> {
-    let parts: Option<Vec<&crate::checks::fuse::Fusable>> =
-        checks.iter().map(|c| c.fuse.as_ref()).collect();
-    let (Some(parts), Some(w), [first, _, ..]) = (
-        parts,
+    let (Some(parts), Some(w)) = (
+        crate::checks::fuse::shared(&checks),
         checks.first().and_then(|c| warehouses.get(&c.connection)),
-        checks.as_slice(),
     ) else {
         return alone(checks, warehouses, store, now).await;
     };
     let t = Instant::now();
     let sql = crate::checks::fuse::sql(&parts);
-    let fetched = w.fetch_timed(&sql, job(first)).await;
+    let fetched = w.fetch_timed(&sql, job(&checks[0])).await;
     let split = match &fetched.rows {
-        Ok(rs) => crate::checks::fuse::split(rs, &parts),
-        Err(_) => None,
-    };
-    let Some(split) = split else {
-        if let Err(e) = &fetched.rows
-            && e.kind() == ErrorKind::Timeout
-        {
+        Ok(rs) => crate::checks::fuse::split(rs, &parts).ok_or_else(|| {
+            "the result does not have the shape the shared query asked for".to_string()
+        }),
+        Err(e) if e.kind() == ErrorKind::Timeout => {
             let message = format!(
                 "{e} (in one scan of {} shared by {} checks; `fuse = false` runs a check alone)",
                 parts[0].table,
@@ -285,10 +279,14 @@ pub async fn run_scan(
                 })
                 .collect();
         }
-        if let Err(e) = &fetched.rows {
-            tracing::warn!(table = %parts[0].table, error = %e, "A shared scan failed; its checks run alone.");
+        Err(e) => Err(e.to_string()),
+    };
+    let split = match split {
+        Ok(split) => split,
+        Err(error) => {
+            tracing::warn!(table = %parts[0].table, %error, "A shared scan failed; its checks run alone.");
+            return alone(checks, warehouses, store, now).await;
         }
-        return alone(checks, warehouses, store, now).await;
     };
     let n = checks.len();
     let mut out = Vec::with_capacity(n);
